@@ -1,0 +1,74 @@
+# libgnaming: `make demo` shows it, `make test` installs what is missing, builds and runs every suite.
+# Each test suite lives in mk/<suite>.mk and adds itself to TEST_TARGETS and its Debian packages to
+# APT_PACKAGES, so suites stay independent.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+RELEASE_DIR := target/release
+LIB := $(RELEASE_DIR)/libgnaming.so
+HEADER := include/gnaming.h
+BUILD := build
+
+# Packages every suite needs; suites append theirs.
+APT_PACKAGES := build-essential pkg-config protobuf-compiler python3 valgrind
+TEST_TARGETS :=
+
+.PHONY: all deps build lib header check-header demo test install uninstall clean
+all: build
+
+include $(sort $(wildcard mk/*.mk))
+
+deps:
+	@scripts/install-deps $(sort $(APT_PACKAGES))
+
+build: lib
+
+# Always ask cargo: it knows when the library is up to date.
+lib:
+	$(CARGO) build --release --lib
+
+$(LIB): lib
+
+header:
+	GNAMING_UPDATE_HEADER=1 $(CARGO) build --lib
+
+# The header must equal a fresh cbindgen run and be committed as such.
+check-header: lib
+	@$(CARGO) test --test header_is_current -q
+	@git diff --quiet --exit-code -- $(HEADER) 2>/dev/null || { echo "$(HEADER) differs from the commit: run 'make header' and commit it"; exit 1; }
+
+test: deps
+	$(MAKE) build
+	$(MAKE) check-header
+	@set -o pipefail; failed=(); \
+	for t in $(TEST_TARGETS); do \
+	  echo "=== $$t"; \
+	  if ! $(MAKE) --no-print-directory $$t; then failed+=("$$t"); fi; \
+	done; \
+	n=$(words $(TEST_TARGETS)); f=$${#failed[@]}; \
+	echo; echo "suites: $$((n - f)) passed, $$f failed"; \
+	if [ $$f -gt 0 ]; then echo "failed suites: $${failed[*]}"; exit 1; fi
+
+demo: deps build $(BUILD)/examples/resolve
+	$(BUILD)/examples/resolve 'pass:///127.0.0.1:50051#2,127.0.0.1:50052'
+
+$(BUILD)/examples/resolve: examples/c/resolve.c $(HEADER) lib
+	@mkdir -p $(dir $@)
+	$(CC) -Wall -Wextra -Werror -Iinclude $< -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR)) -o $@
+
+install: lib
+	install -D -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libgnaming.so
+	install -D -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/gnaming.h
+	@mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/^version = \"\(.*\)\"/\1/p' Cargo.toml | head -1)|" \
+	  gnaming.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gnaming.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libgnaming.so $(DESTDIR)$(PREFIX)/include/gnaming.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/gnaming.pc
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

@@ -1,0 +1,190 @@
+//! `gn_update` and `gn_address`: a C view of one complete address list, built once per delivery.
+
+use std::ffi::{c_char, CString};
+use std::sync::Arc;
+
+use super::panic::guard;
+use crate::update::{AddressFamily, EndpointKind, ResolverState, Update};
+
+/// How to dial an address string.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum gn_address_family {
+    /// "a.b.c.d:port"
+    Ipv4 = 0,
+    /// "[v6]:port"
+    Ipv6 = 1,
+    /// "unix:/path"
+    Unix = 2,
+    /// "host:port" or an opaque passthrough string: the consumer resolves it.
+    Name = 3,
+}
+
+/// What an entry points at.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum gn_address_kind {
+    /// A server that handles RPCs.
+    Backend = 0,
+    /// A grpclb load balancer.
+    Balancer = 1,
+}
+
+/// Whether an update's list is fresh.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum gn_resolver_state {
+    /// The list is what the source says now.
+    Ok = 0,
+    /// The source could not be read; the list is the last good one (empty if there was none) and
+    /// `gn_update_error_message` says why.
+    TransientError = 1,
+}
+
+/// One entry of an address list. Read it through the pointer `gn_update_address` returns; fields may
+/// be appended in later versions, so never copy or allocate a `gn_address` by value. All pointers
+/// are borrowed from the update and valid as long as it is.
+#[repr(C)]
+pub struct gn_address {
+    /// The address, NUL-terminated UTF-8, in the form `family` says.
+    pub addr: *const c_char,
+    pub family: gn_address_family,
+    pub kind: gn_address_kind,
+    /// Relative share of traffic, at least 1.
+    pub weight: u32,
+    /// 0..N-1 when the target asked for N connections to this address (`#N`): entries with the same
+    /// `addr` differ here, so a stack must keep them apart to open N connections.
+    pub copy_index: u32,
+    /// Metadata as JSON text, exactly as the source had it; NULL when there is none.
+    pub metadata_json: *const c_char,
+}
+
+/// One complete address list with its state and service config. An update handed to a callback is
+/// borrowed for that call only; one returned by `gn_resolver_next` is owned by the caller and freed
+/// with `gn_update_free`. Immutable: it may be read from any thread.
+pub struct gn_update {
+    update: Arc<Update>,
+    addresses: Vec<gn_address>,
+    error_message: Option<CString>,
+    service_config: Option<CString>,
+    // Owns the text `addresses` points into.
+    _strings: Vec<CString>,
+}
+
+// SAFETY: the raw pointers point into `_strings`, owned by the same immutable value.
+unsafe impl Send for gn_update {}
+unsafe impl Sync for gn_update {}
+
+fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
+}
+
+impl gn_update {
+    pub(crate) fn new(update: Arc<Update>) -> Self {
+        let mut strings = Vec::with_capacity(update.endpoints.len() * 2);
+        let mut addresses = Vec::with_capacity(update.endpoints.len());
+        for e in &update.endpoints {
+            let addr = c_string(&e.address);
+            let metadata = e.metadata.as_deref().map(c_string);
+            addresses.push(gn_address {
+                addr: addr.as_ptr(),
+                family: match e.family {
+                    AddressFamily::Ipv4 => gn_address_family::Ipv4,
+                    AddressFamily::Ipv6 => gn_address_family::Ipv6,
+                    AddressFamily::Unix => gn_address_family::Unix,
+                    AddressFamily::Name => gn_address_family::Name,
+                },
+                kind: match e.kind {
+                    EndpointKind::Backend => gn_address_kind::Backend,
+                    EndpointKind::Balancer => gn_address_kind::Balancer,
+                },
+                weight: e.weight.max(1),
+                copy_index: e.copy,
+                metadata_json: metadata.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
+            });
+            // Moving a CString moves only its pointer; the bytes the raw pointers see stay put.
+            strings.push(addr);
+            strings.extend(metadata);
+        }
+        gn_update {
+            error_message: update.error_message().map(c_string),
+            service_config: update.service_config.as_deref().map(c_string),
+            update,
+            addresses,
+            _strings: strings,
+        }
+    }
+}
+
+/// # Safety
+/// `update` is NULL or a live update.
+unsafe fn view<'a>(update: *const gn_update) -> Option<&'a gn_update> {
+    update.as_ref()
+}
+
+/// The update's state; `GN_RESOLVER_STATE_TRANSIENT_ERROR` for NULL.
+#[no_mangle]
+pub extern "C" fn gn_update_state(update: *const gn_update) -> gn_resolver_state {
+    // SAFETY: NULL or a live update.
+    guard(gn_resolver_state::TransientError, || match unsafe { view(update) }.map(|u| &u.update.state) {
+        Some(ResolverState::Ok) => gn_resolver_state::Ok,
+        _ => gn_resolver_state::TransientError,
+    })
+}
+
+/// Why the state is `GN_RESOLVER_STATE_TRANSIENT_ERROR`; NULL when the state is OK or `update` is NULL.
+/// Borrowed from the update.
+#[no_mangle]
+pub extern "C" fn gn_update_error_message(update: *const gn_update) -> *const c_char {
+    // SAFETY: NULL or a live update.
+    guard(std::ptr::null(), || {
+        unsafe { view(update) }.and_then(|u| u.error_message.as_ref()).map_or(std::ptr::null(), |m| m.as_ptr())
+    })
+}
+
+/// The update's number, counting from 1 per resolver. A gap means updates were superseded before
+/// delivery (the latest complete list always wins). 0 for NULL.
+#[no_mangle]
+pub extern "C" fn gn_update_sequence(update: *const gn_update) -> u64 {
+    // SAFETY: NULL or a live update.
+    guard(0, || unsafe { view(update) }.map_or(0, |u| u.update.sequence))
+}
+
+/// How many entries the list has; 0 for NULL.
+#[no_mangle]
+pub extern "C" fn gn_update_address_count(update: *const gn_update) -> usize {
+    // SAFETY: NULL or a live update.
+    guard(0, || unsafe { view(update) }.map_or(0, |u| u.addresses.len()))
+}
+
+/// Entry `index` of the list, borrowed from the update; NULL when `update` is NULL or `index` is out
+/// of range.
+#[no_mangle]
+pub extern "C" fn gn_update_address(update: *const gn_update, index: usize) -> *const gn_address {
+    // SAFETY: NULL or a live update.
+    guard(std::ptr::null(), || {
+        unsafe { view(update) }.and_then(|u| u.addresses.get(index)).map_or(std::ptr::null(), |a| a as *const _)
+    })
+}
+
+/// The service config chosen for this client, as JSON text; NULL when there is none or `update` is
+/// NULL. Borrowed from the update.
+#[no_mangle]
+pub extern "C" fn gn_update_service_config(update: *const gn_update) -> *const c_char {
+    // SAFETY: NULL or a live update.
+    guard(std::ptr::null(), || {
+        unsafe { view(update) }.and_then(|u| u.service_config.as_ref()).map_or(std::ptr::null(), |c| c.as_ptr())
+    })
+}
+
+/// Frees an update returned by `gn_resolver_next`. NULL is a no-op. Never pass the update a callback
+/// received: that one is borrowed.
+#[no_mangle]
+pub extern "C" fn gn_update_free(update: *mut gn_update) {
+    guard((), || {
+        if !update.is_null() {
+            // SAFETY: the caller owns `update`, made by `gn_resolver_next`, and gives it up here.
+            drop(unsafe { Box::from_raw(update) });
+        }
+    })
+}

@@ -1,0 +1,187 @@
+//! Resolvers: parse a target, run its scheme's backend as a task on the runtime, and hand each
+//! complete list to a callback or a pull queue. Backends publish through [`ResolverContext`], which
+//! keeps the last good list through errors and drops updates that change nothing.
+
+pub mod delivery;
+pub mod static_list;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+pub use delivery::UpdateHandler;
+
+use crate::error::Error;
+use crate::runtime::{self, Closable};
+use crate::target::Target;
+use crate::update::{Endpoint, ResolverState, Update};
+use delivery::Delivery;
+
+/// Settings for one resolver; every scheme reads the part that concerns it.
+#[derive(Debug, Clone)]
+pub struct ResolverOptions {
+    /// The language of the gRPC stack the updates go to ("c", "c++", "go", "python"...), used to
+    /// choose among service configs that name languages.
+    pub client_language: String,
+    pub dns: crate::dns::DnsOptions,
+    pub etcd: crate::etcd::EtcdResolverOptions,
+}
+
+impl Default for ResolverOptions {
+    fn default() -> Self {
+        ResolverOptions { client_language: "c".into(), dns: Default::default(), etcd: Default::default() }
+    }
+}
+
+/// A backend's running body.
+pub(crate) type BackendTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// What a backend task holds: where to publish, and how it hears `resolve_now`.
+pub struct ResolverContext {
+    delivery: Arc<Delivery>,
+    resolve_now: Arc<Notify>,
+    options: Arc<ResolverOptions>,
+    sequence: u64,
+    last_good: Option<(Vec<Endpoint>, Option<String>)>,
+    last_state: Option<ResolverState>,
+}
+
+impl ResolverContext {
+    pub fn options(&self) -> &ResolverOptions {
+        &self.options
+    }
+
+    /// Publishes a fresh complete list, unless it equals the last one published.
+    pub fn publish(&mut self, endpoints: Vec<Endpoint>, service_config: Option<String>) {
+        let unchanged = self.last_state == Some(ResolverState::Ok)
+            && self.last_good.as_ref().is_some_and(|(e, c)| *e == endpoints && *c == service_config);
+        if unchanged {
+            return;
+        }
+        self.last_good = Some((endpoints.clone(), service_config.clone()));
+        self.send(ResolverState::Ok, endpoints, service_config);
+    }
+
+    /// Publishes a transient error: the last good list stays (empty if there never was one).
+    pub fn publish_error(&mut self, message: impl Into<String>) {
+        let state = ResolverState::TransientError(message.into());
+        if self.last_state.as_ref() == Some(&state) {
+            return;
+        }
+        let (endpoints, service_config) = self.last_good.clone().unwrap_or_default();
+        self.send(state, endpoints, service_config);
+    }
+
+    fn send(&mut self, state: ResolverState, endpoints: Vec<Endpoint>, service_config: Option<String>) {
+        self.sequence += 1;
+        self.last_state = Some(state.clone());
+        self.delivery.publish(Update { sequence: self.sequence, state, endpoints, service_config });
+    }
+
+    /// Completes when `resolve_now` was called since the last time this completed.
+    pub async fn resolve_now_requested(&self) {
+        self.resolve_now.notified().await
+    }
+}
+
+/// A running resolver. Dropping it closes it.
+pub struct Resolver {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    target: Target,
+    delivery: Arc<Delivery>,
+    resolve_now: Arc<Notify>,
+    task: Mutex<Option<AbortHandle>>,
+    pid: u32,
+}
+
+impl Closable for Shared {
+    fn close(&self) {
+        if !runtime::is_own(self.pid) {
+            self.delivery.abandon();
+            return;
+        }
+        if let Some(task) = self.task.lock().take() {
+            task.abort();
+        }
+        self.delivery.close();
+    }
+}
+
+impl Resolver {
+    /// Parses `target` and starts resolving it. Updates go to `handler`, or wait for [`Resolver::next`]
+    /// when it is `None`. On error the handler has been dropped.
+    pub fn start(target: &str, options: &ResolverOptions, handler: Option<Box<dyn UpdateHandler>>) -> Result<Self, Error> {
+        let target = Target::parse(target)?;
+        Self::start_parsed(target, options, handler)
+    }
+
+    pub fn start_parsed(target: Target, options: &ResolverOptions, handler: Option<Box<dyn UpdateHandler>>) -> Result<Self, Error> {
+        let runtime = runtime::handle()?;
+        let delivery = Delivery::new(handler, runtime.clone());
+        let resolve_now = Arc::new(Notify::new());
+        let options = Arc::new(options.clone());
+        let ctx = ResolverContext {
+            delivery: Arc::clone(&delivery),
+            resolve_now: Arc::clone(&resolve_now),
+            options,
+            sequence: 0,
+            last_good: None,
+            last_state: None,
+        };
+        let body = match backend(&target, ctx) {
+            Ok(body) => body,
+            Err(e) => {
+                delivery.close();
+                return Err(e);
+            }
+        };
+        let shared = Arc::new(Shared { target, delivery, resolve_now, task: Mutex::new(None), pid: std::process::id() });
+        // Hold the task slot while spawning so a racing close cannot miss the abort handle.
+        let mut slot = shared.task.lock();
+        *slot = Some(runtime.spawn(body).abort_handle());
+        drop(slot);
+        runtime::track_arc(&shared);
+        Ok(Resolver { shared })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.shared.target
+    }
+
+    /// Asks the backend to look again now (rate limited by the backend).
+    pub fn resolve_now(&self) {
+        self.shared.resolve_now.notify_one();
+    }
+
+    /// For resolvers started without a handler: waits for the next update (`None`: forever).
+    pub fn next(&self, timeout: Option<Duration>) -> Result<Arc<Update>, Error> {
+        self.shared.delivery.next(timeout.unwrap_or(Duration::MAX))
+    }
+
+    /// Stops the resolver: see [`delivery`] for the guarantees. Idempotent and thread-safe.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn backend(target: &Target, ctx: ResolverContext) -> Result<BackendTask, Error> {
+    match target {
+        Target::Etcd(t) => crate::etcd::resolver_task(t, ctx),
+        Target::Dns(t) => crate::dns::resolver_task(t, ctx),
+        other => Ok(static_list::resolver_task(other, ctx)),
+    }
+}

@@ -1,0 +1,180 @@
+//! The process-wide background tokio runtime: started lazily on first use, sized once, shut down on
+//! request (closing every live object first), and replaced by a fresh one in a forked child.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::runtime::{Handle, Runtime};
+
+use crate::error::{Error, ErrorKind};
+
+/// Worker threads when the host configures none.
+pub const DEFAULT_WORKERS: usize = 2;
+/// The most worker threads a host may ask for.
+pub const MAX_WORKERS: usize = 256;
+
+/// Something the runtime must close before it shuts down (resolvers, registrations).
+pub(crate) trait Closable: Send + Sync {
+    fn close(&self);
+}
+
+struct Installed {
+    runtime: Runtime,
+    pid: u32,
+}
+
+struct Global {
+    installed: Option<Installed>,
+    live: Vec<Weak<dyn Closable>>,
+}
+
+static GLOBAL: Mutex<Global> = Mutex::new(Global { installed: None, live: Vec::new() });
+static WORKERS: AtomicUsize = AtomicUsize::new(DEFAULT_WORKERS);
+static ATFORK: Once = Once::new();
+
+thread_local! {
+    /// Set while this thread runs a host callback, so calls that would wait on that callback refuse.
+    static IN_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current thread as inside a host callback until the guard drops.
+pub(crate) struct CallbackScope(bool);
+
+impl CallbackScope {
+    pub(crate) fn enter() -> Self {
+        CallbackScope(IN_CALLBACK.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for CallbackScope {
+    fn drop(&mut self) {
+        IN_CALLBACK.with(|c| c.set(self.0));
+    }
+}
+
+pub(crate) fn in_callback() -> bool {
+    IN_CALLBACK.with(|c| c.get())
+}
+
+/// Sets the number of worker threads; only before the runtime has started (or after a shutdown).
+pub fn configure(workers: usize) -> Result<(), Error> {
+    if workers == 0 || workers > MAX_WORKERS {
+        return Err(Error::invalid_argument(format!("worker threads must be from 1 to {MAX_WORKERS}, got {workers}")));
+    }
+    let global = GLOBAL.lock();
+    if matches!(&global.installed, Some(i) if i.pid == std::process::id()) {
+        return Err(Error::new(ErrorKind::BadState, "the runtime is already running; configure it before first use"));
+    }
+    WORKERS.store(workers, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether the runtime is running in this process.
+pub fn is_running() -> bool {
+    matches!(&GLOBAL.lock().installed, Some(i) if i.pid == std::process::id())
+}
+
+/// The runtime's handle, starting the runtime if needed. In a forked child the parent's runtime has
+/// no threads: it is abandoned (never dropped, since dropping would wait for threads that do not
+/// exist) and a fresh one is started.
+pub fn handle() -> Result<Handle, Error> {
+    ATFORK.call_once(install_atfork);
+    let mut global = GLOBAL.lock();
+    let pid = std::process::id();
+    if let Some(installed) = &global.installed {
+        if installed.pid == pid {
+            return Ok(installed.runtime.handle().clone());
+        }
+        let stale = global.installed.take().expect("checked above");
+        std::mem::forget(stale);
+        // Objects inherited from the parent belong to it; the child only forgets them.
+        std::mem::forget(std::mem::take(&mut global.live));
+    }
+    crate::log::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS.load(Ordering::Relaxed))
+        .thread_name("gnaming")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Runtime, format!("cannot start the background runtime: {e}")))?;
+    let handle = runtime.handle().clone();
+    global.installed = Some(Installed { runtime, pid });
+    Ok(handle)
+}
+
+/// Registers an object to be closed by [`shutdown`].
+pub(crate) fn track(object: Weak<dyn Closable>) {
+    let mut global = GLOBAL.lock();
+    global.live.retain(|w| w.strong_count() > 0);
+    global.live.push(object);
+}
+
+/// Closes every live object, then stops the runtime, waiting at most `timeout` for its tasks.
+/// Refused from a callback or a runtime thread, where waiting would deadlock.
+pub fn shutdown(timeout: Duration) -> Result<(), Error> {
+    if in_callback() || Handle::try_current().is_ok() {
+        return Err(Error::new(ErrorKind::BadState, "shutdown cannot be called from a callback or a runtime thread"));
+    }
+    let live = std::mem::take(&mut GLOBAL.lock().live);
+    for object in live.iter().filter_map(Weak::upgrade) {
+        object.close();
+    }
+    let installed = GLOBAL.lock().installed.take();
+    if let Some(installed) = installed {
+        if installed.pid == std::process::id() {
+            installed.runtime.shutdown_timeout(timeout);
+        } else {
+            std::mem::forget(installed);
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the global lock consistent across fork: the child must not inherit it locked by a thread
+/// that does not exist there.
+fn install_atfork() {
+    extern "C" fn prepare() {
+        std::mem::forget(GLOBAL.lock());
+    }
+    extern "C" fn release() {
+        // SAFETY: `prepare` left the lock held by this very thread (in the child, its only thread).
+        unsafe { GLOBAL.force_unlock() };
+    }
+    // SAFETY: the handlers are plain functions that live as long as the library.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release)) };
+}
+
+/// Whether `pid` (recorded when an object started) is this process, i.e. the object was not
+/// inherited through fork.
+pub(crate) fn is_own(pid: u32) -> bool {
+    pid == std::process::id()
+}
+
+/// Runs `f` on the runtime as a task and waits for its result on this (non-runtime) thread.
+/// Never `block_on`: the caller's thread only parks on a channel.
+pub(crate) fn run_and_wait<T, F>(future: F, timeout: Duration) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    if Handle::try_current().is_ok() {
+        return Err(Error::new(ErrorKind::BadState, "this call blocks and cannot run on a runtime thread"));
+    }
+    let handle = handle()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv_timeout(timeout).map_err(|e| match e {
+        std::sync::mpsc::RecvTimeoutError::Timeout => Error::new(ErrorKind::Timeout, "timed out"),
+        std::sync::mpsc::RecvTimeoutError::Disconnected => Error::new(ErrorKind::Closed, "the runtime shut down"),
+    })
+}
+
+/// Keeps `Arc<dyn Closable>` coercions in one place.
+pub(crate) fn track_arc<T: Closable + 'static>(object: &Arc<T>) {
+    let weak: Weak<T> = Arc::downgrade(object);
+    track(weak);
+}

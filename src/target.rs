@@ -1,0 +1,621 @@
+//! Target strings: the one parser every binding uses, following gRPC's naming spec
+//! (`scheme://authority/endpoint` and the short forms gRPC accepts) plus libgnaming's `pass` and `etcd`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+
+use crate::error::{Error, ErrorKind};
+
+/// The most connections a `#N` suffix may ask for per address.
+pub const MAX_COPIES: u32 = 1000;
+/// The longest target string accepted, in bytes.
+pub const MAX_TARGET_LEN: usize = 4096;
+/// Port used by `dns:` targets that name none (gRPC's default).
+pub const DNS_DEFAULT_PORT: u16 = 443;
+/// Port of a DNS server named in a `dns://server/` authority without one.
+pub const DNS_SERVER_DEFAULT_PORT: u16 = 53;
+/// Longest `unix:` path: `sun_path` holds 108 bytes including the terminating NUL.
+const MAX_UNIX_PATH: usize = 107;
+
+/// The schemes libgnaming serves, in the order error messages list them.
+pub const SCHEMES: &[&str] = &["etcd", "dns", "pass", "passthrough", "ipv4", "ipv6", "unix"];
+
+/// A parsed target: what to resolve, with no I/O done yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `ipv4:1.2.3.4:80,5.6.7.8:81`
+    Ipv4(Vec<SocketAddr>),
+    /// `ipv6:[::1]:80,[::2]:81`
+    Ipv6(Vec<SocketAddr>),
+    /// `unix:/path`, `unix:///path` or `unix:relative/path`
+    Unix(String),
+    /// `passthrough:///anything`: handed to the connector verbatim.
+    Passthrough(String),
+    /// `pass:///a:1#2,b:2`: a static list with a connection count per address.
+    Pass(Vec<PassEntry>),
+    /// `etcd://[cluster]/service[#N]`
+    Etcd(EtcdTarget),
+    /// `dns://[server]/host[:port]`, `dns:host[:port]`, or a bare `host[:port]`.
+    Dns(DnsTarget),
+}
+
+/// A host as written in a target: an IP literal or a DNS name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(String),
+}
+
+/// One `host:port[#N]` item of a `pass:` target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassEntry {
+    pub host: Host,
+    pub port: u16,
+    pub copies: u32,
+}
+
+/// Which etcd cluster a target names in its authority.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClusterRef {
+    /// Empty authority: the process default (`GNAMING_ETCD_ENDPOINTS`, else 127.0.0.1:2379).
+    Default,
+    /// `host:port`: that single endpoint.
+    Endpoint(String),
+    /// A name configured through the cluster API.
+    Named(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTarget {
+    pub cluster: ClusterRef,
+    /// The key prefix, without the trailing `/`: keys are `<service>/<addr>`.
+    pub service: String,
+    pub copies: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsTarget {
+    /// The DNS server from the authority; `None` means the system configuration.
+    pub server: Option<SocketAddr>,
+    pub host: Host,
+    pub port: u16,
+}
+
+impl Target {
+    /// Parses a target string; the error names the part that is wrong.
+    pub fn parse(input: &str) -> Result<Target, Error> {
+        parse(input).map_err(|(kind, msg)| Error::new(kind, format!("invalid target '{}': {msg}", shorten(input))))
+    }
+
+    /// The scheme that serves this target.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Target::Ipv4(_) => "ipv4",
+            Target::Ipv6(_) => "ipv6",
+            Target::Unix(_) => "unix",
+            Target::Passthrough(_) => "passthrough",
+            Target::Pass(_) => "pass",
+            Target::Etcd(_) => "etcd",
+            Target::Dns(_) => "dns",
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}"),
+            Host::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+impl Host {
+    /// `host:port` with IPv6 in brackets, the form every gRPC stack accepts.
+    pub fn with_port(&self, port: u16) -> String {
+        format!("{self}:{port}")
+    }
+}
+
+type ParseResult<T> = Result<T, (ErrorKind, String)>;
+
+fn bad<T>(msg: impl Into<String>) -> ParseResult<T> {
+    Err((ErrorKind::InvalidTarget, msg.into()))
+}
+
+/// Error messages quote the input; a huge one is cut so the message stays readable.
+fn shorten(input: &str) -> String {
+    const KEEP: usize = 120;
+    if input.len() <= KEEP {
+        return input.escape_debug().to_string();
+    }
+    let mut end = KEEP;
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", input[..end].escape_debug(), input.len())
+}
+
+fn parse(input: &str) -> ParseResult<Target> {
+    if input.is_empty() {
+        return bad("the target is empty");
+    }
+    if input.len() > MAX_TARGET_LEN {
+        return bad(format!("longer than {MAX_TARGET_LEN} bytes"));
+    }
+    if let Some(c) = input.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return bad(format!("contains the character {:?}; targets have no spaces or control characters", c));
+    }
+
+    let Some((scheme, rest)) = split_scheme(input) else {
+        // No scheme at all ("host:port", "[::1]:80"): gRPC's default scheme is dns.
+        return parse_dns_endpoint(None, input);
+    };
+    let lower = scheme.to_ascii_lowercase();
+    let (authority, endpoint) = split_authority(rest);
+    match lower.as_str() {
+        "ipv4" | "ipv6" => {
+            no_authority(&lower, authority)?;
+            parse_ip_list(&lower, endpoint)
+        }
+        "unix" => {
+            no_authority("unix", authority)?;
+            parse_unix(authority.is_some(), endpoint)
+        }
+        "passthrough" => {
+            let endpoint = endpoint.trim_start_matches('/');
+            if endpoint.is_empty() {
+                return bad("passthrough: the endpoint after 'passthrough:///' is empty");
+            }
+            Ok(Target::Passthrough(endpoint.to_string()))
+        }
+        "pass" => {
+            no_authority("pass", authority)?;
+            parse_pass(endpoint)
+        }
+        "etcd" => parse_etcd(authority, endpoint),
+        "dns" => parse_dns_endpoint(authority, endpoint),
+        _ => {
+            // "localhost:50051" reads as scheme "localhost"; gRPC falls back to dns for such targets.
+            match parse_host_port(input, Some(DNS_DEFAULT_PORT), true) {
+                Ok((host, port)) => Ok(Target::Dns(DnsTarget { server: None, host, port })),
+                Err(_) => Err((
+                    ErrorKind::UnsupportedScheme,
+                    format!("unknown scheme '{scheme}' (libgnaming serves: {})", SCHEMES.join(", ")),
+                )),
+            }
+        }
+    }
+}
+
+/// Splits `scheme:rest` when the text before the first ':' is a URI scheme (RFC 3986 §3.1).
+fn split_scheme(input: &str) -> Option<(&str, &str)> {
+    let colon = input.find(':')?;
+    let scheme = &input[..colon];
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    if !first.is_ascii_alphabetic() || !chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        return None;
+    }
+    Some((scheme, &input[colon + 1..]))
+}
+
+/// `//authority/endpoint` → (Some(authority), endpoint); anything else → (None, rest).
+fn split_authority(rest: &str) -> (Option<&str>, &str) {
+    match rest.strip_prefix("//") {
+        Some(after) => match after.find('/') {
+            Some(slash) => (Some(&after[..slash]), &after[slash + 1..]),
+            None => (Some(after), ""),
+        },
+        None => (None, rest),
+    }
+}
+
+fn no_authority(scheme: &str, authority: Option<&str>) -> ParseResult<()> {
+    match authority {
+        Some(a) if !a.is_empty() => bad(format!("{scheme}: takes no authority, found '{a}' (write {scheme}:///...)")),
+        _ => Ok(()),
+    }
+}
+
+fn parse_ip_list(scheme: &str, endpoint: &str) -> ParseResult<Target> {
+    let list = endpoint.trim_start_matches('/');
+    if list.is_empty() {
+        return bad(format!("{scheme}: no addresses given"));
+    }
+    let mut addrs = Vec::new();
+    for (i, item) in list.split(',').enumerate() {
+        if item.is_empty() {
+            return bad(format!("{scheme}: address #{} is empty (stray comma?)", i + 1));
+        }
+        let addr = if scheme == "ipv4" { parse_ipv4_port(item) } else { parse_ipv6_port(item) };
+        let addr = addr.map_err(|m| (ErrorKind::InvalidTarget, format!("{scheme}: '{item}': {m}")))?;
+        if addrs.contains(&addr) {
+            return bad(format!("{scheme}: address '{item}' is listed twice"));
+        }
+        addrs.push(addr);
+    }
+    Ok(if scheme == "ipv4" { Target::Ipv4(addrs) } else { Target::Ipv6(addrs) })
+}
+
+fn parse_ipv4_port(item: &str) -> Result<SocketAddr, String> {
+    let (ip, port) = item.rsplit_once(':').ok_or("needs a port, as in 1.2.3.4:80")?;
+    let ip: Ipv4Addr = ip.parse().map_err(|_| format!("'{ip}' is not an IPv4 address"))?;
+    Ok(SocketAddr::new(IpAddr::V4(ip), parse_port(port)?))
+}
+
+fn parse_ipv6_port(item: &str) -> Result<SocketAddr, String> {
+    let inner = item.strip_prefix('[').ok_or("IPv6 addresses are written in brackets, as in [::1]:80")?;
+    let (ip, after) = inner.split_once(']').ok_or("missing ']'")?;
+    let port = after.strip_prefix(':').ok_or("needs a port after ']', as in [::1]:80")?;
+    let port = parse_port(port)?;
+    let (ip, scope) = match ip.split_once('%') {
+        Some((ip, scope)) => {
+            let scope: u32 = scope.parse().map_err(|_| format!("zone '{scope}' must be a numeric interface index"))?;
+            (ip, scope)
+        }
+        None => (ip, 0),
+    };
+    let ip: Ipv6Addr = ip.parse().map_err(|_| format!("'{ip}' is not an IPv6 address"))?;
+    Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)))
+}
+
+fn parse_port(port: &str) -> Result<u16, String> {
+    if port.is_empty() {
+        return Err("the port is empty".into());
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("port '{port}' is not a number"));
+    }
+    match port.parse::<u16>() {
+        Ok(0) => Err("port 0 cannot be connected to".into()),
+        Ok(p) => Ok(p),
+        Err(_) => Err(format!("port '{port}' is larger than 65535")),
+    }
+}
+
+fn parse_unix(had_authority: bool, endpoint: &str) -> ParseResult<Target> {
+    // `unix:///p` leaves "p" after the authority's slash; the slash belongs to the path.
+    let path = if had_authority { format!("/{endpoint}") } else { endpoint.to_string() };
+    if path.is_empty() || path == "/" {
+        return bad("unix: the socket path is empty");
+    }
+    if path.len() > MAX_UNIX_PATH {
+        return bad(format!("unix: the socket path is {} bytes; at most {MAX_UNIX_PATH} fit", path.len()));
+    }
+    Ok(Target::Unix(path))
+}
+
+fn parse_pass(endpoint: &str) -> ParseResult<Target> {
+    let list = endpoint.trim_start_matches('/');
+    if list.is_empty() {
+        return bad("pass: no addresses given (write pass:///host:port[#N],...)");
+    }
+    let mut entries: Vec<PassEntry> = Vec::new();
+    for (i, item) in list.split(',').enumerate() {
+        if item.is_empty() {
+            return bad(format!("pass: address #{} is empty (stray comma?)", i + 1));
+        }
+        let (hostport, copies) = split_copies(item).map_err(|m| (ErrorKind::InvalidTarget, format!("pass: '{item}': {m}")))?;
+        let (host, port) = parse_host_port(hostport, None, false)
+            .map_err(|m| (ErrorKind::InvalidTarget, format!("pass: '{item}': {m}")))?;
+        if entries.iter().any(|e| e.host == host && e.port == port) {
+            return bad(format!("pass: '{hostport}' is listed twice (use #N for N connections)"));
+        }
+        entries.push(PassEntry { host, port, copies });
+    }
+    Ok(Target::Pass(entries))
+}
+
+/// `text#N` → (text, N); `text` → (text, 1).
+fn split_copies(item: &str) -> Result<(&str, u32), String> {
+    let Some((text, n)) = item.rsplit_once('#') else { return Ok((item, 1)) };
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("'#{n}' must be '#' and a number of connections from 1 to {MAX_COPIES}"));
+    }
+    match n.parse::<u32>() {
+        Ok(c) if (1..=MAX_COPIES).contains(&c) => Ok((text, c)),
+        _ => Err(format!("'#{n}': the number of connections must be from 1 to {MAX_COPIES}")),
+    }
+}
+
+fn parse_etcd(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
+    let cluster = match authority {
+        None => return bad("etcd: write etcd:///service or etcd://cluster/service"),
+        Some("") => ClusterRef::Default,
+        Some(a) if a.contains(':') => {
+            let (host, port) = parse_host_port(a, None, false)
+                .map_err(|m| (ErrorKind::InvalidTarget, format!("etcd: endpoint '{a}': {m}")))?;
+            ClusterRef::Endpoint(host.with_port(port))
+        }
+        Some(a) => {
+            if !a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return bad(format!("etcd: cluster name '{a}' may hold only letters, digits, '-', '_' and '.'"));
+            }
+            ClusterRef::Named(a.to_string())
+        }
+    };
+    let (service, copies) =
+        split_copies(endpoint).map_err(|m| (ErrorKind::InvalidTarget, format!("etcd: '{endpoint}': {m}")))?;
+    if service.is_empty() {
+        return bad("etcd: the service name is empty");
+    }
+    if service.ends_with('/') {
+        return bad(format!("etcd: service '{service}' ends with '/'; keys are <service>/<address>"));
+    }
+    if service.split('/').any(str::is_empty) {
+        return bad(format!("etcd: service '{service}' has an empty path segment"));
+    }
+    if service.contains('#') {
+        return bad(format!("etcd: service '{service}' contains '#'"));
+    }
+    Ok(Target::Etcd(EtcdTarget { cluster, service: service.to_string(), copies }))
+}
+
+fn parse_dns_endpoint(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
+    let server = match authority {
+        None | Some("") => None,
+        Some(a) => Some(parse_dns_server(a).map_err(|m| (ErrorKind::InvalidTarget, format!("dns: server '{a}': {m}")))?),
+    };
+    if endpoint.is_empty() {
+        return bad("dns: the host name is empty");
+    }
+    let (host, port) = parse_host_port(endpoint, Some(DNS_DEFAULT_PORT), true)
+        .map_err(|m| (ErrorKind::InvalidTarget, format!("dns: '{endpoint}': {m}")))?;
+    Ok(Target::Dns(DnsTarget { server, host, port }))
+}
+
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    let (host, port) = parse_host_port(text, Some(DNS_SERVER_DEFAULT_PORT), true)?;
+    match host {
+        Host::Ip(ip) => Ok(SocketAddr::new(ip, port)),
+        Host::Name(_) => Err("a DNS server must be an IP address".into()),
+    }
+}
+
+/// Parses `host[:port]`, `[v6][:port]`, or (when `bare_v6`) an unbracketed IPv6 address with no port.
+fn parse_host_port(text: &str, default_port: Option<u16>, bare_v6: bool) -> Result<(Host, u16), String> {
+    let need_port = || default_port.ok_or_else(|| "needs a port, as in host:80".to_string());
+    if let Some(inner) = text.strip_prefix('[') {
+        let (ip, after) = inner.split_once(']').ok_or("missing ']'")?;
+        let ip: Ipv6Addr = ip.parse().map_err(|_| format!("'{ip}' is not an IPv6 address"))?;
+        let port = match after {
+            "" => need_port()?,
+            _ => parse_port(after.strip_prefix(':').ok_or_else(|| format!("unexpected '{after}' after ']'"))?)?,
+        };
+        return Ok((Host::Ip(IpAddr::V6(ip)), port));
+    }
+    if text.matches(':').count() >= 2 {
+        return match text.parse::<Ipv6Addr>() {
+            Ok(ip) if bare_v6 => Ok((Host::Ip(IpAddr::V6(ip)), need_port()?)),
+            Ok(_) => Err("an IPv6 address with a port is written in brackets, as in [::1]:80".into()),
+            Err(_) => Err("too many ':' (IPv6 addresses go in brackets)".into()),
+        };
+    }
+    let (host, port) = match text.split_once(':') {
+        Some((host, port)) => (host, parse_port(port)?),
+        None => (text, need_port()?),
+    };
+    Ok((parse_host(host)?, port))
+}
+
+fn parse_host(host: &str) -> Result<Host, String> {
+    if host.is_empty() {
+        return Err("the host is empty".into());
+    }
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok(Host::Ip(IpAddr::V4(ip)));
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.len() > 253 {
+        return Err("a host name has at most 253 characters".into());
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(format!("host '{host}' has an empty label"));
+        }
+        if label.len() > 63 {
+            return Err(format!("label '{label}' is longer than 63 characters"));
+        }
+        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            return Err(format!("host '{host}' contains {c:?}"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("label '{label}' starts or ends with '-'"));
+        }
+    }
+    if name.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!("'{host}' is neither an IPv4 address nor a host name"));
+    }
+    Ok(Host::Name(host.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> Target {
+        Target::parse(s).unwrap_or_else(|e| panic!("'{s}' should parse, got: {e}"))
+    }
+
+    fn v4(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_lists_parse_with_and_without_slashes() {
+        assert_eq!(ok("ipv4:1.2.3.4:80,5.6.7.8:81"), Target::Ipv4(vec![v4("1.2.3.4:80"), v4("5.6.7.8:81")]));
+        assert_eq!(ok("ipv4:///127.0.0.1:1"), Target::Ipv4(vec![v4("127.0.0.1:1")]));
+        assert_eq!(ok("IPV4:127.0.0.1:1"), Target::Ipv4(vec![v4("127.0.0.1:1")]));
+    }
+
+    #[test]
+    fn ipv6_lists_parse_in_brackets() {
+        assert_eq!(ok("ipv6:[::1]:80"), Target::Ipv6(vec![v4("[::1]:80")]));
+        assert_eq!(ok("ipv6:///[::1]:80,[fe80::1]:81"), Target::Ipv6(vec![v4("[::1]:80"), v4("[fe80::1]:81")]));
+        let Target::Ipv6(a) = ok("ipv6:[fe80::1%2]:80") else { panic!() };
+        let SocketAddr::V6(a) = a[0] else { panic!() };
+        assert_eq!(a.scope_id(), 2);
+    }
+
+    #[test]
+    fn unix_paths_keep_their_slashes() {
+        assert_eq!(ok("unix:/tmp/s.sock"), Target::Unix("/tmp/s.sock".into()));
+        assert_eq!(ok("unix:///tmp/s.sock"), Target::Unix("/tmp/s.sock".into()));
+        assert_eq!(ok("unix:relative.sock"), Target::Unix("relative.sock".into()));
+    }
+
+    #[test]
+    fn passthrough_keeps_the_endpoint_verbatim() {
+        assert_eq!(ok("passthrough:///host:50051"), Target::Passthrough("host:50051".into()));
+        assert_eq!(ok("passthrough:host:1"), Target::Passthrough("host:1".into()));
+    }
+
+    #[test]
+    fn pass_reads_connection_counts() {
+        let Target::Pass(e) = ok("pass:///127.0.0.1:50051#2,127.0.0.1:50052") else { panic!() };
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].port, e[0].copies), (50051, 2));
+        assert_eq!((e[1].port, e[1].copies), (50052, 1));
+        let Target::Pass(e) = ok("pass:///[::1]:5#3,svc.local:7") else { panic!() };
+        assert_eq!(e[0].host, Host::Ip("::1".parse().unwrap()));
+        assert_eq!(e[1].host, Host::Name("svc.local".into()));
+        assert_eq!(e[0].copies, 3);
+    }
+
+    #[test]
+    fn etcd_targets_name_default_endpoint_or_named_clusters() {
+        assert_eq!(
+            ok("etcd:///svc#2"),
+            Target::Etcd(EtcdTarget { cluster: ClusterRef::Default, service: "svc".into(), copies: 2 })
+        );
+        assert_eq!(
+            ok("etcd://10.0.0.1:2379/services/echo"),
+            Target::Etcd(EtcdTarget {
+                cluster: ClusterRef::Endpoint("10.0.0.1:2379".into()),
+                service: "services/echo".into(),
+                copies: 1
+            })
+        );
+        assert_eq!(
+            ok("etcd://prod/echo"),
+            Target::Etcd(EtcdTarget { cluster: ClusterRef::Named("prod".into()), service: "echo".into(), copies: 1 })
+        );
+        let Target::Etcd(t) = ok("etcd://[::1]:2379/echo") else { panic!() };
+        assert_eq!(t.cluster, ClusterRef::Endpoint("[::1]:2379".into()));
+    }
+
+    #[test]
+    fn dns_targets_default_to_port_443_and_the_system_server() {
+        let dns = |server: Option<&str>, host: Host, port| {
+            Target::Dns(DnsTarget { server: server.map(|s| s.parse().unwrap()), host, port })
+        };
+        let name = |n: &str| Host::Name(n.into());
+        assert_eq!(ok("dns:example.com"), dns(None, name("example.com"), 443));
+        assert_eq!(ok("dns:example.com:8080"), dns(None, name("example.com"), 8080));
+        assert_eq!(ok("dns:///example.com:8080"), dns(None, name("example.com"), 8080));
+        assert_eq!(ok("dns://127.0.0.1:5353/example.com:1"), dns(Some("127.0.0.1:5353"), name("example.com"), 1));
+        assert_eq!(ok("dns://127.0.0.1/example.com"), dns(Some("127.0.0.1:53"), name("example.com"), 443));
+        assert_eq!(ok("dns://[::1]:53/x.test"), dns(Some("[::1]:53"), name("x.test"), 443));
+        assert_eq!(ok("dns:[::1]:80"), dns(None, Host::Ip("::1".parse().unwrap()), 80));
+        assert_eq!(ok("dns:///1.2.3.4"), dns(None, Host::Ip("1.2.3.4".parse().unwrap()), 443));
+    }
+
+    #[test]
+    fn targets_without_a_scheme_are_dns_names_as_in_grpc() {
+        let Target::Dns(t) = ok("localhost:50051") else { panic!() };
+        assert_eq!((t.host, t.port), (Host::Name("localhost".into()), 50051));
+        let Target::Dns(t) = ok("127.0.0.1:9") else { panic!() };
+        assert_eq!(t.port, 9);
+        let Target::Dns(t) = ok("[::1]:9") else { panic!() };
+        assert_eq!(t.host, Host::Ip("::1".parse().unwrap()));
+        let Target::Dns(t) = ok("::1") else { panic!() };
+        assert_eq!(t.port, 443);
+        let Target::Dns(t) = ok("my-host") else { panic!() };
+        assert_eq!(t.host, Host::Name("my-host".into()));
+    }
+
+    #[test]
+    fn bad_targets_are_rejected_with_a_message_naming_the_bad_part() {
+        let cases: &[(&str, ErrorKind, &str)] = &[
+            ("", ErrorKind::InvalidTarget, "empty"),
+            ("etcd:///svc name", ErrorKind::InvalidTarget, "' '"),
+            ("etcd:///svc\n", ErrorKind::InvalidTarget, "'\\n'"),
+            ("foo:bar", ErrorKind::UnsupportedScheme, "unknown scheme 'foo'"),
+            ("http://x/y", ErrorKind::UnsupportedScheme, "unknown scheme 'http'"),
+            ("ipv4:", ErrorKind::InvalidTarget, "no addresses"),
+            ("ipv4:1.2.3.4", ErrorKind::InvalidTarget, "needs a port"),
+            ("ipv4:1.2.3:80", ErrorKind::InvalidTarget, "'1.2.3' is not an IPv4"),
+            ("ipv4:1.2.3.4:80,", ErrorKind::InvalidTarget, "#2 is empty"),
+            ("ipv4:1.2.3.4:0", ErrorKind::InvalidTarget, "port 0"),
+            ("ipv4:1.2.3.4:65536", ErrorKind::InvalidTarget, "larger than 65535"),
+            ("ipv4:1.2.3.4:http", ErrorKind::InvalidTarget, "not a number"),
+            ("ipv4:1.2.3.4:1,1.2.3.4:1", ErrorKind::InvalidTarget, "listed twice"),
+            ("ipv4://host/1.2.3.4:80", ErrorKind::InvalidTarget, "takes no authority"),
+            ("ipv4:[::1]:80", ErrorKind::InvalidTarget, "not an IPv4"),
+            ("ipv6:::1:80", ErrorKind::InvalidTarget, "brackets"),
+            ("ipv6:[::1]", ErrorKind::InvalidTarget, "needs a port"),
+            ("ipv6:[::1:80", ErrorKind::InvalidTarget, "missing ']'"),
+            ("ipv6:[zz::1]:80", ErrorKind::InvalidTarget, "not an IPv6"),
+            ("ipv6:[fe80::1%eth0]:80", ErrorKind::InvalidTarget, "numeric interface"),
+            ("unix:", ErrorKind::InvalidTarget, "path is empty"),
+            ("unix:///", ErrorKind::InvalidTarget, "path is empty"),
+            ("unix://host/tmp/s", ErrorKind::InvalidTarget, "takes no authority"),
+            ("passthrough:///", ErrorKind::InvalidTarget, "endpoint"),
+            ("pass:///", ErrorKind::InvalidTarget, "no addresses"),
+            ("pass:///a:1#0", ErrorKind::InvalidTarget, "from 1 to 1000"),
+            ("pass:///a:1#", ErrorKind::InvalidTarget, "number of connections"),
+            ("pass:///a:1#x", ErrorKind::InvalidTarget, "number of connections"),
+            ("pass:///a:1#1001", ErrorKind::InvalidTarget, "from 1 to 1000"),
+            ("pass:///a:1#-1", ErrorKind::InvalidTarget, "number of connections"),
+            ("pass:///a", ErrorKind::InvalidTarget, "needs a port"),
+            ("pass:///a:1,,b:2", ErrorKind::InvalidTarget, "#2 is empty"),
+            ("pass:///a:1,a:1#2", ErrorKind::InvalidTarget, "listed twice"),
+            ("pass:///::1:80", ErrorKind::InvalidTarget, "brackets"),
+            ("pass:///bad_host!:80", ErrorKind::InvalidTarget, "contains '!'"),
+            ("pass:///-bad:80", ErrorKind::InvalidTarget, "starts or ends with '-'"),
+            ("pass:///a..b:80", ErrorKind::InvalidTarget, "empty label"),
+            ("pass://auth/a:1", ErrorKind::InvalidTarget, "takes no authority"),
+            ("etcd:svc", ErrorKind::InvalidTarget, "etcd:///service"),
+            ("etcd:///", ErrorKind::InvalidTarget, "service name is empty"),
+            ("etcd:///#2", ErrorKind::InvalidTarget, "service name is empty"),
+            ("etcd:///svc/", ErrorKind::InvalidTarget, "ends with '/'"),
+            ("etcd:///a//b", ErrorKind::InvalidTarget, "empty path segment"),
+            ("etcd:///svc#0", ErrorKind::InvalidTarget, "from 1 to 1000"),
+            ("etcd://bad@name/svc", ErrorKind::InvalidTarget, "cluster name"),
+            ("etcd://host:99999/svc", ErrorKind::InvalidTarget, "larger than 65535"),
+            ("dns:", ErrorKind::InvalidTarget, "host name is empty"),
+            ("dns:///", ErrorKind::InvalidTarget, "host name is empty"),
+            ("dns://ns.example.com/x.test", ErrorKind::InvalidTarget, "must be an IP address"),
+            ("dns:///host:", ErrorKind::InvalidTarget, "port is empty"),
+            ("dns:///1.2.3", ErrorKind::InvalidTarget, "neither an IPv4"),
+            ("dns:///host:1:2", ErrorKind::InvalidTarget, "too many ':'"),
+            ("dns:///[::1]x", ErrorKind::InvalidTarget, "unexpected 'x'"),
+            ("1.2.3.4:", ErrorKind::InvalidTarget, "port is empty"),
+        ];
+        assert!(cases.len() >= 30);
+        for (input, kind, needle) in cases {
+            match Target::parse(input) {
+                Ok(t) => panic!("'{input}' should be rejected, parsed as {t:?}"),
+                Err(e) => {
+                    assert_eq!(e.kind(), *kind, "'{input}': {e}");
+                    assert!(e.message().contains(needle), "'{input}': expected {needle:?} in: {e}");
+                    assert!(e.message().starts_with("invalid target '"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_and_non_ascii_targets_fail_cleanly() {
+        let long = format!("etcd:///{}", "é".repeat(MAX_TARGET_LEN));
+        let e = Target::parse(&long).unwrap_err();
+        assert!(e.message().contains("longer than"), "{e}");
+        assert!(e.message().len() < 400);
+        let e = Target::parse("pass:///hé:1").unwrap_err();
+        assert!(e.message().contains("'é'"), "{e}");
+        let long_unix = format!("unix:/{}", "a".repeat(200));
+        assert!(Target::parse(&long_unix).unwrap_err().message().contains("at most 107"));
+    }
+}

@@ -1,0 +1,122 @@
+//! What a resolver delivers: the complete current address list with weights, copies, metadata and
+//! service config, plus whether the list is fresh or kept through a transient error.
+
+use std::net::SocketAddr;
+
+use crate::target::Host;
+
+/// How a consumer should dial an entry's address string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddressFamily {
+    /// `a.b.c.d:port`
+    Ipv4,
+    /// `[v6]:port`
+    Ipv6,
+    /// `unix:/path`
+    Unix,
+    /// `host:port` or an opaque passthrough string, left for the consumer to resolve.
+    Name,
+}
+
+/// What an entry points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointKind {
+    /// A server that handles RPCs.
+    Backend,
+    /// A grpclb balancer (DNS `_grpclb._tcp` SRV records).
+    Balancer,
+}
+
+/// One entry of an address list. Entries that share an address differ in `copy`, so that stacks which
+/// merge identical addresses still open one connection per entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub address: String,
+    pub family: AddressFamily,
+    pub kind: EndpointKind,
+    /// Relative share of traffic; 1 unless the source says otherwise.
+    pub weight: u32,
+    /// 0..N-1 for an address asked for N times (`#N`).
+    pub copy: u32,
+    /// Metadata as JSON text, exactly as the source had it.
+    pub metadata: Option<String>,
+}
+
+impl Endpoint {
+    /// A backend with weight 1, copy 0 and no metadata.
+    pub fn backend(address: String, family: AddressFamily) -> Self {
+        Endpoint { address, family, kind: EndpointKind::Backend, weight: 1, copy: 0, metadata: None }
+    }
+
+    pub fn from_socket_addr(addr: SocketAddr) -> Self {
+        let family = if addr.is_ipv4() { AddressFamily::Ipv4 } else { AddressFamily::Ipv6 };
+        Self::backend(addr.to_string(), family)
+    }
+
+    pub fn from_host_port(host: &Host, port: u16) -> Self {
+        let family = match host {
+            Host::Ip(ip) if ip.is_ipv4() => AddressFamily::Ipv4,
+            Host::Ip(_) => AddressFamily::Ipv6,
+            Host::Name(_) => AddressFamily::Name,
+        };
+        Self::backend(host.with_port(port), family)
+    }
+
+    /// This entry `copies` times, numbered 0..copies-1, appended to `out`.
+    pub fn push_copies(self, copies: u32, out: &mut Vec<Endpoint>) {
+        for copy in 1..copies {
+            out.push(Endpoint { copy, ..self.clone() });
+        }
+        out.push(self);
+        let n = out.len();
+        // The original went last to avoid one clone; put it first so copies read 0, 1, 2...
+        out[n - copies as usize..].rotate_right(1);
+    }
+}
+
+/// Whether an update's list is fresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolverState {
+    /// The list is what the source says now.
+    Ok,
+    /// The source could not be read; the list is the last good one (empty if there never was one).
+    TransientError(String),
+}
+
+/// One delivery: always the complete list, never a diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// Counts the updates a resolver published, from 1. A gap means coalescing skipped updates that
+    /// were superseded before the consumer took them.
+    pub sequence: u64,
+    pub state: ResolverState,
+    pub endpoints: Vec<Endpoint>,
+    /// The chosen service config as JSON text, if the source provides one.
+    pub service_config: Option<String>,
+}
+
+impl Update {
+    pub fn is_ok(&self) -> bool {
+        self.state == ResolverState::Ok
+    }
+
+    pub fn error_message(&self) -> Option<&str> {
+        match &self.state {
+            ResolverState::Ok => None,
+            ResolverState::TransientError(m) => Some(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_copies_numbers_entries_from_zero() {
+        let mut out = vec![Endpoint::backend("x:1".into(), AddressFamily::Name)];
+        Endpoint::backend("a:1".into(), AddressFamily::Name).push_copies(3, &mut out);
+        let copies: Vec<_> = out.iter().map(|e| (e.address.as_str(), e.copy)).collect();
+        assert_eq!(copies, vec![("x:1", 0), ("a:1", 0), ("a:1", 1), ("a:1", 2)]);
+    }
+}

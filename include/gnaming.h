@@ -104,6 +104,9 @@ typedef enum gn_status {
  * Log severity, most severe first.
  */
 typedef enum gn_log_level {
+  /**
+   * Nothing; passed by C callers to remove the sink.
+   */
   GN_LOG_LEVEL_OFF = 0,
   GN_LOG_LEVEL_ERROR = 1,
   GN_LOG_LEVEL_WARN = 2,
@@ -199,8 +202,17 @@ typedef struct gn_update gn_update;
  * must not call `gn_log_set_callback`.
  */
 typedef struct gn_log_callback {
+  /**
+   * Handed back to `call` and `drop`; the library never reads it.
+   */
   void *user_data;
+  /**
+   * NULL removes the sink.
+   */
   void (*call)(void *user_data, enum gn_log_level level, const char *target, const char *message);
+  /**
+   * Runs once after the last call; may be NULL.
+   */
   void (*drop)(void *user_data);
 } gn_log_callback;
 
@@ -224,7 +236,13 @@ typedef struct gn_update_callback {
    * Handed back to `call` and `drop`; the library never reads it.
    */
   void *user_data;
+  /**
+   * Receives each update; NULL starts a resolver for pulling with `gn_resolver_next`.
+   */
   void (*call)(void *user_data, const struct gn_update *update);
+  /**
+   * Runs once after the last call; may be NULL.
+   */
   void (*drop)(void *user_data);
 } gn_update_callback;
 

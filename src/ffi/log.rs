@@ -11,6 +11,8 @@ use crate::log::{self, Level, LogSink};
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum gn_log_level {
+    /// Nothing; passed by C callers to remove the sink.
+    #[allow(dead_code)]
     Off = 0,
     Error = 1,
     Warn = 2,
@@ -26,8 +28,11 @@ pub enum gn_log_level {
 /// must not call `gn_log_set_callback`.
 #[repr(C)]
 pub struct gn_log_callback {
+    /// Handed back to `call` and `drop`; the library never reads it.
     pub user_data: *mut c_void,
+    /// NULL removes the sink.
     pub call: Option<unsafe extern "C" fn(user_data: *mut c_void, level: gn_log_level, target: *const c_char, message: *const c_char)>,
+    /// Runs once after the last call; may be NULL.
     pub drop: Option<unsafe extern "C" fn(user_data: *mut c_void)>,
 }
 

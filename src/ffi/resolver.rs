@@ -78,7 +78,9 @@ pub extern "C" fn gn_resolver_options_set_client_language(
 pub struct gn_update_callback {
     /// Handed back to `call` and `drop`; the library never reads it.
     pub user_data: *mut c_void,
+    /// Receives each update; NULL starts a resolver for pulling with `gn_resolver_next`.
     pub call: Option<unsafe extern "C" fn(user_data: *mut c_void, update: *const gn_update)>,
+    /// Runs once after the last call; may be NULL.
     pub drop: Option<unsafe extern "C" fn(user_data: *mut c_void)>,
 }
 
@@ -211,7 +213,12 @@ pub extern "C" fn gn_resolver_close(resolver: *mut gn_resolver) {
         if let Some(resolver) = unsafe { resolver.as_ref() } {
             resolver.resolver.close();
             let owner = resolver.pull_owner.lock().take();
-            drop(owner);
+            if resolver.resolver.is_inherited() {
+                // The parent process owns this closure; the child's copy must not run its drop.
+                std::mem::forget(owner);
+            } else {
+                drop(owner);
+            }
         }
     })
 }

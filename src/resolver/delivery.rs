@@ -174,3 +174,137 @@ impl Delivery {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::update::ResolverState;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    fn update(sequence: u64) -> Update {
+        Update { sequence, state: ResolverState::Ok, endpoints: vec![], service_config: None }
+    }
+
+    /// Counts calls and drops, and notices overlapping or out-of-order calls.
+    #[derive(Default)]
+    struct Seen {
+        calls: AtomicUsize,
+        drops: AtomicUsize,
+        running: AtomicBool,
+        overlaps: AtomicUsize,
+        last: parking_lot::Mutex<u64>,
+        out_of_order: AtomicUsize,
+    }
+
+    struct Probe(Arc<Seen>, Duration);
+
+    impl UpdateHandler for Probe {
+        fn on_update(&mut self, update: &Arc<Update>) {
+            if self.0.running.swap(true, Ordering::SeqCst) {
+                self.0.overlaps.fetch_add(1, Ordering::SeqCst);
+            }
+            let mut last = self.0.last.lock();
+            if update.sequence <= *last {
+                self.0.out_of_order.fetch_add(1, Ordering::SeqCst);
+            }
+            *last = update.sequence;
+            drop(last);
+            std::thread::sleep(self.1);
+            self.0.calls.fetch_add(1, Ordering::SeqCst);
+            self.0.running.store(false, Ordering::SeqCst);
+        }
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.0.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn wait_until(what: &str, f: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_slow_handler_sees_serialised_ordered_calls_ending_with_the_latest_update() {
+        let rt = crate::runtime::handle().unwrap();
+        let seen = Arc::new(Seen::default());
+        let d = Delivery::new(Some(Box::new(Probe(seen.clone(), Duration::from_micros(200)))), rt);
+        for s in 1..=2000 {
+            d.publish(update(s));
+        }
+        wait_until("the last update arrived", || *seen.last.lock() == 2000);
+        assert_eq!(seen.overlaps.load(Ordering::SeqCst), 0, "calls overlapped");
+        assert_eq!(seen.out_of_order.load(Ordering::SeqCst), 0, "calls came out of order");
+        assert!(seen.calls.load(Ordering::SeqCst) < 2000, "a slow handler should have had updates coalesced");
+        d.close();
+        assert_eq!(seen.drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn close_waits_for_a_running_call_and_nothing_is_called_after_it() {
+        let rt = crate::runtime::handle().unwrap();
+        let seen = Arc::new(Seen::default());
+        let d = Delivery::new(Some(Box::new(Probe(seen.clone(), Duration::from_millis(100)))), rt);
+        d.publish(update(1));
+        wait_until("the call started", || seen.running.load(Ordering::SeqCst));
+        d.publish(update(2));
+        d.close();
+        assert!(!seen.running.load(Ordering::SeqCst), "close returned while a call was running");
+        assert_eq!(seen.drops.load(Ordering::SeqCst), 1, "close returned before the handler was dropped");
+        d.publish(update(3));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(seen.calls.load(Ordering::SeqCst), 1, "calls after close");
+        d.close();
+        assert_eq!(seen.drops.load(Ordering::SeqCst), 1, "a second close dropped again");
+    }
+
+    #[test]
+    fn close_from_inside_the_call_returns_and_drops_after_the_call() {
+        let rt = crate::runtime::handle().unwrap();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let slot: Arc<parking_lot::Mutex<Option<Arc<Delivery>>>> = Default::default();
+        struct Closer(Arc<parking_lot::Mutex<Option<Arc<Delivery>>>>, Arc<AtomicUsize>);
+        impl UpdateHandler for Closer {
+            fn on_update(&mut self, _: &Arc<Update>) {
+                let d = self.0.lock().clone().expect("set before publishing");
+                d.close();
+                assert_eq!(self.1.load(Ordering::SeqCst), 0, "dropped while its call was running");
+            }
+        }
+        impl Drop for Closer {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let d = Delivery::new(Some(Box::new(Closer(slot.clone(), dropped.clone()))), rt);
+        *slot.lock() = Some(d.clone());
+        d.publish(update(1));
+        wait_until("the handler was dropped", || dropped.load(Ordering::SeqCst) == 1);
+        d.publish(update(2));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+        slot.lock().take();
+    }
+
+    #[test]
+    fn pull_consumers_get_the_latest_update_and_wake_on_close() {
+        let rt = crate::runtime::handle().unwrap();
+        let d = Delivery::new(None, rt);
+        assert_eq!(d.next(Duration::from_millis(10)).unwrap_err().kind(), ErrorKind::Timeout);
+        d.publish(update(1));
+        d.publish(update(2));
+        assert_eq!(d.next(Duration::from_secs(1)).unwrap().sequence, 2, "the latest update wins");
+        let waiter = {
+            let d = d.clone();
+            std::thread::spawn(move || d.next(Duration::from_secs(30)))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        d.close();
+        assert_eq!(waiter.join().unwrap().unwrap_err().kind(), ErrorKind::Closed);
+    }
+}

@@ -149,11 +149,17 @@ impl Resolver {
         *slot = Some(runtime.spawn(body).abort_handle());
         drop(slot);
         runtime::track_arc(&shared);
+        tracing::debug!(scheme = shared.target.scheme(), "resolver started");
         Ok(Resolver { shared })
     }
 
     pub fn target(&self) -> &Target {
         &self.shared.target
+    }
+
+    /// Whether this resolver was started by the parent of this (forked) process: it is inert here.
+    pub fn is_inherited(&self) -> bool {
+        !runtime::is_own(self.shared.pid)
     }
 
     /// Asks the backend to look again now (rate limited by the backend).
@@ -183,5 +189,72 @@ fn backend(target: &Target, ctx: ResolverContext) -> Result<BackendTask, Error> 
         Target::Etcd(t) => crate::etcd::resolver_task(t, ctx),
         Target::Dns(t) => crate::dns::resolver_task(t, ctx),
         other => Ok(static_list::resolver_task(other, ctx)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::update::AddressFamily;
+
+    fn pull_context() -> (ResolverContext, Arc<Delivery>) {
+        let delivery = Delivery::new(None, runtime::handle().unwrap());
+        let ctx = ResolverContext {
+            delivery: Arc::clone(&delivery),
+            resolve_now: Arc::new(Notify::new()),
+            options: Arc::new(ResolverOptions::default()),
+            sequence: 0,
+            last_good: None,
+            last_state: None,
+        };
+        (ctx, delivery)
+    }
+
+    fn list(addrs: &[&str]) -> Vec<Endpoint> {
+        addrs.iter().map(|a| Endpoint::backend(a.to_string(), AddressFamily::Ipv4)).collect()
+    }
+
+    fn addrs(u: &Update) -> Vec<&str> {
+        u.endpoints.iter().map(|e| e.address.as_str()).collect()
+    }
+
+    const SHORT: Duration = Duration::from_millis(20);
+
+    #[test]
+    fn an_error_keeps_the_last_good_list_and_says_why() {
+        let (mut ctx, d) = pull_context();
+        ctx.publish(list(&["1.1.1.1:1", "2.2.2.2:2"]), Some("{}".into()));
+        assert!(d.next(SHORT).unwrap().is_ok());
+        ctx.publish_error("etcd unreachable");
+        let u = d.next(SHORT).unwrap();
+        assert_eq!(u.error_message(), Some("etcd unreachable"));
+        assert_eq!(addrs(&u), vec!["1.1.1.1:1", "2.2.2.2:2"], "the last good list must be kept");
+        assert_eq!(u.service_config.as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn an_error_before_any_list_delivers_no_addresses() {
+        let (mut ctx, d) = pull_context();
+        ctx.publish_error("no answer");
+        let u = d.next(SHORT).unwrap();
+        assert!(u.endpoints.is_empty() && !u.is_ok());
+    }
+
+    #[test]
+    fn unchanged_lists_and_repeated_errors_are_not_published_again() {
+        let (mut ctx, d) = pull_context();
+        ctx.publish(list(&["1.1.1.1:1"]), None);
+        assert_eq!(d.next(SHORT).unwrap().sequence, 1);
+        ctx.publish(list(&["1.1.1.1:1"]), None);
+        assert_eq!(d.next(SHORT).unwrap_err().kind(), ErrorKind::Timeout, "an unchanged list was published");
+        ctx.publish_error("down");
+        ctx.publish_error("down");
+        assert_eq!(d.next(SHORT).unwrap().sequence, 2);
+        assert_eq!(d.next(SHORT).unwrap_err().kind(), ErrorKind::Timeout, "a repeated error was published");
+        ctx.publish(list(&["1.1.1.1:1"]), None);
+        let u = d.next(SHORT).unwrap();
+        assert!(u.is_ok(), "recovery with the same list must still be published to clear the error");
+        assert_eq!(u.sequence, 3);
     }
 }

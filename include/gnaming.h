@@ -290,6 +290,115 @@ const char *gn_version(void);
 uint32_t gn_abi_version(void);
 
 /**
+ * The DNS server for `dns:` targets that name none in their authority: "10.0.0.1", "10.0.0.1:5353"
+ * or "[::1]:5353" (port 53 when omitted); copied. NULL goes back to the default, the system
+ * configuration (/etc/resolv.conf and /etc/hosts). A server in the target (`dns://10.0.0.1:53/host`)
+ * wins over this. On error the options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_dns_nameserver(struct gn_resolver_options *options,
+                                                      const char *nameserver,
+                                                      struct gn_error **err_out);
+
+/**
+ * The least time between the starts of two lookups that `gn_resolver_resolve_now` asks for; calls in
+ * between are folded into one lookup at the end of the interval. Default 30000 ms (as gRPC); at
+ * most a day. On error the options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_dns_min_resolve_interval_ms(struct gn_resolver_options *options,
+                                                                   uint64_t interval_ms,
+                                                                   struct gn_error **err_out);
+
+/**
+ * Whether to look again when the shortest TTL of the records expires (default true), so that
+ * changes are seen without waiting for a broken connection. The TTL is clamped to the refresh range
+ * (`gn_resolver_options_set_dns_refresh_range_ms`). On error the options are unchanged. Not
+ * thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_dns_ttl_refresh(struct gn_resolver_options *options,
+                                                       bool enabled,
+                                                       struct gn_error **err_out);
+
+/**
+ * The range the TTL refresh is clamped to: a record with TTL 0 is looked up again after `min_ms`, one
+ * with a TTL of a week after `max_ms`. Default 30000..1800000 (30 s to 30 min). `min_ms` must be
+ * above 0 and at most `max_ms`, both at most a day. On error the options are unchanged. Not
+ * thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_dns_refresh_range_ms(struct gn_resolver_options *options,
+                                                            uint64_t min_ms,
+                                                            uint64_t max_ms,
+                                                            struct gn_error **err_out);
+
+/**
+ * Retries after failed lookups: the first after `initial_ms`, each further one `multiplier` times
+ * longer up to `max_ms`, every delay spread randomly by ±`jitter` (a fraction). Default 1000 ms, 1.6,
+ * 120000 ms, 0.2 (as gRPC). `initial_ms` must be above 0 and at most `max_ms`, `multiplier` from 1
+ * to 10, `jitter` from 0 to 1. A `gn_resolver_resolve_now` does not cut a retry delay short. On error
+ * the options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_dns_backoff(struct gn_resolver_options *options,
+                                                   uint64_t initial_ms,
+                                                   double multiplier,
+                                                   uint64_t max_ms,
+                                                   double jitter,
+                                                   struct gn_error **err_out);
+
+/**
+ * How long one DNS query waits for an answer (default 5000 ms) and how many times it is sent
+ * (default 2, from 1 to 10). Queries go over UDP and fall back to TCP. On error the options are
+ * unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_dns_query_timeout_ms(struct gn_resolver_options *options,
+                                                            uint64_t timeout_ms,
+                                                            uint32_t attempts,
+                                                            struct gn_error **err_out);
+
+/**
+ * Whether to look up the service config in the TXT record at `_grpc_config.<host>` (default true).
+ * The record starts with "grpc_config=" followed by gRPC's JSON list of choices; the first choice
+ * whose `clientLanguage` (see `gn_resolver_options_set_client_language`), `clientHostname` and
+ * `percentage` match is delivered as `gn_update_service_config`. A malformed record is reported as
+ * a transient error that keeps the last good list and config. On error the options are unchanged.
+ * Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_dns_service_config(struct gn_resolver_options *options,
+                                                          bool enabled,
+                                                          struct gn_error **err_out);
+
+/**
+ * Whether to add grpclb balancers from the SRV records at `_grpclb._tcp.<host>` (default false, as
+ * gRPC). They come after the backends with kind `GN_ADDRESS_KIND_BALANCER` and metadata
+ * `{"priority":P,"target":"name."}`; the target name is the balancer's authority. On error the
+ * options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_dns_grpclb(struct gn_resolver_options *options,
+                                                  bool enabled,
+                                                  struct gn_error **err_out);
+
+/**
+ * SRV backend mode (default off): the backends come from the SRV records at
+ * `<service_label>.<host>` instead of the host's A/AAAA records, and the target's port is not used.
+ * Each SRV target is resolved to its addresses; entries are ordered by priority (lowest first), then
+ * weight (highest first), carry the SRV weight as `weight` (0 becomes 1) and metadata
+ * `{"priority":P,"target":"name."}`. `service_label` is copied; NULL means "_grpc._tcp". With
+ * `enabled` false the label is ignored and the mode is turned off. On error the options are
+ * unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_dns_srv_backends(struct gn_resolver_options *options,
+                                                        bool enabled,
+                                                        const char *service_label,
+                                                        struct gn_error **err_out);
+
+/**
+ * The host name matched against `clientHostname` in TXT service config choices; copied. NULL (the
+ * default) uses this machine's name. On error the options are unchanged. Not thread-safe for one
+ * options object.
+ */
+enum gn_status gn_resolver_options_set_dns_client_hostname(struct gn_resolver_options *options,
+                                                           const char *hostname,
+                                                           struct gn_error **err_out);
+
+/**
  * The status of `error`; `GN_STATUS_INVALID_ARGUMENT` when `error` is NULL.
  */
 enum gn_status gn_error_status(const struct gn_error *error);

@@ -3,6 +3,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod dns;
 pub mod error;
 pub mod log;
 pub mod panic;

@@ -1,13 +1,56 @@
 //! etcd: cluster connections, the watch-based resolver and lease-backed registration.
 
-use crate::error::{Error, ErrorKind};
+mod backoff;
+pub mod cluster;
+pub mod registration;
+pub mod stats;
+pub mod value;
+pub mod watcher;
+
+use std::sync::Arc;
+
+use crate::error::Error;
 use crate::resolver::{BackendTask, ResolverContext};
 use crate::target::EtcdTarget;
+use crate::update::Endpoint;
 
-/// Resolver settings specific to `etcd:` targets.
+pub use cluster::{ClusterConfig, TlsConfig};
+pub use registration::{Registration, RegistrationOptions, RegistrationState};
+
+/// Resolver settings specific to `etcd:` targets. Cluster settings live in the cluster
+/// configuration ([`cluster::register`]), shared by every resolver of the cluster.
 #[derive(Debug, Clone, Default)]
 pub struct EtcdResolverOptions {}
 
-pub(crate) fn resolver_task(_target: &EtcdTarget, _ctx: ResolverContext) -> Result<BackendTask, Error> {
-    Err(Error::new(ErrorKind::UnsupportedScheme, "etcd: targets parse, but this build does not serve them yet"))
+/// Subscribes to the target's shared watch and publishes each new state of it.
+pub(crate) fn resolver_task(target: &EtcdTarget, mut ctx: ResolverContext) -> Result<BackendTask, Error> {
+    let cluster = cluster::for_ref(&target.cluster)?;
+    let watch = watcher::subscribe(&cluster, &format!("{}/", target.service))?;
+    let copies = target.copies;
+    Ok(Box::pin(async move {
+        let mut states = watch.states();
+        let mut last: Option<(Vec<Endpoint>, Option<String>)> = None;
+        loop {
+            let snapshot = Arc::clone(&states.borrow_and_update());
+            if snapshot.listed || snapshot.error.is_some() {
+                let mut endpoints = Vec::new();
+                for endpoint in snapshot.endpoints() {
+                    endpoint.clone().push_copies(copies, &mut endpoints);
+                }
+                let now = (endpoints, snapshot.error.clone());
+                if last.as_ref() != Some(&now) {
+                    match &now.1 {
+                        None => ctx.publish(now.0.clone(), None),
+                        Some(message) => ctx.publish_error(message.clone()),
+                    }
+                    stats::bump(&stats::STATS.updates_delivered);
+                    last = Some(now);
+                }
+            }
+            tokio::select! {
+                changed = states.changed() => if changed.is_err() { return },
+                _ = ctx.resolve_now_requested() => watch.request_relist(),
+            }
+        }
+    }))
 }

@@ -1,0 +1,466 @@
+//! Registration: a server's `<service>/<addr>` key under a lease kept alive in the background,
+//! re-granted and re-put forever when the lease or the key is lost, removed at close.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::PutOptions;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+
+use super::backoff::Backoff;
+use super::cluster::{self, Cluster};
+use super::stats::{bump, Gauge, STATS};
+use super::value;
+use super::watcher::{self, SharedWatch};
+use crate::error::{Error, ErrorKind};
+use crate::runtime::{self, Closable};
+
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+pub const MIN_TTL: Duration = Duration::from_secs(1);
+/// How long `Drop` (and `gn_registration_free`) waits for etcd to confirm the removal.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Retry pauses stay short so that registrations are back soon after etcd is.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// How to register.
+#[derive(Debug, Clone)]
+pub struct RegistrationOptions {
+    /// "" for the default cluster, a configured cluster name, or "host:port".
+    pub cluster: String,
+    pub ttl: Duration,
+    /// Written as the value's `Metadata`.
+    pub metadata: Option<serde_json::Value>,
+    /// Write a bare `host:port` instead of etcd's naming JSON.
+    pub raw_value: bool,
+}
+
+impl Default for RegistrationOptions {
+    fn default() -> Self {
+        RegistrationOptions { cluster: String::new(), ttl: DEFAULT_TTL, metadata: None, raw_value: false }
+    }
+}
+
+/// Where a registration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationState {
+    /// Not yet in etcd: the first attempt is under way or failed and is being retried.
+    Registering,
+    /// The key is in etcd under a live lease.
+    Registered,
+    /// The key was lost (lease expired, etcd unreachable, key deleted) and is being put back.
+    Retrying,
+    /// Closed by the host.
+    Closed,
+}
+
+/// A registered address. Dropping it closes it.
+pub struct Registration {
+    core: Arc<Core>,
+}
+
+struct Core {
+    key: String,
+    cluster: Arc<Cluster>,
+    group: Mutex<Option<Arc<LeaseGroup>>>,
+    state: Mutex<RegistrationState>,
+    changed: Condvar,
+    task: Mutex<Option<AbortHandle>>,
+    /// Serialises closers: the second waits for the first and then finds the registration closed.
+    closing: Mutex<()>,
+    pid: u32,
+    _active: Gauge,
+}
+
+impl Registration {
+    /// Starts registering `address` under `service` and returns at once; see [`Registration::wait`].
+    pub fn start(service: &str, address: &str, options: &RegistrationOptions) -> Result<Self, Error> {
+        if service.is_empty() || service.ends_with('/') {
+            return Err(Error::invalid_argument(format!("service '{service}' must be non-empty and not end in '/'")));
+        }
+        value::validate_address(address).map_err(Error::invalid_argument)?;
+        if options.ttl < MIN_TTL {
+            return Err(Error::invalid_argument(format!("TTL {:?} is below the minimum {MIN_TTL:?}", options.ttl)));
+        }
+        let runtime = runtime::handle()?;
+        let cluster = cluster::for_name(&options.cluster)?;
+        let prefix = format!("{service}/");
+        let watch = watcher::subscribe(&cluster, &prefix)?;
+        let group = LeaseGroup::join(&cluster, options.ttl)?;
+        let core = Arc::new(Core {
+            key: format!("{prefix}{address}"),
+            cluster,
+            group: Mutex::new(Some(Arc::clone(&group))),
+            state: Mutex::new(RegistrationState::Registering),
+            changed: Condvar::new(),
+            task: Mutex::new(None),
+            closing: Mutex::new(()),
+            pid: std::process::id(),
+            _active: Gauge::up(&STATS.registrations_active),
+        });
+        let value = value::format(address, options.metadata.as_ref(), options.raw_value);
+        let mut slot = core.task.lock();
+        *slot = Some(runtime.spawn(hold(Arc::clone(&core), group, watch, value)).abort_handle());
+        drop(slot);
+        runtime::track_arc(&core);
+        Ok(Registration { core })
+    }
+
+    /// The key this registration writes.
+    pub fn key(&self) -> &str {
+        &self.core.key
+    }
+
+    pub fn state(&self) -> RegistrationState {
+        *self.core.state.lock()
+    }
+
+    /// Waits until registered (`Ok`), closed (`Closed`) or `timeout` passes (`Timeout`; `None`
+    /// waits without limit).
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.core.state.lock();
+        loop {
+            match *state {
+                RegistrationState::Registered => return Ok(()),
+                RegistrationState::Closed => return Err(Error::new(ErrorKind::Closed, "the registration is closed")),
+                _ => {}
+            }
+            match deadline {
+                None => self.core.changed.wait(&mut state),
+                Some(deadline) => {
+                    if self.core.changed.wait_until(&mut state, deadline).timed_out() {
+                        return match *state {
+                            RegistrationState::Registered => Ok(()),
+                            _ => Err(Error::new(
+                                ErrorKind::Timeout,
+                                format!("'{}' is not registered yet", self.core.key),
+                            )),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes the key (and the lease, when no other registration shares it) and waits up to
+    /// `timeout` for etcd to confirm. Idempotent and thread-safe; the state is `Closed` afterwards.
+    pub fn close(&self, timeout: Duration) -> Result<(), Error> {
+        self.core.close_with(timeout)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Err(e) = self.core.close_with(DEFAULT_CLOSE_TIMEOUT) {
+            tracing::warn!("closing the registration of '{}': {e}", self.core.key);
+        }
+    }
+}
+
+impl Closable for Core {
+    fn close(&self) {
+        if let Err(e) = self.close_with(DEFAULT_CLOSE_TIMEOUT) {
+            tracing::warn!("closing the registration of '{}': {e}", self.key);
+        }
+    }
+}
+
+impl Core {
+    fn set_state(&self, new: RegistrationState) {
+        let mut state = self.state.lock();
+        if *state == new || *state == RegistrationState::Closed {
+            return;
+        }
+        if new == RegistrationState::Registered {
+            STATS.registrations_registered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else if *state == RegistrationState::Registered {
+            STATS.registrations_registered.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        *state = new;
+        self.changed.notify_all();
+    }
+
+    fn close_with(&self, timeout: Duration) -> Result<(), Error> {
+        let _serial = self.closing.lock();
+        if let Some(task) = self.task.lock().take() {
+            task.abort();
+        }
+        let group = self.group.lock().take();
+        self.set_state(RegistrationState::Closed);
+        let Some(group) = group else { return Ok(()) };
+        if !runtime::is_own(self.pid) {
+            // Inherited through fork: the key and the lease belong to the parent.
+            return Ok(());
+        }
+        let cluster = Arc::clone(&self.cluster);
+        let key = self.key.clone();
+        let work = async move {
+            let k = key.clone();
+            let deleted = cluster
+                .call("delete", move |mut c| {
+                    let k = k.clone();
+                    async move { c.delete(k, None).await }
+                })
+                .await;
+            let revoked = match group.leave() {
+                Some(lease) => cluster
+                    .call("lease revoke", move |mut c| async move { c.lease_revoke(lease).await })
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            };
+            deleted.map(|_| ()).and(revoked)
+        };
+        if runtime::in_callback() || tokio::runtime::Handle::try_current().is_ok() {
+            // Waiting here could hold up the very thread etcd's answer needs: finish in the background.
+            runtime::handle()?.spawn(work);
+            return Ok(());
+        }
+        runtime::run_and_wait(work, timeout)
+            .map_err(|e| match e.kind() {
+                ErrorKind::Timeout => Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "etcd did not confirm the removal of '{}' in {timeout:?}; it goes on in the background",
+                        self.key
+                    ),
+                ),
+                _ => e,
+            })
+            .and_then(|r| r)
+    }
+}
+
+/// Puts the key under the group's current lease and keeps it there.
+async fn hold(core: Arc<Core>, group: Arc<LeaseGroup>, watch: Arc<SharedWatch>, value: String) {
+    let mut leases = group.lease.clone();
+    let mut states = watch.states();
+    let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
+    let mut registered_before = false;
+    loop {
+        let LeaseState::Granted(lease) = *leases.borrow_and_update() else {
+            if registered_before {
+                core.set_state(RegistrationState::Retrying);
+            }
+            if leases.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let (key, v) = (core.key.clone(), value.clone());
+        let put = core
+            .cluster
+            .call("put", move |mut c| {
+                let (key, v) = (key.clone(), v.clone());
+                async move { c.put(key, v, Some(PutOptions::new().with_lease(lease))).await }
+            })
+            .await;
+        let put_revision = match put {
+            Ok(resp) => resp.header().map(|h| h.revision()).unwrap_or(0),
+            Err(e) => {
+                let pause = backoff.next();
+                tracing::warn!("registering '{}' (attempt {}): {e}; retrying in {pause:?}", core.key, backoff.attempts);
+                if registered_before {
+                    core.set_state(RegistrationState::Retrying);
+                }
+                if e.kind() == ErrorKind::NotFound {
+                    // The lease is gone although its keep-alive has not noticed yet.
+                    group.report_lost(lease);
+                }
+                let _ = tokio::time::timeout(pause, leases.changed()).await;
+                continue;
+            }
+        };
+        if registered_before {
+            bump(&STATS.reregistrations);
+            tracing::info!("'{}' registered again (lease {lease:x})", core.key);
+        }
+        registered_before = true;
+        backoff.reset();
+        core.set_state(RegistrationState::Registered);
+        loop {
+            tokio::select! {
+                changed = leases.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *leases.borrow() != LeaseState::Granted(lease) {
+                        break;
+                    }
+                }
+                changed = states.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let s = Arc::clone(&states.borrow_and_update());
+                    let gone = s.listed && s.error.is_none() && s.revision >= put_revision && !s.entries.contains_key(&core.key);
+                    if gone {
+                        tracing::warn!("'{}' was deleted from etcd by someone else; putting it back", core.key);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaseState {
+    Pending,
+    Granted(i64),
+    Lost,
+}
+
+/// One lease and one keep-alive stream for every registration with the same cluster and TTL.
+struct LeaseGroup {
+    key: (usize, Duration),
+    lease: watch::Receiver<LeaseState>,
+    lost: mpsc::UnboundedSender<i64>,
+    task: AbortHandle,
+    members: Mutex<usize>,
+}
+
+static GROUPS: Mutex<Option<HashMap<(usize, Duration), Arc<LeaseGroup>>>> = Mutex::new(None);
+
+impl LeaseGroup {
+    fn join(cluster: &Arc<Cluster>, ttl: Duration) -> Result<Arc<LeaseGroup>, Error> {
+        let key = (Arc::as_ptr(cluster) as usize, ttl);
+        let mut groups = GROUPS.lock();
+        let groups = groups.get_or_insert_with(HashMap::new);
+        if let Some(group) = groups.get(&key) {
+            *group.members.lock() += 1;
+            return Ok(Arc::clone(group));
+        }
+        let (tx, rx) = watch::channel(LeaseState::Pending);
+        let (lost_tx, lost_rx) = mpsc::unbounded_channel();
+        let task = runtime::handle()?.spawn(keep_leased(Arc::clone(cluster), ttl, tx, lost_rx)).abort_handle();
+        let group = Arc::new(LeaseGroup { key, lease: rx, lost: lost_tx, task, members: Mutex::new(1) });
+        groups.insert(key, Arc::clone(&group));
+        Ok(group)
+    }
+
+    /// Leaves the group; the last one out stops the keep-alive and gets the lease to revoke.
+    fn leave(&self) -> Option<i64> {
+        let mut groups = GROUPS.lock();
+        let mut members = self.members.lock();
+        *members -= 1;
+        if *members > 0 {
+            return None;
+        }
+        if let Some(groups) = groups.as_mut() {
+            groups.remove(&self.key);
+        }
+        self.task.abort();
+        match *self.lease.borrow() {
+            LeaseState::Granted(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn report_lost(&self, lease: i64) {
+        let _ = self.lost.send(lease);
+    }
+}
+
+/// Grants a lease and keeps it alive; when it is lost, grants a new one. Forever.
+async fn keep_leased(
+    cluster: Arc<Cluster>,
+    ttl: Duration,
+    tx: watch::Sender<LeaseState>,
+    mut lost: mpsc::UnboundedReceiver<i64>,
+) {
+    let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
+    let seconds = ttl.as_secs() as i64 + i64::from(ttl.subsec_nanos() > 0);
+    loop {
+        let granted = cluster.call("lease grant", move |mut c| async move { c.lease_grant(seconds, None).await }).await;
+        let lease = match granted {
+            Ok(resp) => resp.id(),
+            Err(e) => {
+                let pause = backoff.next();
+                tracing::warn!(
+                    "granting a {seconds} s lease (attempt {}): {e}; retrying in {pause:?}",
+                    backoff.attempts
+                );
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
+        bump(&STATS.lease_grants);
+        backoff.reset();
+        tx.send_replace(LeaseState::Granted(lease));
+        let why = keep_alive(&cluster, lease, ttl, &mut lost).await;
+        bump(&STATS.lease_losses);
+        tracing::warn!("lease {lease:x} lost: {why}; granting a new one");
+        tx.send_replace(LeaseState::Lost);
+    }
+}
+
+/// Renews `lease` every TTL/3 until it is lost, moving the keep-alive stream to another member
+/// when its member fails or stalls. Returns why the lease is considered lost.
+async fn keep_alive(cluster: &Cluster, lease: i64, ttl: Duration, lost: &mut mpsc::UnboundedReceiver<i64>) -> String {
+    let period = ttl / 3;
+    let mut renewed = Instant::now();
+    let mut member = cluster.preferred();
+    loop {
+        if renewed.elapsed() >= ttl {
+            return format!("not renewed for {:?}", renewed.elapsed());
+        }
+        let opened = async {
+            let mut client = cluster.client(member).await?;
+            client.lease_keep_alive(lease).await.map_err(|e| cluster::describe("etcd lease keep-alive", &e))
+        };
+        let (mut keeper, mut stream) = match tokio::time::timeout(cluster.request_timeout().min(period), opened).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                tracing::debug!("lease {lease:x} keep-alive via {}: {e}", cluster.member_url(member));
+                cluster.forget(member);
+                member = cluster.next_member(member);
+                tokio::time::sleep(period / 4).await;
+                continue;
+            }
+            Err(_) => {
+                cluster.forget(member);
+                member = cluster.next_member(member);
+                continue;
+            }
+        };
+        let _stream_gauge = Gauge::up(&STATS.keepalive_streams);
+        let mut heard = Instant::now();
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if renewed.elapsed() >= ttl {
+                        return format!("not renewed for {:?}", renewed.elapsed());
+                    }
+                    // Two periods without an answer: this member is in trouble, try another.
+                    if heard.elapsed() > period * 2 || keeper.keep_alive().await.is_err() {
+                        break;
+                    }
+                }
+                message = stream.message() => match message {
+                    Ok(Some(resp)) if resp.ttl() > 0 => {
+                        renewed = Instant::now();
+                        heard = renewed;
+                        bump(&STATS.lease_renewals);
+                    }
+                    Ok(Some(_)) => return "etcd says it expired".into(),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!("lease {lease:x} keep-alive via {}: {e}", cluster.member_url(member));
+                        break;
+                    }
+                },
+                Some(id) = lost.recv() => if id == lease {
+                    return "etcd no longer knows it".into();
+                }
+            }
+        }
+        cluster.forget(member);
+        member = cluster.next_member(member);
+    }
+}

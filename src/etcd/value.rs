@@ -1,0 +1,137 @@
+//! The values stored under `<service>/<addr>`: etcd's Go naming JSON
+//! (`{"Op":0,"Addr":"host:port","Metadata":...}`) or a bare `host:port`, read and written.
+
+use serde_json::Value;
+
+use crate::target::Target;
+use crate::update::Endpoint;
+
+/// What one key says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// An address to dial.
+    Add(Endpoint),
+    /// etcd's `Op: 1`: the writer withdrew the address but left the key.
+    Withdrawn,
+}
+
+/// Reads a value in either format; `Err` names what is wrong (the caller logs and skips it).
+pub fn parse(value: &[u8]) -> Result<Entry, String> {
+    let text = std::str::from_utf8(value).map_err(|_| "value is not UTF-8".to_string())?.trim();
+    if text.starts_with('{') {
+        return parse_json(text);
+    }
+    endpoint_for(text, None).map(Entry::Add)
+}
+
+fn parse_json(text: &str) -> Result<Entry, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("value is not valid JSON: {e}"))?;
+    let obj = doc.as_object().ok_or("value is not a JSON object")?;
+    match obj.get("Op") {
+        None | Some(Value::Null) => {}
+        Some(op) if op.as_u64() == Some(0) => {}
+        Some(op) if op.as_u64() == Some(1) => return Ok(Entry::Withdrawn),
+        Some(op) => return Err(format!("unknown Op {op}")),
+    }
+    let addr = obj.get("Addr").and_then(Value::as_str).ok_or("JSON value has no string \"Addr\"")?;
+    let metadata = obj.get("Metadata").filter(|m| !m.is_null());
+    endpoint_for(addr, metadata).map(Entry::Add)
+}
+
+fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Endpoint, String> {
+    let mut endpoint = address(addr)?;
+    if let Some(metadata) = metadata {
+        if let Some(weight) = metadata.get("weight").and_then(Value::as_f64) {
+            if weight >= 1.0 && weight <= u32::MAX as f64 {
+                endpoint.weight = weight as u32;
+            }
+        }
+        endpoint.metadata = Some(metadata.to_string());
+    }
+    Ok(endpoint)
+}
+
+/// Parses `host:port` with the same rules as a `pass:` target, so families agree everywhere.
+fn address(addr: &str) -> Result<Endpoint, String> {
+    if addr.is_empty() || addr.contains(['/', ',', '#', ' ']) {
+        return Err(format!("'{addr}' is not a host:port address"));
+    }
+    match Target::parse(&format!("pass:///{addr}")) {
+        Ok(Target::Pass(entries)) if entries.len() == 1 => {
+            let e = &entries[0];
+            Ok(Endpoint::from_host_port(&e.host, e.port))
+        }
+        _ => Err(format!("'{addr}' is not a host:port address")),
+    }
+}
+
+/// Checks an address before it is registered.
+pub fn validate_address(addr: &str) -> Result<(), String> {
+    address(addr).map(|_| ())
+}
+
+/// The value to write for `addr`: etcd's JSON (readable by etcd's Go resolver), or bare.
+pub fn format(addr: &str, metadata: Option<&Value>, raw: bool) -> String {
+    if raw {
+        return addr.to_string();
+    }
+    let mut doc = serde_json::Map::new();
+    doc.insert("Op".into(), Value::from(0));
+    doc.insert("Addr".into(), Value::from(addr));
+    if let Some(m) = metadata {
+        doc.insert("Metadata".into(), m.clone());
+    }
+    Value::Object(doc).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::update::AddressFamily;
+
+    fn add(value: &str) -> Endpoint {
+        match parse(value.as_bytes()) {
+            Ok(Entry::Add(e)) => e,
+            other => panic!("{value}: expected an address, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn raw_host_port_is_read() {
+        let e = add("127.0.0.1:50051");
+        assert_eq!(
+            (e.address.as_str(), e.family, e.weight, e.metadata),
+            ("127.0.0.1:50051", AddressFamily::Ipv4, 1, None)
+        );
+        assert_eq!(add("[::1]:7").family, AddressFamily::Ipv6);
+        assert_eq!(add("db.internal:7").family, AddressFamily::Name);
+    }
+
+    #[test]
+    fn go_naming_json_is_read_with_metadata_and_weight() {
+        let e = add(r#"{"Op":0,"Addr":"10.0.0.1:80","Metadata":{"weight":5,"zone":"b"}}"#);
+        assert_eq!(e.address, "10.0.0.1:80");
+        assert_eq!(e.weight, 5);
+        assert_eq!(e.metadata.as_deref(), Some(r#"{"weight":5,"zone":"b"}"#));
+        let e = add(r#"{"Addr":"10.0.0.1:80","Metadata":"plain"}"#);
+        assert_eq!((e.weight, e.metadata.as_deref()), (1, Some(r#""plain""#)));
+    }
+
+    #[test]
+    fn op_one_withdraws_and_bad_values_are_errors() {
+        assert_eq!(parse(br#"{"Op":1,"Addr":"10.0.0.1:80"}"#), Ok(Entry::Withdrawn));
+        for bad in ["", "nonsense", "{", r#"{"Addr":5}"#, r#"{"Op":7,"Addr":"a:1"}"#, "a:1,b:2", "\u{0}"] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(parse(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn written_json_reads_back() {
+        let meta = serde_json::json!({"weight": 3});
+        let text = format("127.0.0.1:9", Some(&meta), false);
+        assert_eq!(text, r#"{"Op":0,"Addr":"127.0.0.1:9","Metadata":{"weight":3}}"#);
+        assert_eq!(add(&text).weight, 3);
+        assert_eq!(format("127.0.0.1:9", Some(&meta), true), "127.0.0.1:9");
+    }
+}

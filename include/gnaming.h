@@ -116,6 +116,29 @@ typedef enum gn_log_level {
 } gn_log_level;
 
 /**
+ * Where a registration stands.
+ */
+typedef enum gn_registration_state {
+  /**
+   * Not in etcd yet: the first attempt is under way, or failed and is being retried.
+   */
+  GN_REGISTRATION_STATE_REGISTERING = 0,
+  /**
+   * The key is in etcd under a live lease.
+   */
+  GN_REGISTRATION_STATE_REGISTERED = 1,
+  /**
+   * The key was lost (lease expired, etcd unreachable, key deleted by someone) and is being put
+   * back, with a fresh lease if needed.
+   */
+  GN_REGISTRATION_STATE_RETRYING = 2,
+  /**
+   * Closed.
+   */
+  GN_REGISTRATION_STATE_CLOSED = 3,
+} gn_registration_state;
+
+/**
  * Whether an update's list is fresh.
  */
 typedef enum gn_resolver_state {
@@ -167,10 +190,32 @@ typedef enum gn_address_kind {
 } gn_address_kind;
 
 /**
+ * How to reach one etcd cluster: endpoints, timeouts, TLS and credentials. Made by
+ * `gn_cluster_options_new`, freed by `gn_cluster_options_free`. Not thread-safe: do not change one
+ * object from two threads at once. `gn_cluster_register` copies it.
+ */
+typedef struct gn_cluster_options gn_cluster_options;
+
+/**
  * An error: a status and a message. Made by a failing call that took a `gn_error **err_out`;
  * owned by the caller, who frees it with `gn_error_free`. Immutable, so it may be read from any thread.
  */
 typedef struct gn_error gn_error;
+
+/**
+ * A registration of one address. Made by `gn_registration_start`; closed by
+ * `gn_registration_close`; released by `gn_registration_free`. `gn_registration_wait`,
+ * `gn_registration_get_state` and `gn_registration_close` may be called from any thread, also at
+ * the same time; `gn_registration_free` must be the last call on it.
+ */
+typedef struct gn_registration gn_registration;
+
+/**
+ * Options for `gn_registration_start`. Made by `gn_registration_options_new`, freed by
+ * `gn_registration_options_free`. Not thread-safe: do not change one object from two threads at
+ * once. `gn_registration_start` copies it.
+ */
+typedef struct gn_registration_options gn_registration_options;
 
 /**
  * A running resolver. Made by `gn_resolver_start`; stopped by `gn_resolver_close`; released by
@@ -288,6 +333,72 @@ const char *gn_version(void);
  * value differs. Thread-safe.
  */
 uint32_t gn_abi_version(void);
+
+/**
+ * A new options object: endpoint 127.0.0.1:2379, dial timeout 2000 ms, request timeout 3000 ms, no
+ * TLS, no credentials. Never NULL (NULL only if the process is out of memory).
+ */
+struct gn_cluster_options *gn_cluster_options_new(void);
+
+/**
+ * Frees an options object. NULL is a no-op.
+ */
+void gn_cluster_options_free(struct gn_cluster_options *options);
+
+/**
+ * The cluster's members as "host:port,host:port" (each may start with http:// or https://).
+ * On error the options are unchanged.
+ */
+enum gn_status gn_cluster_options_set_endpoints(struct gn_cluster_options *options,
+                                                const char *endpoints_csv,
+                                                struct gn_error **err_out);
+
+/**
+ * How long connecting to one member may take before the next member is tried (default 2000).
+ */
+enum gn_status gn_cluster_options_set_dial_timeout_ms(struct gn_cluster_options *options,
+                                                      uint32_t ms,
+                                                      struct gn_error **err_out);
+
+/**
+ * How long one request to one member may take before the next member is tried (default 3000).
+ */
+enum gn_status gn_cluster_options_set_request_timeout_ms(struct gn_cluster_options *options,
+                                                         uint32_t ms,
+                                                         struct gn_error **err_out);
+
+/**
+ * Connects with TLS: `ca_pem_path` is the CA that signed the members' certificates;
+ * `cert_pem_path` and `key_pem_path` (both NULL, or both set) are the client certificate and key for
+ * members that require one. The files are read now; their contents never appear in logs or errors.
+ * On error the options are unchanged.
+ */
+enum gn_status gn_cluster_options_set_tls(struct gn_cluster_options *options,
+                                          const char *ca_pem_path,
+                                          const char *cert_pem_path,
+                                          const char *key_pem_path,
+                                          struct gn_error **err_out);
+
+/**
+ * Authenticates as `user` with `password` (etcd's user/password auth). The password is kept in
+ * memory only and never appears in logs, errors or stats. On error the options are unchanged.
+ */
+enum gn_status gn_cluster_options_set_auth(struct gn_cluster_options *options,
+                                           const char *user,
+                                           const char *password,
+                                           struct gn_error **err_out);
+
+/**
+ * Configures the cluster called `name` for `etcd://NAME/service` targets and registrations with
+ * that cluster option. The name "" configures the default cluster (`etcd:///service`; otherwise
+ * from `GNAMING_ETCD_ENDPOINTS`, else 127.0.0.1:2379), whose timeouts and credentials also serve
+ * `etcd://host:port/service` targets. Registering a name again replaces its configuration for
+ * resolvers and registrations started afterwards; running ones keep theirs. `options` is copied.
+ * Names must not contain '/' or '@'. Thread-safe.
+ */
+enum gn_status gn_cluster_register(const char *name,
+                                   const struct gn_cluster_options *options,
+                                   struct gn_error **err_out);
 
 /**
  * The DNS server for `dns:` targets that name none in their authority: "10.0.0.1", "10.0.0.1:5353"
@@ -429,6 +540,105 @@ enum gn_status gn_log_set_callback(struct gn_log_callback callback,
                                    struct gn_error **err_out);
 
 /**
+ * A new options object: default cluster, TTL 10000 ms, no metadata, etcd's JSON value format.
+ * Never NULL (NULL only if the process is out of memory).
+ */
+struct gn_registration_options *gn_registration_options_new(void);
+
+/**
+ * Frees an options object. NULL is a no-op.
+ */
+void gn_registration_options_free(struct gn_registration_options *options);
+
+/**
+ * The etcd cluster to register in: "" for the default cluster, a name given to
+ * `gn_cluster_register`, or a single member's "host:port". Unknown names fail at
+ * `gn_registration_start` with `GN_STATUS_NOT_FOUND`. On error the options are unchanged.
+ */
+enum gn_status gn_registration_options_set_cluster(struct gn_registration_options *options,
+                                                   const char *cluster,
+                                                   struct gn_error **err_out);
+
+/**
+ * The lease's time to live in milliseconds (default 10000, minimum 1000; etcd counts whole
+ * seconds, so it is rounded up). The lease is renewed every TTL/3; when the library's process
+ * dies, the address disappears from etcd within about the TTL. On error the options are unchanged.
+ */
+enum gn_status gn_registration_options_set_ttl_ms(struct gn_registration_options *options,
+                                                  uint32_t ttl_ms,
+                                                  struct gn_error **err_out);
+
+/**
+ * Metadata written as the value's `Metadata` (any JSON; a numeric `weight` field becomes the
+ * address's weight at resolvers). Must be valid JSON; NULL removes it. On error the options are
+ * unchanged.
+ */
+enum gn_status gn_registration_options_set_metadata_json(struct gn_registration_options *options,
+                                                         const char *json,
+                                                         struct gn_error **err_out);
+
+/**
+ * With `raw` true, writes a bare "host:port" value (as go-zero does) instead of etcd's naming JSON
+ * `{"Op":0,"Addr":"host:port","Metadata":...}`; metadata is then not written.
+ */
+enum gn_status gn_registration_options_set_raw_value(struct gn_registration_options *options,
+                                                     bool raw,
+                                                     struct gn_error **err_out);
+
+/**
+ * Registers `address` ("host:port", "[v6]:port") under `service` in etcd, as key
+ * "<service>/<address>", and returns at once: a background task grants a lease, puts the key,
+ * renews the lease every TTL/3, and when the lease or the key is lost (etcd down longer than the
+ * TTL, key deleted by someone) grants a new lease and puts the key again, forever, with jittered
+ * backoff. Registrations with the same cluster and TTL share one lease and keep-alive stream.
+ *
+ * - `options`: NULL for defaults; copied.
+ * - `registration_out`: receives the new registration on success; untouched on error.
+ * - `err_out`: NULL, or receives an error on failure (free it with `gn_error_free`).
+ *
+ * Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service or address and `GN_STATUS_NOT_FOUND`
+ * for an unknown cluster name; never because etcd is unreachable (that is retried). Thread-safe.
+ */
+enum gn_status gn_registration_start(const char *service,
+                                     const char *address,
+                                     const struct gn_registration_options *options,
+                                     struct gn_registration **registration_out,
+                                     struct gn_error **err_out);
+
+/**
+ * Waits until the registration is `GN_REGISTRATION_STATE_REGISTERED` (`GN_STATUS_OK`), at most
+ * `timeout_ms` milliseconds (negative: no limit; then `GN_STATUS_TIMEOUT`). Returns
+ * `GN_STATUS_CLOSED` if it is or gets closed. Thread-safe.
+ */
+enum gn_status gn_registration_wait(struct gn_registration *registration,
+                                    int64_t timeout_ms,
+                                    struct gn_error **err_out);
+
+/**
+ * The registration's state now; `GN_REGISTRATION_STATE_CLOSED` for NULL. Thread-safe.
+ */
+enum gn_registration_state gn_registration_get_state(const struct gn_registration *registration);
+
+/**
+ * Stops renewing, deletes the key (and revokes the lease when no other registration shares it) so
+ * that resolvers see the address go at once, and waits up to `timeout_ms` for etcd to confirm:
+ * `GN_STATUS_OK` when it did, `GN_STATUS_TIMEOUT` (removal goes on in the background; the key goes
+ * anyway when its lease expires) or `GN_STATUS_UNAVAILABLE` otherwise. Called from a resolver
+ * callback or a library thread it does not wait and returns `GN_STATUS_OK`. Afterwards the state
+ * is `GN_REGISTRATION_STATE_CLOSED`. Idempotent (a later call returns `GN_STATUS_OK`); thread-safe;
+ * concurrent calls wait for the first. The handle stays valid until `gn_registration_free`.
+ */
+enum gn_status gn_registration_close(struct gn_registration *registration,
+                                     uint32_t timeout_ms,
+                                     struct gn_error **err_out);
+
+/**
+ * Closes the registration if needed (as `gn_registration_close` with a 1000 ms timeout, errors
+ * logged) and releases the handle. NULL is a no-op. Must be the last call on this handle.
+ */
+void gn_registration_free(struct gn_registration *registration);
+
+/**
  * A new options object with every default. Never NULL (NULL only if the process is out of memory).
  */
 struct gn_resolver_options *gn_resolver_options_new(void);
@@ -516,6 +726,21 @@ enum gn_status gn_runtime_configure(size_t worker_threads, struct gn_error **err
  * `GN_STATUS_BAD_STATE` when called from a callback or a library thread. Thread-safe.
  */
 enum gn_status gn_runtime_shutdown(uint32_t timeout_ms, struct gn_error **err_out);
+
+/**
+ * Writes the process-wide counters as a JSON object to `*json_out` (free it with `gn_string_free`):
+ * `updates_delivered` (updates etcd resolvers published), `watch_restarts`, `relists`,
+ * `compactions_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
+ * current `watches_active`, `keepalive_streams`, `registrations_active`,
+ * `registrations_registered`, `clusters_connected`. New keys may appear in later versions.
+ * `*json_out` is written on success only. Thread-safe.
+ */
+enum gn_status gn_stats_json(char **json_out, struct gn_error **err_out);
+
+/**
+ * Frees a string this library returned (such as `gn_stats_json`'s). NULL is a no-op.
+ */
+void gn_string_free(char *s);
 
 /**
  * The update's state; `GN_RESOLVER_STATE_TRANSIENT_ERROR` for NULL.

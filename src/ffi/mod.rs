@@ -3,12 +3,15 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod cluster;
 pub mod dns;
 pub mod error;
 pub mod log;
 pub mod panic;
+pub mod registration;
 pub mod resolver;
 pub mod runtime;
+pub mod stats;
 pub mod update;
 
 use std::ffi::{c_char, CStr};

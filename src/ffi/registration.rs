@@ -1,0 +1,248 @@
+//! `gn_registration` and `gn_registration_options`: registering a server address in etcd under a
+//! lease kept alive in the background, waiting for it, reading its state, and closing it.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::error::{gn_error, gn_status};
+use super::panic::{guard, with_status};
+use super::{handle_arg, str_arg, write_out};
+use crate::error::Error;
+use crate::etcd::registration::{Registration, RegistrationOptions, RegistrationState, MIN_TTL};
+
+/// Where a registration stands.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum gn_registration_state {
+    /// Not in etcd yet: the first attempt is under way, or failed and is being retried.
+    Registering = 0,
+    /// The key is in etcd under a live lease.
+    Registered = 1,
+    /// The key was lost (lease expired, etcd unreachable, key deleted by someone) and is being put
+    /// back, with a fresh lease if needed.
+    Retrying = 2,
+    /// Closed.
+    Closed = 3,
+}
+
+impl From<RegistrationState> for gn_registration_state {
+    fn from(state: RegistrationState) -> Self {
+        match state {
+            RegistrationState::Registering => gn_registration_state::Registering,
+            RegistrationState::Registered => gn_registration_state::Registered,
+            RegistrationState::Retrying => gn_registration_state::Retrying,
+            RegistrationState::Closed => gn_registration_state::Closed,
+        }
+    }
+}
+
+/// Options for `gn_registration_start`. Made by `gn_registration_options_new`, freed by
+/// `gn_registration_options_free`. Not thread-safe: do not change one object from two threads at
+/// once. `gn_registration_start` copies it.
+pub struct gn_registration_options {
+    inner: RegistrationOptions,
+}
+
+/// A new options object: default cluster, TTL 10000 ms, no metadata, etcd's JSON value format.
+/// Never NULL (NULL only if the process is out of memory).
+#[no_mangle]
+pub extern "C" fn gn_registration_options_new() -> *mut gn_registration_options {
+    guard(std::ptr::null_mut(), || {
+        Box::into_raw(Box::new(gn_registration_options { inner: RegistrationOptions::default() }))
+    })
+}
+
+/// Frees an options object. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn gn_registration_options_free(options: *mut gn_registration_options) {
+    guard((), || {
+        if !options.is_null() {
+            // SAFETY: the caller owns `options`, made by this library, and gives it up here.
+            drop(unsafe { Box::from_raw(options) });
+        }
+    })
+}
+
+fn with_options(
+    options: *mut gn_registration_options,
+    err_out: *mut *mut gn_error,
+    body: impl FnOnce(&mut RegistrationOptions) -> Result<(), Error>,
+) -> gn_status {
+    with_status(err_out, || {
+        // SAFETY: NULL or a live options object that no other thread changes now.
+        let options = unsafe { options.as_mut() }.ok_or_else(|| Error::invalid_argument("options is NULL"))?;
+        body(&mut options.inner)
+    })
+}
+
+/// The etcd cluster to register in: "" for the default cluster, a name given to
+/// `gn_cluster_register`, or a single member's "host:port". Unknown names fail at
+/// `gn_registration_start` with `GN_STATUS_NOT_FOUND`. On error the options are unchanged.
+#[no_mangle]
+pub extern "C" fn gn_registration_options_set_cluster(
+    options: *mut gn_registration_options,
+    cluster: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    with_options(options, err_out, |o| {
+        // SAFETY: NULL or a NUL-terminated string, as documented.
+        o.cluster = unsafe { str_arg(cluster, "cluster") }?.to_string();
+        Ok(())
+    })
+}
+
+/// The lease's time to live in milliseconds (default 10000, minimum 1000; etcd counts whole
+/// seconds, so it is rounded up). The lease is renewed every TTL/3; when the library's process
+/// dies, the address disappears from etcd within about the TTL. On error the options are unchanged.
+#[no_mangle]
+pub extern "C" fn gn_registration_options_set_ttl_ms(
+    options: *mut gn_registration_options,
+    ttl_ms: u32,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    with_options(options, err_out, |o| {
+        let ttl = Duration::from_millis(ttl_ms.into());
+        if ttl < MIN_TTL {
+            return Err(Error::invalid_argument(format!("TTL {ttl_ms} ms is below the minimum of 1000 ms")));
+        }
+        o.ttl = ttl;
+        Ok(())
+    })
+}
+
+/// Metadata written as the value's `Metadata` (any JSON; a numeric `weight` field becomes the
+/// address's weight at resolvers). Must be valid JSON; NULL removes it. On error the options are
+/// unchanged.
+#[no_mangle]
+pub extern "C" fn gn_registration_options_set_metadata_json(
+    options: *mut gn_registration_options,
+    json: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    with_options(options, err_out, |o| {
+        if json.is_null() {
+            o.metadata = None;
+            return Ok(());
+        }
+        // SAFETY: a NUL-terminated string, as documented.
+        let text = unsafe { str_arg(json, "json") }?;
+        let value = serde_json::from_str(text)
+            .map_err(|e| Error::invalid_argument(format!("metadata is not valid JSON: {e}")))?;
+        o.metadata = Some(value);
+        Ok(())
+    })
+}
+
+/// With `raw` true, writes a bare "host:port" value (as go-zero does) instead of etcd's naming JSON
+/// `{"Op":0,"Addr":"host:port","Metadata":...}`; metadata is then not written.
+#[no_mangle]
+pub extern "C" fn gn_registration_options_set_raw_value(
+    options: *mut gn_registration_options,
+    raw: bool,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    with_options(options, err_out, |o| {
+        o.raw_value = raw;
+        Ok(())
+    })
+}
+
+/// A registration of one address. Made by `gn_registration_start`; closed by
+/// `gn_registration_close`; released by `gn_registration_free`. `gn_registration_wait`,
+/// `gn_registration_get_state` and `gn_registration_close` may be called from any thread, also at
+/// the same time; `gn_registration_free` must be the last call on it.
+pub struct gn_registration {
+    inner: Registration,
+}
+
+/// Registers `address` ("host:port", "[v6]:port") under `service` in etcd, as key
+/// "<service>/<address>", and returns at once: a background task grants a lease, puts the key,
+/// renews the lease every TTL/3, and when the lease or the key is lost (etcd down longer than the
+/// TTL, key deleted by someone) grants a new lease and puts the key again, forever, with jittered
+/// backoff. Registrations with the same cluster and TTL share one lease and keep-alive stream.
+///
+/// - `options`: NULL for defaults; copied.
+/// - `registration_out`: receives the new registration on success; untouched on error.
+/// - `err_out`: NULL, or receives an error on failure (free it with `gn_error_free`).
+///
+/// Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service or address and `GN_STATUS_NOT_FOUND`
+/// for an unknown cluster name; never because etcd is unreachable (that is retried). Thread-safe.
+#[no_mangle]
+pub extern "C" fn gn_registration_start(
+    service: *const c_char,
+    address: *const c_char,
+    options: *const gn_registration_options,
+    registration_out: *mut *mut gn_registration,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    with_status(err_out, || {
+        // SAFETY: the arguments follow this function's documented contract.
+        let service = unsafe { str_arg(service, "service") }?;
+        let address = unsafe { str_arg(address, "address") }?;
+        let options = unsafe { options.as_ref() }.map(|o| o.inner.clone()).unwrap_or_default();
+        if registration_out.is_null() {
+            return Err(Error::invalid_argument("registration_out is NULL"));
+        }
+        let inner = Registration::start(service, address, &options)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(registration_out, "registration_out", Box::into_raw(Box::new(gn_registration { inner }))) }
+    })
+}
+
+/// Waits until the registration is `GN_REGISTRATION_STATE_REGISTERED` (`GN_STATUS_OK`), at most
+/// `timeout_ms` milliseconds (negative: no limit; then `GN_STATUS_TIMEOUT`). Returns
+/// `GN_STATUS_CLOSED` if it is or gets closed. Thread-safe.
+#[no_mangle]
+pub extern "C" fn gn_registration_wait(
+    registration: *mut gn_registration,
+    timeout_ms: i64,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    with_status(err_out, || {
+        // SAFETY: NULL or a live registration.
+        let registration = unsafe { handle_arg(registration, "registration") }?;
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        registration.inner.wait(timeout)
+    })
+}
+
+/// The registration's state now; `GN_REGISTRATION_STATE_CLOSED` for NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn gn_registration_get_state(registration: *const gn_registration) -> gn_registration_state {
+    guard(gn_registration_state::Closed, || {
+        // SAFETY: NULL or a live registration.
+        unsafe { registration.as_ref() }.map_or(gn_registration_state::Closed, |r| r.inner.state().into())
+    })
+}
+
+/// Stops renewing, deletes the key (and revokes the lease when no other registration shares it) so
+/// that resolvers see the address go at once, and waits up to `timeout_ms` for etcd to confirm:
+/// `GN_STATUS_OK` when it did, `GN_STATUS_TIMEOUT` (removal goes on in the background; the key goes
+/// anyway when its lease expires) or `GN_STATUS_UNAVAILABLE` otherwise. Called from a resolver
+/// callback or a library thread it does not wait and returns `GN_STATUS_OK`. Afterwards the state
+/// is `GN_REGISTRATION_STATE_CLOSED`. Idempotent (a later call returns `GN_STATUS_OK`); thread-safe;
+/// concurrent calls wait for the first. The handle stays valid until `gn_registration_free`.
+#[no_mangle]
+pub extern "C" fn gn_registration_close(
+    registration: *mut gn_registration,
+    timeout_ms: u32,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    with_status(err_out, || {
+        // SAFETY: NULL or a live registration.
+        let registration = unsafe { handle_arg(registration, "registration") }?;
+        registration.inner.close(Duration::from_millis(timeout_ms.into()))
+    })
+}
+
+/// Closes the registration if needed (as `gn_registration_close` with a 1000 ms timeout, errors
+/// logged) and releases the handle. NULL is a no-op. Must be the last call on this handle.
+#[no_mangle]
+pub extern "C" fn gn_registration_free(registration: *mut gn_registration) {
+    guard((), || {
+        if !registration.is_null() {
+            // SAFETY: the caller owns the handle and gives it up here; dropping closes it.
+            drop(unsafe { Box::from_raw(registration) });
+        }
+    })
+}

@@ -1,0 +1,37 @@
+//! `gn_stats_json` and `gn_string_free`: the process-wide counters as JSON.
+
+use std::ffi::{c_char, CString};
+
+use super::error::{gn_error, gn_status};
+use super::panic::{guard, with_status};
+use super::write_out;
+use crate::error::Error;
+
+/// Writes the process-wide counters as a JSON object to `*json_out` (free it with `gn_string_free`):
+/// `updates_delivered` (updates etcd resolvers published), `watch_restarts`, `relists`,
+/// `compactions_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
+/// current `watches_active`, `keepalive_streams`, `registrations_active`,
+/// `registrations_registered`, `clusters_connected`. New keys may appear in later versions.
+/// `*json_out` is written on success only. Thread-safe.
+#[no_mangle]
+pub extern "C" fn gn_stats_json(json_out: *mut *mut c_char, err_out: *mut *mut gn_error) -> gn_status {
+    with_status(err_out, || {
+        if json_out.is_null() {
+            return Err(Error::invalid_argument("json_out is NULL"));
+        }
+        let json = CString::new(crate::etcd::stats::to_json()).map_err(|_| Error::invalid_argument("NUL in stats"))?;
+        // SAFETY: NULL (refused) or valid for a write, as documented.
+        unsafe { write_out(json_out, "json_out", json.into_raw()) }
+    })
+}
+
+/// Frees a string this library returned (such as `gn_stats_json`'s). NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn gn_string_free(s: *mut c_char) {
+    guard((), || {
+        if !s.is_null() {
+            // SAFETY: `s` came from `CString::into_raw` in this library and is given up here.
+            drop(unsafe { CString::from_raw(s) });
+        }
+    })
+}

@@ -238,7 +238,7 @@ impl RequestHandler for Handler {
             metadata.authoritative = true;
             metadata.response_code = code;
             let response = MessageResponseBuilder::from_message_request(request).build(
-                metadata.clone(),
+                metadata,
                 answers.iter(),
                 std::iter::empty(),
                 std::iter::empty(),

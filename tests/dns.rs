@@ -161,9 +161,11 @@ fn resolve_now_is_rate_limited_to_the_minimum_interval() {
         2,
         "ten resolve_now calls within the interval make one lookup: {lookups:#?}"
     );
+    // The interval runs from the start of a lookup; the server sees the first query a little later
+    // (the resolver sets up its socket first), hence the margin. Without the limit the gap is ~20 ms.
     let gap = lookups[1].at - lookups[0].at;
     assert!(
-        gap >= Duration::from_millis(950),
+        gap >= Duration::from_millis(800),
         "second lookup {gap:?} after the first; the minimum is 1 s"
     );
     assert!(

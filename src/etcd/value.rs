@@ -70,18 +70,17 @@ pub fn validate_address(addr: &str) -> Result<(), String> {
     address(addr).map(|_| ())
 }
 
-/// The value to write for `addr`: etcd's JSON (readable by etcd's Go resolver), or bare.
+/// The value to write for `addr`: etcd's JSON (readable by etcd's Go resolver), or bare. Fields
+/// keep the order etcd's Go writer uses.
 pub fn format(addr: &str, metadata: Option<&Value>, raw: bool) -> String {
     if raw {
         return addr.to_string();
     }
-    let mut doc = serde_json::Map::new();
-    doc.insert("Op".into(), Value::from(0));
-    doc.insert("Addr".into(), Value::from(addr));
-    if let Some(m) = metadata {
-        doc.insert("Metadata".into(), m.clone());
+    let addr = Value::from(addr);
+    match metadata {
+        Some(m) => format!(r#"{{"Op":0,"Addr":{addr},"Metadata":{m}}}"#),
+        None => format!(r#"{{"Op":0,"Addr":{addr}}}"#),
     }
-    Value::Object(doc).to_string()
 }
 
 #[cfg(test)]

@@ -1,0 +1,185 @@
+//! Shared pieces of the etcd integration tests: real etcd clusters through the harness CLI
+//! (tests/harness/etcd_cluster.py), a direct etcd client for the "someone else" side, and an update
+//! collector with bounded waits that print expected and observed address lists.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gnaming::etcd::cluster::{self, ClusterConfig};
+use gnaming::{Resolver, ResolverOptions, Update};
+
+/// A real etcd cluster on loopback, torn down on drop (and by the harness if this process dies).
+pub struct EtcdCluster {
+    pub dir: PathBuf,
+    pub endpoints: Vec<String>,
+}
+
+fn harness() -> String {
+    format!("{}/tests/harness/etcd_cluster.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+impl EtcdCluster {
+    pub fn start(members: usize) -> Self {
+        Self::start_with(members, &[])
+    }
+
+    pub fn start_with(members: usize, extra: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("gnaming-etcd-test-{}-{}", std::process::id(), unique()));
+        let out = Command::new("python3")
+            .arg(harness())
+            .args(["start", "--dir"])
+            .arg(&dir)
+            .args(["--members", &members.to_string(), "--watch-pid", &std::process::id().to_string()])
+            .args(extra)
+            .output()
+            .expect("python3 runs the etcd harness");
+        assert!(out.status.success(), "etcd cluster did not start: {}", String::from_utf8_lossy(&out.stderr));
+        let endpoints = String::from_utf8(out.stdout).unwrap().trim().split(',').map(str::to_string).collect();
+        EtcdCluster { dir, endpoints }
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("python3")
+            .arg(harness())
+            .arg(args[0])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&args[1..])
+            .output()
+            .expect("python3 runs the etcd harness");
+        assert!(out.status.success(), "harness {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn signal(&self, member: usize, signal: &str) {
+        self.cli(&["signal", "--member", &member.to_string(), "--signal", signal]);
+    }
+
+    pub fn restart(&self, member: usize) {
+        self.cli(&["restart", "--member", &member.to_string()]);
+    }
+
+    pub fn stop_all(&self) {
+        self.cli(&["stop-all"]);
+    }
+
+    pub fn start_all(&self) {
+        self.cli(&["start-all"]);
+    }
+
+    pub fn compact(&self) -> i64 {
+        self.cli(&["compact"]).trim().parse().expect("compact prints the revision")
+    }
+
+    /// Registers this cluster under `name` for targets `etcd://name/...` and registrations.
+    pub fn register_as(&self, name: &str) {
+        let config = ClusterConfig {
+            endpoints: self.endpoints.clone(),
+            request_timeout: Duration::from_secs(1),
+            dial_timeout: Duration::from_millis(500),
+            ..Default::default()
+        };
+        cluster::register(name, config).expect("cluster registers");
+    }
+
+    /// A plain etcd client for the "someone else" side of a test.
+    pub async fn client(&self) -> etcd_client::Client {
+        etcd_client::Client::connect(&self.endpoints, None).await.expect("test client connects")
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("python3").arg(harness()).arg("stop").arg("--dir").arg(&self.dir).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A tokio runtime for the test's own etcd client calls.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Every update of one resolver, in order.
+pub struct Updates {
+    rx: Receiver<Arc<Update>>,
+    pub seen: Vec<Arc<Update>>,
+    pub resolver: Resolver,
+}
+
+pub fn resolve(target: &str) -> Updates {
+    let (tx, rx) = channel();
+    let handler = move |u: &Arc<Update>| {
+        let _ = tx.send(Arc::clone(u));
+    };
+    let resolver =
+        Resolver::start(target, &ResolverOptions::default(), Some(Box::new(handler))).expect("resolver starts");
+    Updates { rx, seen: Vec::new(), resolver }
+}
+
+/// The addresses of an update, sorted, with `#copy` when there are copies.
+pub fn addrs(u: &Update) -> Vec<String> {
+    let mut v: Vec<String> = u
+        .endpoints
+        .iter()
+        .map(|e| if e.copy > 0 { format!("{}#{}", e.address, e.copy) } else { e.address.clone() })
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn sorted(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+impl Updates {
+    /// Waits for an update that satisfies `pred`; panics naming `what` and the last list seen.
+    pub fn wait_for(&mut self, timeout: Duration, what: &str, pred: impl Fn(&Update) -> bool) -> Arc<Update> {
+        let deadline = Instant::now() + timeout;
+        if let Some(last) = self.seen.last() {
+            if pred(last) {
+                return Arc::clone(last);
+            }
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(u) => {
+                    self.seen.push(Arc::clone(&u));
+                    if pred(&u) {
+                        return u;
+                    }
+                }
+                Err(_) => {
+                    let last = self.seen.last().map(|u| (addrs(u), u.state.clone()));
+                    panic!("expected {what} within {timeout:?}; observed last: {last:?}");
+                }
+            }
+        }
+    }
+
+    /// Waits for an OK update whose sorted addresses equal `expected`.
+    pub fn wait_list(&mut self, timeout: Duration, expected: &[String]) -> Arc<Update> {
+        let what = format!("the list {expected:?}");
+        self.wait_for(timeout, &what, |u| u.is_ok() && addrs(u) == expected)
+    }
+
+    /// Takes what arrived without waiting.
+    pub fn drain(&mut self) {
+        while let Ok(u) = self.rx.try_recv() {
+            self.seen.push(u);
+        }
+    }
+}

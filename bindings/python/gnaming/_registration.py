@@ -1,0 +1,160 @@
+"""Servers announcing themselves: etcd cluster settings, lease-backed registrations and the
+library's statistics. Retrying, keep-alive and the key format all live in libgnaming; this module
+only converts arguments and owns the handles.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import json
+import threading
+from typing import Any, Optional
+
+from . import _ffi, _lifecycle
+
+# How long the exit hook waits for each registration's key to be deleted.
+_EXIT_CLOSE_TIMEOUT_S = 2.0
+
+
+def _ms(seconds: float, what: str) -> int:
+    ms = int(round(seconds * 1000))
+    if not 0 <= ms <= 0xFFFFFFFF:
+        raise _ffi.InvalidArgumentError(f"{what} is out of range: {seconds} s", 1)
+    return ms
+
+
+def configure_cluster(name: str = "", *, endpoints: str, dial_timeout: Optional[float] = None,
+                      request_timeout: Optional[float] = None, ca: Optional[str] = None,
+                      cert: Optional[str] = None, key: Optional[str] = None, user: Optional[str] = None,
+                      password: Optional[str] = None) -> None:
+    """Defines etcd cluster `name` ("" is the default cluster, used by `etcd:///svc`; other names by
+    `etcd://NAME/svc` and `Registration(cluster=NAME)`). `endpoints` is "host:port,host:port";
+    timeouts are in seconds; `ca`, `cert`, `key` are PEM file paths for TLS."""
+    lib = _ffi.lib
+    opts = _ffi.require("gn_cluster_options_new")()
+    if not opts:
+        raise MemoryError("gn_cluster_options_new")
+    try:
+        _ffi.call(_ffi.require("gn_cluster_options_set_endpoints"), opts, _ffi.encode(endpoints, "endpoints"))
+        if dial_timeout is not None:
+            _ffi.call(lib.gn_cluster_options_set_dial_timeout_ms, opts, _ms(dial_timeout, "dial_timeout"))
+        if request_timeout is not None:
+            _ffi.call(lib.gn_cluster_options_set_request_timeout_ms, opts, _ms(request_timeout, "request_timeout"))
+        if ca is not None or cert is not None or key is not None:
+            enc = [None if v is None else _ffi.encode(v, n) for v, n in ((ca, "ca"), (cert, "cert"), (key, "key"))]
+            _ffi.call(lib.gn_cluster_options_set_tls, opts, *enc)
+        if user is not None or password is not None:
+            _ffi.call(lib.gn_cluster_options_set_auth, opts, _ffi.encode(user or "", "user"),
+                      _ffi.encode(password or "", "password"))
+        _ffi.call(lib.gn_cluster_register, _ffi.encode(name, "name"), opts)
+    finally:
+        _ffi.require("gn_cluster_options_free")(opts)
+
+
+class RegistrationState(enum.IntEnum):
+    REGISTERING = 0  #: the first registration attempt is under way
+    REGISTERED = 1  #: the key exists under a live lease
+    RETRYING = 2  #: the lease or key was lost; registering again
+    CLOSED = 3  #: closed; the key was deleted (or its lease will expire)
+
+
+class Registration:
+    """Announces `address` under `service` in etcd until closed; with ``with``, the key is deleted
+    on exit so watchers drop the address at once.
+
+    Starting returns at once and the library keeps retrying in the background; call `wait()` to
+    block until registered. `cluster` is "" (default cluster), a name given to
+    `configure_cluster`, or a single "host:port" endpoint. `ttl` (seconds, at least 1) bounds how
+    long the address outlives a crashed process. `metadata` is stored as JSON next to the address;
+    `raw_value=True` stores the bare address instead (go-zero's format).
+    """
+
+    _EXIT_ORDER = 0
+
+    def __init__(self, service: str, address: str, *, cluster: str = "", ttl: float = 10.0,
+                 metadata: Any = None, raw_value: bool = False) -> None:
+        self.service = service
+        self.address = address
+        self._lock = threading.Lock()
+        self._ptr: Optional[int] = None
+        lib = _ffi.lib
+        opts = _ffi.require("gn_registration_options_new")()
+        if not opts:
+            raise MemoryError("gn_registration_options_new")
+        try:
+            _ffi.call(lib.gn_registration_options_set_cluster, opts, _ffi.encode(cluster, "cluster"))
+            _ffi.call(lib.gn_registration_options_set_ttl_ms, opts, _ms(ttl, "ttl"))
+            if metadata is not None:
+                _ffi.call(lib.gn_registration_options_set_metadata_json, opts,
+                          _ffi.encode(json.dumps(metadata), "metadata"))
+            _ffi.call(lib.gn_registration_options_set_raw_value, opts, bool(raw_value))
+            _lifecycle.track(self)
+            out = ctypes.c_void_p()
+            try:
+                _ffi.call(lib.gn_registration_start, _ffi.encode(service, "service"),
+                          _ffi.encode(address, "address"), opts, ctypes.byref(out))
+            except BaseException:
+                _lifecycle.untrack(self)
+                raise
+            self._ptr = out.value
+        finally:
+            lib.gn_registration_options_free(opts)
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        """Blocks until the address is registered; raises `gnaming.TimeoutError` after `timeout`
+        seconds (None: no limit) and `gnaming.ClosedError` once closed."""
+        ms = -1 if timeout is None else _ms(timeout, "timeout")
+        with self._lock:
+            ptr = self._ptr
+        if ptr is None:
+            raise _ffi.ClosedError("the registration is closed", _ffi.STATUS_CLOSED)
+        _ffi.call(_ffi.lib.gn_registration_wait, ptr, ms)
+
+    @property
+    def state(self) -> RegistrationState:
+        with self._lock:
+            if self._ptr is None:
+                return RegistrationState.CLOSED
+            return RegistrationState(_ffi.lib.gn_registration_get_state(self._ptr))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deletes the key (waiting at most `timeout` seconds; after that the lease expires on its
+        own) and stops the keep-alive. Idempotent. Raises if the key could not be deleted in time;
+        the handle is released either way."""
+        with self._lock:
+            ptr, self._ptr = self._ptr, None
+        if ptr is None:
+            return
+        _lifecycle.untrack(self)
+        try:
+            _ffi.call(_ffi.lib.gn_registration_close, ptr, _ms(timeout, "timeout"))
+        finally:
+            _ffi.lib.gn_registration_free(ptr)
+
+    def _close_at_exit(self) -> None:
+        self.close(_EXIT_CLOSE_TIMEOUT_S)
+
+    def __enter__(self) -> "Registration":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        ptr, self._ptr = getattr(self, "_ptr", None), None
+        if ptr is not None:
+            _ffi.lib.gn_registration_free(ptr)
+
+    def __repr__(self) -> str:
+        return f"<gnaming.Registration {self.service!r} {self.address!r} {self.state.name}>"
+
+
+def stats() -> dict:
+    """The library's counters (resolvers, registrations, etcd connections...) as a dict."""
+    out = ctypes.c_void_p()
+    _ffi.call(_ffi.require("gn_stats_json"), ctypes.byref(out))
+    try:
+        return json.loads(ctypes.string_at(out.value).decode("utf-8"))
+    finally:
+        _ffi.lib.gn_string_free(out.value)

@@ -1,0 +1,113 @@
+"""gnaming.grpc channels on static targets against real grpcio servers: traffic shares from `#N`,
+connection counts, the plan that maps lists onto grpcio targets, and the aio channel."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+
+import grpc
+import pytest
+
+import gnaming
+import gnaming.grpc as ggrpc
+from gnaming import Address, AddressFamily, AddressKind, Update
+
+from conftest import COUNT, ECHO
+
+
+def echo_split(ch, n: int) -> collections.Counter:
+    echo = ch.unary_unary(ECHO)
+    return collections.Counter(echo(b"", timeout=5, wait_for_ready=True).decode() for _ in range(n))
+
+
+def test_copies_give_2_to_1_traffic_and_2_plus_1_connections(backends):
+    a, b = backends(2)
+    with ggrpc.channel(f"pass:///{a.address}#2,{b.address}#1", grace=0.5) as ch:
+        counts = echo_split(ch, 3000)
+    share = counts[a.name] / 3000
+    assert abs(share - 2 / 3) <= 0.1 * 2 / 3, f"expected a:b = 2:1 over 3000 RPCs, observed {dict(counts)}"
+    observed = (len(a.peers), len(b.peers))
+    assert observed == (2, 1), f"expected (2, 1) connections server-side, observed {observed}: {a.peers} {b.peers}"
+
+
+def test_a_single_address_channel_serves_unary_and_streaming_calls(backends):
+    (a,) = backends(1)
+    with ggrpc.channel(f"pass:///{a.address}") as ch:
+        assert ch.unary_unary(ECHO)(b"", timeout=5, wait_for_ready=True) == a.name.encode()
+        assert ch.unary_unary(ECHO).future(b"", timeout=5).result() == a.name.encode()
+        reply, call = ch.unary_unary(ECHO).with_call(b"", timeout=5)
+        assert call.code() == grpc.StatusCode.OK
+        got = [m.decode() for m in ch.unary_stream(COUNT)(b"3,1", timeout=5)]
+        assert got == [f"{a.name}:{i}" for i in range(3)]
+
+
+def test_the_channel_works_with_grpc_channel_ready_future(backends):
+    (a,) = backends(1)
+    with ggrpc.channel(f"pass:///{a.address}") as ch:
+        grpc.channel_ready_future(ch).result(timeout=5)
+
+
+def test_calls_after_close_are_cancelled(backends):
+    (a,) = backends(1)
+    ch = ggrpc.channel(f"pass:///{a.address}")
+    ch.close()
+    with pytest.raises(grpc.RpcError) as info:
+        ch.unary_unary(ECHO)(b"", timeout=1)
+    assert info.value.code() == grpc.StatusCode.CANCELLED
+
+
+def addr(a: str, family=AddressFamily.IPV4, weight=1, copy=0) -> Address:
+    return Address(a, family, AddressKind.BACKEND, weight, copy, None)
+
+
+def update(*addresses: Address, config=None) -> Update:
+    return Update(1, True, None, tuple(addresses), config)
+
+
+def test_plan_lists_an_address_once_per_unit_of_weight_after_dividing_by_the_gcd():
+    layers = ggrpc.plan(update(addr("10.0.0.1:1", weight=20), addr("10.0.0.2:1", weight=10)))
+    assert [(l.target, l.share) for l in layers] == [("ipv4:10.0.0.1:1,10.0.0.1:1,10.0.0.2:1", 3)]
+
+
+def test_plan_writes_ipv4_as_mapped_ipv6_when_families_mix():
+    layers = ggrpc.plan(update(addr("10.0.0.1:1"), addr("[::1]:2", AddressFamily.IPV6)))
+    assert [l.target for l in layers] == ["ipv6:[::ffff:10.0.0.1]:1,[::1]:2"]
+
+
+def test_plan_puts_each_copy_in_its_own_layer_and_names_in_their_own_channel():
+    layers = ggrpc.plan(update(addr("10.0.0.1:1"), addr("10.0.0.1:1", copy=1), addr("10.0.0.2:1"),
+                               addr("db.test:5", AddressFamily.NAME),
+                               Address("10.9.9.9:1", AddressFamily.IPV4, AddressKind.BALANCER, 1, 0, None)))
+    got = [(l.target, dict(l.args)["gnaming.copy_index"], l.share) for l in layers]
+    assert got == [("ipv4:10.0.0.1:1,10.0.0.2:1", 0, 2), ("ipv4:10.0.0.1:1", 1, 1), ("db.test:5", 0, 1)]
+
+
+def test_plan_caps_huge_weights():
+    layers = ggrpc.plan(update(addr("10.0.0.1:1", weight=1_000_000), addr("10.0.0.2:1", weight=3)))
+    assert layers[0].target.count(",") + 1 <= 1001
+
+
+def test_service_config_adds_round_robin_unless_a_policy_is_chosen():
+    assert json.loads(ggrpc.service_config(None, None)) == {"loadBalancingConfig": [{"round_robin": {}}]}
+    mine = '{"loadBalancingConfig":[{"pick_first":{}}]}'
+    assert json.loads(ggrpc.service_config(mine, None))["loadBalancingConfig"] == [{"pick_first": {}}]
+    user = '{"methodConfig":[]}'
+    assert json.loads(ggrpc.service_config(None, user)) == {"methodConfig": [], "loadBalancingConfig": [{"round_robin": {}}]}
+
+
+def test_aio_channel_spreads_calls_and_streams(backends):
+    a, b = backends(2)
+
+    async def main():
+        async with ggrpc.aio_channel(f"pass:///{a.address},{b.address}", grace=0.5) as ch:
+            await asyncio.wait_for(ch.channel_ready(), 5)
+            echo = ch.unary_unary(ECHO)
+            names = collections.Counter([(await echo(b"", timeout=5, wait_for_ready=True)).decode() for _ in range(200)])
+            streamed = [m.decode() async for m in ch.unary_stream(COUNT)(b"3,1", timeout=5)]
+            return names, streamed
+
+    names, streamed = asyncio.run(main())
+    assert names[a.name] == names[b.name] == 100, f"expected 100 each, observed {dict(names)}"
+    assert len(streamed) == 3

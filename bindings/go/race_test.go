@@ -1,0 +1,5 @@
+//go:build race
+
+package gnaming
+
+const raceEnabled = true

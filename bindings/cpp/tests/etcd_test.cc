@@ -1,0 +1,316 @@
+// The plugin and gnaming::Registration against a real 3-member etcd cluster on loopback, run by
+// tests/harness/etcd_cluster.py (GNAMING_TEST_ETCD_ENDPOINTS, GNAMING_TEST_ETCD_DIR).
+//
+// `etcd_test --serve SERVICE TTL_MS` is a child mode: it serves and registers one greeter and
+// prints its address, so a test can SIGKILL a whole server process.
+#include <gnaming/grpc.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include "greeter_server.h"
+
+namespace gnaming::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string g_self;  // path of this binary, for the child mode
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+// Runs the harness CLI on this test's cluster: "stop-all", "start-all", ...
+void Harness(const std::string& args) {
+  std::string cmd = "python3 '" GNAMING_ETCD_HARNESS "' " + args + " --dir '" + Env("GNAMING_TEST_ETCD_DIR") + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+// A unique service name per test, so tests never see each other's servers.
+std::string ServiceName() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return std::string("cpp-") + info->name();
+}
+
+Registration::Options Ttl(std::chrono::milliseconds ttl) {
+  Registration::Options o;
+  o.ttl = ttl;
+  return o;
+}
+
+std::unique_ptr<Registration> Register(const std::string& service, const GreeterServer& s,
+                                       std::chrono::milliseconds ttl = 10s) {
+  auto r = std::make_unique<Registration>(service, s.address(), Ttl(ttl));
+  EXPECT_TRUE(r->Wait(10s)) << "registering " << s.address() << " under " << service;
+  return r;
+}
+
+// The address list libgnaming itself reports for `target`, through the C API's pull mode.
+class Watcher {
+ public:
+  explicit Watcher(const std::string& target) {
+    gn_error* err = nullptr;
+    gn_update_callback pull{nullptr, nullptr, nullptr};
+    if (gn_resolver_start(target.c_str(), nullptr, pull, &resolver_, &err) != GN_STATUS_OK) {
+      ADD_FAILURE() << "gn_resolver_start(" << target << "): " << gn_error_message(err);
+      gn_error_free(err);
+    }
+  }
+  ~Watcher() { gn_resolver_free(resolver_); }
+
+  // Waits up to `timeout` until the list equals `want`; returns the last list seen.
+  std::set<std::string> WaitFor(const std::set<std::string>& want, std::chrono::milliseconds timeout) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (last_ != want) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      gn_update* u = nullptr;
+      if (gn_resolver_next(resolver_, left.count(), &u, nullptr) != GN_STATUS_OK) continue;
+      if (gn_update_state(u) == GN_RESOLVER_STATE_OK) {
+        last_.clear();
+        for (size_t i = 0; i < gn_update_address_count(u); i++) last_.insert(gn_update_address(u, i)->addr);
+      }
+      gn_update_free(u);
+    }
+    return last_;
+  }
+
+ private:
+  gn_resolver* resolver_ = nullptr;
+  std::set<std::string> last_;
+};
+
+TEST(Etcd, ThreeRegisteredServersAllGetRoundRobinTraffic) {
+  const std::string service = ServiceName();
+  GreeterServer a, b, c;
+  auto ra = Register(service, a), rb = Register(service, b), rc = Register(service, c);
+  auto stub = Greeter::NewStub(RoundRobinChannel("etcd:///" + service));
+  std::set<std::string> want{a.address(), b.address(), c.address()};
+  auto seen = ReachedServers(*stub, want, 10s);
+  EXPECT_EQ(seen, want) << "expected " << Join(want) << ", observed " << Join(seen);
+}
+
+TEST(Etcd, WeightsInMetadataSplitTrafficProportionally) {
+  const std::string service = ServiceName();
+  GreeterServer heavy, light;
+  Registration::Options o;
+  o.metadata_json = R"({"weight":2})";
+  Registration rh(service, heavy.address(), o);
+  o.metadata_json = R"({"weight":1})";
+  Registration rl(service, light.address(), o);
+  ASSERT_TRUE(rh.Wait(10s) && rl.Wait(10s));
+  auto stub = Greeter::NewStub(RoundRobinChannel("etcd:///" + service));
+  auto end = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < end && (heavy.connections() < 2 || light.connections() < 1)) {
+    SayHello(*stub);
+  }
+  ASSERT_EQ(heavy.connections(), 2u) << "weight 2 should give two connections";
+  ASSERT_EQ(light.connections(), 1u);
+  heavy.Reset();
+  light.Reset();
+  constexpr int kRpcs = 300;
+  for (int i = 0; i < kRpcs; i++) SayHello(*stub);
+  EXPECT_NEAR(heavy.rpcs(), kRpcs * 2 / 3, kRpcs * 2 / 30)
+      << "heavy got " << heavy.rpcs() << ", light got " << light.rpcs() << " of " << kRpcs;
+}
+
+TEST(Etcd, GracefulRemovalLosesNoRpc) {
+  const std::string service = ServiceName();
+  GreeterServer a, b, c;
+  auto ra = Register(service, a), rb = Register(service, b), rc = Register(service, c);
+  auto stub = Greeter::NewStub(RoundRobinChannel("etcd:///" + service));
+  std::set<std::string> all{a.address(), b.address(), c.address()};
+  ASSERT_EQ(ReachedServers(*stub, all, 10s), all);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0}, failed{0};
+  std::string first_error;
+  std::thread load([&] {
+    while (!stop) {
+      grpc::Status st;
+      SayHello(*stub, &st);
+      sent++;
+      if (!st.ok() && failed++ == 0) first_error = st.error_message();
+    }
+  });
+  std::this_thread::sleep_for(200ms);
+  // Deregister, give the channel time to apply the new list, then stop the server.
+  rc->Close();
+  Watcher w("etcd:///" + service);
+  std::set<std::string> two{a.address(), b.address()};
+  EXPECT_EQ(w.WaitFor(two, 5s), two);
+  std::this_thread::sleep_for(300ms);
+  c.Reset();
+  c.Stop();
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  load.join();
+  EXPECT_EQ(failed.load(), 0) << "of " << sent.load() << " RPCs; first error: " << first_error;
+  EXPECT_EQ(c.rpcs(), 0) << "RPCs reached the removed server after it left the list";
+}
+
+TEST(Etcd, AKilledServerProcessIsRemovedOnceItsLeaseExpires) {
+  const std::string service = ServiceName();
+  constexpr auto kTtl = 2000ms;
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    execl(g_self.c_str(), g_self.c_str(), "--serve", service.c_str(), std::to_string(kTtl.count()).c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  char line[128] = {};
+  FILE* f = fdopen(out[0], "r");
+  ASSERT_NE(std::fgets(line, sizeof line, f), nullptr) << "the child server printed no address";
+  std::fclose(f);
+  std::string address(line);
+  address.erase(address.find_last_not_of("\r\n") + 1);
+
+  Watcher w("etcd:///" + service);
+  ASSERT_EQ(w.WaitFor({address}, 10s), std::set<std::string>{address});
+  auto stub = Greeter::NewStub(RoundRobinChannel("etcd:///" + service));
+  EXPECT_EQ(SayHello(*stub), address);
+
+  auto killed = std::chrono::steady_clock::now();
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  auto left = w.WaitFor({}, kTtl + 5s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed);
+  EXPECT_TRUE(left.empty()) << "still listed " << took.count() << " ms after SIGKILL: " << Join(left);
+  EXPECT_LE(took, kTtl + 5s);
+}
+
+TEST(Etcd, AThousandRpcsFromEightThreadsSurviveTwoHundredMembershipChanges) {
+  const std::string service = ServiceName();
+  constexpr int kServers = 4, kThreads = 8, kRpcsPerThread = 125, kChanges = 200;
+  std::vector<std::unique_ptr<GreeterServer>> servers;
+  std::vector<std::unique_ptr<Registration>> regs;
+  for (int i = 0; i < kServers; i++) {
+    servers.push_back(std::make_unique<GreeterServer>());
+    regs.push_back(Register(service, *servers.back()));
+  }
+  auto stub = Greeter::NewStub(RoundRobinChannel("etcd:///" + service));
+  std::set<std::string> all;
+  for (auto& s : servers) all.insert(s->address());
+  ASSERT_EQ(ReachedServers(*stub, all, 10s), all);
+
+  std::atomic<int> failed{0}, done{0}, during_churn{0};
+  std::atomic<bool> churn_done{false};
+  std::string first_error;
+  std::mutex mu;
+  std::thread churn([&] {
+    // Server 0 stays; the others leave and come back, one change at a time.
+    for (int i = 0; i < kChanges; i++) {
+      int k = 1 + i % (kServers - 1);
+      if (regs[k]) {
+        regs[k]->Close();
+        regs[k].reset();
+      } else {
+        regs[k] = std::make_unique<Registration>(service, servers[k]->address(), Ttl(10s));
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    churn_done = true;
+  });
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; t++) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < kRpcsPerThread; i++) {
+        grpc::Status st;
+        SayHello(*stub, &st);
+        done++;
+        if (!churn_done) during_churn++;
+        if (!st.ok() && failed++ == 0) {
+          std::lock_guard<std::mutex> lock(mu);
+          first_error = st.error_message();
+        }
+        // Spread the RPCs over the whole churn.
+        if (!churn_done) std::this_thread::sleep_for(15ms);
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  churn.join();
+  EXPECT_EQ(done.load(), kThreads * kRpcsPerThread);
+  EXPECT_EQ(failed.load(), 0) << "first error: " << first_error;
+  EXPECT_GT(during_churn.load(), kThreads * kRpcsPerThread / 2) << "too few RPCs overlapped the churn";
+}
+
+TEST(Etcd, RpcsKeepReachingTheLastKnownServersDuringAnEtcdOutage) {
+  const std::string service = ServiceName();
+  GreeterServer a, b;
+  auto ra = Register(service, a), rb = Register(service, b);
+  auto stub = Greeter::NewStub(RoundRobinChannel("etcd:///" + service));
+  std::set<std::string> both{a.address(), b.address()};
+  ASSERT_EQ(ReachedServers(*stub, both, 10s), both);
+
+  Harness("stop-all");
+  a.Reset();
+  b.Reset();
+  int failed = 0;
+  std::string first_error;
+  auto end = std::chrono::steady_clock::now() + 6s;  // long enough for libgnaming to notice
+  int sent = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    grpc::Status st;
+    SayHello(*stub, &st);
+    sent++;
+    if (!st.ok() && failed++ == 0) first_error = st.error_message();
+    std::this_thread::sleep_for(10ms);
+  }
+  Harness("start-all");
+  EXPECT_EQ(failed, 0) << "of " << sent << " RPCs during the outage; first error: " << first_error;
+  EXPECT_GT(a.rpcs(), 0) << "a got no RPCs during the outage";
+  EXPECT_GT(b.rpcs(), 0) << "b got no RPCs during the outage";
+  // The registrations come back after the outage.
+  EXPECT_TRUE(ra->Wait(20s));
+  EXPECT_TRUE(rb->Wait(20s));
+}
+
+// Child mode for the SIGKILL test.
+int Serve(const std::string& service, int ttl_ms) {
+  GreeterServer server;
+  Registration r(service, server.address(), Ttl(std::chrono::milliseconds(ttl_ms)));
+  if (!r.Wait(10s)) return 1;
+  std::cout << server.address() << std::endl;
+  pause();
+  return 0;
+}
+
+}  // namespace
+}  // namespace gnaming::test
+
+int main(int argc, char** argv) {
+  gnaming::test::g_self = argv[0];
+  const std::string endpoints = gnaming::test::Env("GNAMING_TEST_ETCD_ENDPOINTS");
+  if (endpoints.empty()) {
+    std::cerr << "GNAMING_TEST_ETCD_ENDPOINTS is not set: run me under tests/harness/etcd_cluster.py run\n";
+    return 2;
+  }
+  // The default cluster ("etcd:///") is the test cluster; registered before any channel exists.
+  gnaming::ClusterOptions cluster;
+  cluster.endpoints = endpoints;
+  gnaming::RegisterCluster("", cluster);
+  if (argc == 4 && std::string(argv[1]) == "--serve") {
+    return gnaming::test::Serve(argv[2], std::atoi(argv[3]));
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

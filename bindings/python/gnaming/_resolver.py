@@ -172,12 +172,12 @@ class _Handle:
             if self._closed:
                 return
             self._closed = True
-            free = self._users == 0
-        # Waits for an in-flight callback (ctypes drops the GIL meanwhile) and wakes `next` calls,
-        # whose release() then frees the handle.
+            # The closing call is a user too: `gn_resolver_close` wakes `next` calls before it
+            # returns, and their release() must not free the handle under it.
+            self._users += 1
+        # Waits for an in-flight callback (ctypes drops the GIL meanwhile) and wakes `next` calls.
         _ffi.lib.gn_resolver_close(self._ptr)
-        if free:
-            _ffi.lib.gn_resolver_free(self._ptr)
+        self.release()
 
     @property
     def closed(self) -> bool:

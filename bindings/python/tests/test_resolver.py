@@ -75,6 +75,19 @@ def test_closing_from_another_thread_ends_iteration():
     assert seen == [1], f"expected [1], observed {seen}"
 
 
+def test_close_racing_a_blocked_next_never_frees_the_handle_under_it():
+    # gn_resolver_close wakes waiting next() calls before it returns; the handle must outlive both.
+    for i in range(60):
+        r = gnaming.Resolver("pass:///127.0.0.1:1")
+        r.next(5)
+        t = threading.Thread(target=lambda r=r: list(r))
+        t.start()
+        time.sleep((i % 12) * 0.02)
+        r.close()
+        t.join(5)
+        assert not t.is_alive(), f"round {i}: iteration did not end after close()"
+
+
 def test_a_callback_may_close_its_own_resolver():
     constructed = threading.Event()
     closed_inside = threading.Event()

@@ -131,3 +131,13 @@ func TestChannelOnPassTargetReachesEveryServer(t *testing.T) {
 		t.Fatalf("servers answering:\n got  %v\n want %v", got, want)
 	}
 }
+
+func TestDNSSchemeUnderAnotherNameResolvesThroughTheLibrary(t *testing.T) {
+	// An IP literal needs no DNS server, so this runs on any machine; it shows the dns scheme is
+	// served by libgnaming under a name that leaves grpc-go's own "dns" alone.
+	_, cc := buildResolver(t, NewBuilder("dns", WithScheme("gndns")), "gndns:///127.0.0.1:7004")
+	s := cc.waitState(t, 5*time.Second, func(resolver.State) bool { return true })
+	if got, want := addrList(s), []string{"127.0.0.1:7004#0(w=1)"}; !slices.Equal(got, want) {
+		t.Fatalf("addresses:\n got  %v\n want %v", got, want)
+	}
+}

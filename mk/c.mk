@@ -8,6 +8,9 @@ C_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -Iinclude -Itests/c -pthread
 C_LINK := -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR))
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no
+# A forked child cannot free what its parent's runtime threads allocated (those threads do not exist
+# in it), so the fork test's valgrind run checks memory errors but not leaks; its ASan run checks both.
+VALGRIND_FLAGS_test_fork := --leak-check=no
 # A dead member or a slow runner must not hang the suite.
 C_TIMEOUT := timeout 600
 ETCD_RUN := python3 tests/harness/etcd_cluster.py run --
@@ -23,12 +26,11 @@ test-c-build: lib
 
 test-c: test-c-build
 	@$(ETCD_RUN) bash -c 'set -u; failed=0; \
-	  for t in $(C_TESTS); do \
-	    echo "--- $$t (ASan+UBSan)"; \
-	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 $(C_TIMEOUT) $(BUILD)/c/$$t.asan || failed=1; \
-	    echo "--- $$t (valgrind)"; \
-	    $(C_TIMEOUT) $(VALGRIND) $(BUILD)/c/$$t || failed=1; \
-	  done; \
+	  $(foreach t,$(C_TESTS),\
+	    echo "--- $(t) (ASan+UBSan)"; \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 $(C_TIMEOUT) $(BUILD)/c/$(t).asan || failed=1; \
+	    echo "--- $(t) (valgrind)"; \
+	    $(C_TIMEOUT) $(VALGRIND) $(VALGRIND_FLAGS_$(t)) $(BUILD)/c/$(t) || failed=1;) \
 	  echo "--- header_cxx"; $(BUILD)/c/header_cxx || failed=1; \
 	  exit $$failed'
 
@@ -40,7 +42,7 @@ test-install:
 	$(CC) -Wall -Wextra -Werror examples/c/resolve.c $$(pkg-config --cflags --libs gnaming) -o $(BUILD)/prefix/resolve && \
 	out=$$(LD_LIBRARY_PATH=$(abspath $(BUILD)/prefix)/lib $(BUILD)/prefix/resolve 'pass:///127.0.0.1:50051#2,127.0.0.1:50052') && \
 	echo "$$out" && \
-	[ "$$(echo "$$out" | grep -c '127.0.0.1:5005')" = 3 ] && echo "1 passed, 0 failed" || { echo "0 passed, 1 failed"; exit 1; }
+	[ "$$(echo "$$out" | grep -c '^  127.0.0.1:5005')" = 3 ] && echo "1 passed, 0 failed" || { echo "0 passed, 1 failed"; exit 1; }
 
 # The library exports only the C API.
 test-exports: lib

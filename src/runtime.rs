@@ -28,9 +28,12 @@ struct Installed {
 struct Global {
     installed: Option<Installed>,
     live: Vec<Weak<dyn Closable>>,
+    /// What a forked child inherited and must never drop (the parent's runtime and closures); kept
+    /// reachable rather than leaked, so leak checkers see it as held.
+    abandoned: Vec<Box<dyn std::any::Any + Send>>,
 }
 
-static GLOBAL: Mutex<Global> = Mutex::new(Global { installed: None, live: Vec::new() });
+static GLOBAL: Mutex<Global> = Mutex::new(Global { installed: None, live: Vec::new(), abandoned: Vec::new() });
 static WORKERS: AtomicUsize = AtomicUsize::new(DEFAULT_WORKERS);
 static ATFORK: Once = Once::new();
 
@@ -88,9 +91,10 @@ pub fn handle() -> Result<Handle, Error> {
             return Ok(installed.runtime.handle().clone());
         }
         let stale = global.installed.take().expect("checked above");
-        std::mem::forget(stale);
-        // Objects inherited from the parent belong to it; the child only forgets them.
-        std::mem::forget(std::mem::take(&mut global.live));
+        // Objects inherited from the parent belong to it; the child keeps them without touching them.
+        let live = std::mem::take(&mut global.live);
+        global.abandoned.push(Box::new(stale.runtime));
+        global.abandoned.push(Box::new(live));
     }
     crate::log::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -102,6 +106,11 @@ pub fn handle() -> Result<Handle, Error> {
     let handle = runtime.handle().clone();
     global.installed = Some(Installed { runtime, pid });
     Ok(handle)
+}
+
+/// Keeps something inherited through fork alive, untouched, for the rest of the process.
+pub(crate) fn abandon(inherited: Box<dyn std::any::Any + Send>) {
+    GLOBAL.lock().abandoned.push(inherited);
 }
 
 /// Registers an object to be closed by [`shutdown`].
@@ -126,7 +135,7 @@ pub fn shutdown(timeout: Duration) -> Result<(), Error> {
         if installed.pid == std::process::id() {
             installed.runtime.shutdown_timeout(timeout);
         } else {
-            std::mem::forget(installed);
+            GLOBAL.lock().abandoned.push(Box::new(installed.runtime));
         }
     }
     Ok(())

@@ -215,7 +215,9 @@ pub extern "C" fn gn_resolver_close(resolver: *mut gn_resolver) {
             let owner = resolver.pull_owner.lock().take();
             if resolver.resolver.is_inherited() {
                 // The parent process owns this closure; the child's copy must not run its drop.
-                std::mem::forget(owner);
+                if let Some(owner) = owner {
+                    crate::runtime::abandon(Box::new(owner));
+                }
             } else {
                 drop(owner);
             }

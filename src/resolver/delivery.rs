@@ -145,7 +145,9 @@ impl Delivery {
     pub(crate) fn abandon(&self) {
         if let Some(mut state) = self.state.try_lock() {
             state.closed = true;
-            std::mem::forget(state.handler.take());
+            if let Some(handler) = state.handler.take() {
+                crate::runtime::abandon(Box::new(handler));
+            }
         }
     }
 

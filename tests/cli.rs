@@ -1,0 +1,174 @@
+//! The `gnaming` command line: each command against real etcd members, bad input, and `watch`
+//! seeing a registration made by `register`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use common::EtcdCluster;
+use serde_json::Value;
+
+fn gnaming(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gnaming")).args(args).output().expect("gnaming runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running `gnaming` whose stdout lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gnaming"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("gnaming runs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The first line within `timeout` that satisfies `pred`; fails with every line seen.
+    fn wait_line(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no line {what} within {timeout:?}; saw:\n{}", seen.join("\n"));
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("gnaming did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn addresses(line: &str) -> Vec<(String, u64)> {
+    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    v["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["addr"].as_str().unwrap().to_string(), a["weight"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn resolve_prints_a_static_list_as_text_and_as_json() {
+    let out = gnaming(&["resolve", "pass:///127.0.0.1:50051#2,[::1]:50052"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let entries: Vec<&str> = stdout.lines().skip(1).collect();
+    assert_eq!(entries.iter().filter(|l| l.contains("127.0.0.1:50051")).count(), 2, "{stdout}");
+    assert!(stdout.contains("copy=1") && stdout.contains("[::1]:50052"), "{stdout}");
+
+    let out = gnaming(&["resolve", "ipv4:127.0.0.1:1", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["state"], "ok");
+    assert_eq!(v["addresses"][0]["addr"], "127.0.0.1:1");
+    assert_eq!(v["addresses"][0]["family"], "ipv4");
+}
+
+#[test]
+fn bad_input_exits_2_with_the_reason() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["resolve", "pass:///a:1#0"], "the number of connections"),
+        (&["resolve"], "missing TARGET"),
+        (&["resolve", "nope:x"], "unknown scheme 'nope'"),
+        (&["resolve", "pass:///a:1", "--timeout", "-1"], "--timeout"),
+        (&["watch", "a", "b"], "expected one TARGET"),
+        (&["register", "svc"], "expected SERVICE and ADDR"),
+        (&["register", "svc", "127.0.0.1:1", "--metadata", "{bad"], "not valid JSON"),
+        (&["register", "svc", "127.0.0.1:1", "--ttl", "0.5", "--etcd", "127.0.0.1:1"], "below the minimum"),
+        (&["frobnicate"], "unknown command"),
+        (&["resolve", "pass:///a:1", "--bogus"], "unknown option --bogus"),
+    ];
+    for (args, needle) in cases {
+        let out = gnaming(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in: {stderr}");
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [&["--help"][..], &["resolve", "--help"], &["watch", "--help"], &["register", "--help"]] {
+        let out = gnaming(args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(text(&out.stdout).contains("usage"), "{args:?}: {}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn unreachable_etcd_exits_3_with_a_clear_error() {
+    let out = gnaming(&["resolve", "etcd:///svc", "--etcd", "127.0.0.1:1", "--timeout", "5"]);
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("127.0.0.1:1"), "{}", text(&out.stderr));
+    let out = gnaming(&["register", "svc", "127.0.0.1:9", "--etcd", "127.0.0.1:1", "--wait", "1"]);
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not registered within"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn watch_sees_a_registration_made_by_register_and_its_removal_on_sigterm() {
+    let cluster = EtcdCluster::start(3);
+    let etcd = cluster.endpoints.join(",");
+    let watch = Running::start(&["watch", "etcd:///cli/echo", "--etcd", &etcd, "--json"]);
+    watch.wait_line(Duration::from_secs(10), "with the empty start list", |l| addresses(l).is_empty());
+
+    let register = Running::start(&[
+        "register", "cli/echo", "127.0.0.1:7001", "--ttl", "5", "--metadata", r#"{"weight":3}"#, "--etcd", &etcd,
+    ]);
+    register.wait_line(Duration::from_secs(10), "saying registered", |l| l.contains("registered cli/echo/127.0.0.1:7001"));
+    let expected = vec![("127.0.0.1:7001".to_string(), 3)];
+    watch.wait_line(Duration::from_secs(10), "with the registered address of weight 3", |l| addresses(l) == expected);
+
+    let out = gnaming(&["resolve", "etcd:///cli/echo", "--etcd", &etcd, "--json"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(addresses(&text(&out.stdout)), expected);
+
+    let status = register.terminate();
+    assert!(status.success(), "register exited with {status}");
+    watch.wait_line(Duration::from_secs(2), "with the address removed", |l| addresses(l).is_empty());
+    assert!(watch.terminate().success());
+}

@@ -14,7 +14,7 @@ $(PY_VENV)/bin/python:
 
 # Reinstalled every time: the copied library must be the one just built.
 python-install: lib $(PY_VENV)/bin/python
-	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "grpcio>=1.50" "pytest>=7" "setuptools>=64"
+	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "grpcio>=1.50" "pytest>=7" "setuptools>=64" wheel
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall ./bindings/python
 
 # pytest exits non-zero also when it collects no test.

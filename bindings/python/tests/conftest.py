@@ -22,6 +22,8 @@ import pytest
 
 ECHO = "/gnaming.test.Echo/Echo"
 COUNT = "/gnaming.test.Echo/Count"
+JOIN = "/gnaming.test.Echo/Join"
+SHOUT = "/gnaming.test.Echo/Shout"
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -37,6 +39,8 @@ class Backend:
         handlers = {
             "Echo": grpc.unary_unary_rpc_method_handler(self._echo),
             "Count": grpc.unary_stream_rpc_method_handler(self._count),
+            "Join": grpc.stream_unary_rpc_method_handler(self._join),
+            "Shout": grpc.stream_stream_rpc_method_handler(self._shout),
         }
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("gnaming.test.Echo", handlers),))
         self.port = self.server.add_insecure_port("127.0.0.1:0")
@@ -58,6 +62,15 @@ class Backend:
         for i in range(n):
             time.sleep(pause_ms / 1000)
             yield f"{self.name}:{i}".encode()
+
+    def _join(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        self._seen(context)
+        return b",".join(requests)
+
+    def _shout(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        self._seen(context)
+        for r in requests:
+            yield r.upper()
 
     def reset(self) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ import gnaming
 import gnaming.grpc as ggrpc
 from gnaming import Address, AddressFamily, AddressKind, Update
 
-from conftest import COUNT, ECHO
+from conftest import COUNT, ECHO, JOIN, SHOUT
 
 
 def echo_split(ch, n: int) -> collections.Counter:
@@ -41,6 +41,14 @@ def test_a_single_address_channel_serves_unary_and_streaming_calls(backends):
         assert call.code() == grpc.StatusCode.OK
         got = [m.decode() for m in ch.unary_stream(COUNT)(b"3,1", timeout=5)]
         assert got == [f"{a.name}:{i}" for i in range(3)]
+
+
+def test_client_streaming_and_bidi_calls_pass_through(backends):
+    (a,) = backends(1)
+    with ggrpc.channel(f"pass:///{a.address}") as ch:
+        assert ch.stream_unary(JOIN)(iter([b"x", b"y"]), timeout=5, wait_for_ready=True) == b"x,y"
+        assert ch.stream_unary(JOIN).future(iter([b"z"]), timeout=5).result() == b"z"
+        assert list(ch.stream_stream(SHOUT)(iter([b"a", b"b"]), timeout=5)) == [b"A", b"B"]
 
 
 def test_the_channel_works_with_grpc_channel_ready_future(backends):

@@ -286,3 +286,15 @@ def test_aio_channel_keeps_a_stream_through_an_empty_list_and_waits_for_ready(et
     name = first.split(":")[0]
     assert reply == b"s0", f"observed {reply}"
     assert rest == [f"{name}:{i}" for i in range(1, 10)], f"the stream was cut: {rest}"
+
+
+def test_an_unreachable_etcd_fails_new_calls_fast_with_the_resolver_error(etcd, service):
+    with ggrpc.channel(f"etcd://127.0.0.1:1/{service}", grace=GRACE) as ch:
+        wait_until(lambda: ch.last_update is not None and not ch.last_update.ok, 20,
+                   "a transient error from the resolver", lambda: ch.last_update)
+        start = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            ch.unary_unary(ECHO)(b"", timeout=5)
+        assert time.monotonic() - start < 0.5
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert ch.last_update.error in info.value.details(), info.value.details()

@@ -29,6 +29,7 @@ import heapq
 import ipaddress
 import itertools
 import json
+import logging
 import math
 import threading
 import time
@@ -40,6 +41,8 @@ import grpc.aio
 
 from . import _lifecycle
 from ._resolver import AddressFamily, AddressKind, Resolver, Update
+
+log = logging.getLogger("gnaming")
 
 #: Seconds an old channel stays open after a swap, so RPCs started on it can finish.
 DEFAULT_GRACE = 30.0
@@ -117,10 +120,19 @@ def service_config(resolver_config: Optional[str], user_config: Optional[str]) -
     """The service config for inner channels: the resolver's, else the user's, with round_robin
     unless one of them chose a policy."""
     config: dict = {}
-    for text in (resolver_config, user_config):
-        if text:
+    for source, text in (("the resolver's", resolver_config), ("the channel option's", user_config)):
+        if not text:
+            continue
+        try:
             config = json.loads(text)
+        except ValueError as e:
+            # As grpc does with a bad config from a resolver: keep serving with the default.
+            log.warning("gnaming: ignoring %s service config, not JSON: %s", source, e)
+            continue
+        if isinstance(config, dict):
             break
+        log.warning("gnaming: ignoring %s service config, not a JSON object", source)
+        config = {}
     if "loadBalancingConfig" not in config and "loadBalancingPolicy" not in config:
         config["loadBalancingConfig"] = _ROUND_ROBIN
     return json.dumps(config, sort_keys=True)

@@ -105,6 +105,10 @@ def test_service_config_adds_round_robin_unless_a_policy_is_chosen():
     assert json.loads(ggrpc.service_config(None, user)) == {"methodConfig": [], "loadBalancingConfig": [{"round_robin": {}}]}
 
 
+def test_a_service_config_that_is_not_a_json_object_is_ignored():
+    assert json.loads(ggrpc.service_config("{broken", "[1]")) == {"loadBalancingConfig": [{"round_robin": {}}]}
+
+
 def test_aio_channel_spreads_calls_and_streams(backends):
     a, b = backends(2)
 

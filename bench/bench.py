@@ -1,0 +1,729 @@
+#!/usr/bin/env python3
+"""The benchmark suite: propagation latency, failover, scale and footprint, measured side by side
+with etcd's own Go naming resolver on one real 3-member etcd cluster (tests/harness), in one run.
+
+    bench.py [--smoke] [--only SECTION,...] [--md FILE] [--json FILE]
+
+`make bench` runs it in full and writes BENCHMARKS.md and bench/results.json; `make test-bench-smoke`
+runs it with tiny counts and checks only that every figure was produced and is sane. Targets are
+recorded with how far they were missed, never enforced.
+
+The programs it drives (built by mk/bench.mk into build/bench): gobench (bench/go: the writer, the
+raw clientv3 watch, libgnaming's Go binding and etcd's client/v3/naming/resolver behind a recording
+resolver.ClientConn), gn_bench (bench/gn_bench.c: the C API) and bench/py_observe.py (the Python
+binding). Every time is CLOCK_MONOTONIC, which all processes on the machine share, so one change
+can be followed from the writer's put into every observer. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+from etcd_cluster import EtcdCluster  # noqa: E402
+
+SECTIONS = ("latency", "failover", "scale", "footprint")
+
+FULL = dict(changes=2000, interval_ms=10, graceful=20, kills=3, ttl_ms=2000, endpoints=10000,
+            resolvers=1000, registrations=10000, registration_ttl_ms=10000, steady_s=20)
+SMOKE = dict(changes=50, interval_ms=5, graceful=2, kills=1, ttl_ms=2000, endpoints=100,
+             resolvers=20, registrations=100, registration_ttl_ms=3000, steady_s=2)
+
+# The issue's targets. Each: figure key, bound, unit, how a value compares ("max": value ≤ bound).
+TARGETS = [
+    ("latency.overhead.c.p50_ms", 0.2, "ms", "libgnaming C callback: overhead above the raw watch, p50"),
+    ("latency.overhead.c.p99_ms", 0.5, "ms", "libgnaming C callback: overhead above the raw watch, p99"),
+    ("latency.overhead.go_gnaming.p50_ms", 0.2, "ms", "Go binding: overhead above the raw watch, p50"),
+    ("latency.overhead.go_gnaming.p99_ms", 0.5, "ms", "Go binding: overhead above the raw watch, p99"),
+    ("latency.overhead.python.p50_ms", 0.2, "ms", "Python binding: overhead above the raw watch, p50"),
+    ("latency.overhead.python.p99_ms", 0.5, "ms", "Python binding: overhead above the raw watch, p99"),
+    ("latency.ratio.c_vs_go_etcd.p50", 0.8, "×", "C overhead ÷ etcd Go resolver overhead, p50"),
+    ("latency.ratio.c_vs_go_etcd.p99", 0.8, "×", "C overhead ÷ etcd Go resolver overhead, p99"),
+    ("latency.ratio.go_gnaming_vs_go_etcd.p50", 0.8, "×", "Go binding overhead ÷ etcd Go resolver overhead, p50"),
+    ("latency.ratio.go_gnaming_vs_go_etcd.p99", 0.8, "×", "Go binding overhead ÷ etcd Go resolver overhead, p99"),
+    ("failover.graceful.p50_ms", 50, "ms", "graceful removal (close → removal seen), p50"),
+    ("failover.graceful.max_ms", 50, "ms", "graceful removal (close → removal seen), max"),
+    ("scale.first_list.c_ms", 200, "ms", "first full list of 10,000 endpoints (C)"),
+    ("scale.burst.c_ms", 1000, "ms", "burst of 10,000 changes applied (C)"),
+    ("footprint.stripped_so_mib", 4, "MiB", "stripped libgnaming.so"),
+    ("footprint.idle_rss_mib", 10, "MiB", "idle RSS after start (C process, one resolver)"),
+    ("footprint.rss_many_mib", 50, "MiB", "RSS with 1,000 resolvers (C process)"),
+    ("footprint.many_watches", 1, "watches", "etcd watches for 1,000 resolvers on one target"),
+]
+
+SENTINEL = 0xFFFFFE  # an endpoint index the writer never uses
+
+PATHS = [  # key, label
+    ("raw", "(a) raw etcd watch, Go clientv3 (floor)"),
+    ("c", "(b) libgnaming C callback"),
+    ("go_gnaming", "(c) Go binding → ClientConn.UpdateState"),
+    ("go_etcd", "(d) etcd client/v3/naming/resolver → ClientConn.UpdateState"),
+    ("python", "(e) Python binding callback"),
+]
+
+
+def mono_ns():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def pct(values, p):
+    """Nearest-rank percentile of a non-empty list."""
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, -(-len(s) * p // 100) - 1))
+    return s[int(k)]
+
+
+def summary_ms(values_ns):
+    if not values_ns:
+        return None
+    ms = [v / 1e6 for v in values_ns]
+    return {"n": len(ms), "p50_ms": round(pct(ms, 50), 4), "p90_ms": round(pct(ms, 90), 4),
+            "p99_ms": round(pct(ms, 99), 4), "max_ms": round(max(ms), 4)}
+
+
+class Proc:
+    """A child process speaking a line protocol on stdout; stderr goes to a log file."""
+
+    all = []
+
+    def __init__(self, name, argv, env=None, log_dir=None):
+        self.name = name
+        self.log_path = os.path.join(log_dir, name.replace("/", "_") + ".log")
+        self.log = open(self.log_path, "w")
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                  env=env, text=True, cwd=ROOT)
+        self.lines = queue.Queue()
+        Proc.all.append(self)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, prefix, timeout):
+        """The next line starting with `prefix` (other lines are skipped); raises on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"{self.name}: no '{prefix}' line within {timeout} s (log: {self.log_path})")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"{self.name}: exited ({self.p.wait()}) before '{prefix}' (log: {self.log_path})")
+            if line.startswith(prefix):
+                return line
+
+    def send(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def close_stdin(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+
+    def collect(self, timeout):
+        """Closes stdin and returns every line up to "end"."""
+        self.close_stdin()
+        out, deadline = [], time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"{self.name}: no 'end' within {timeout} s")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"{self.name}: exited ({self.p.wait()}) before 'end' (log: {self.log_path})")
+            if line == "end":
+                return out
+            out.append(line)
+
+    def finish(self, timeout=30):
+        self.close_stdin()
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            return self.p.wait()
+
+    @classmethod
+    def kill_all(cls):
+        for proc in cls.all:
+            if proc.p.poll() is None:
+                proc.p.kill()
+                proc.p.wait()
+            proc.log.close()
+
+
+class Bench:
+    def __init__(self, args, cluster):
+        self.args = args
+        self.cfg = SMOKE if args.smoke else FULL
+        self.cluster = cluster
+        self.endpoints = cluster.endpoints
+        # Every observer reads from the same member, so overheads compare clients, not members.
+        self.member0 = self.endpoints.split(",")[0]
+        self.gobench = os.path.join(args.build_dir, "gobench")
+        self.gn_bench = os.path.join(args.build_dir, "gn_bench")
+        self.log_dir = os.path.join(args.build_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
+        lib = os.path.join(ROOT, "target", "release", "libgnaming.so")
+        self.env = dict(os.environ, GNAMING_ETCD_ENDPOINTS=self.member0, GNAMING_LIBRARY=lib,
+                        PYTHONPATH=os.path.join(ROOT, "bindings", "python"))
+        self.results = {}
+        self.smoke_flag = " --smoke" if args.smoke else ""
+
+    def command(self, section):
+        extra = f"--only {section}{self.smoke_flag}"
+        return f"make bench BENCH_ARGS='{extra}'"
+
+    def proc(self, name, argv):
+        return Proc(name, argv, env=self.env, log_dir=self.log_dir)
+
+    def go(self, name, *argv):
+        return self.proc(name, [self.gobench, *argv])
+
+    def run_go(self, *argv, timeout=600):
+        r = subprocess.run([self.gobench, *argv], capture_output=True, text=True, timeout=timeout, env=self.env)
+        if r.returncode != 0:
+            raise RuntimeError(f"gobench {argv[0]} failed: {r.stderr[-2000:]}")
+        return r.stdout
+
+    # ---- 1. propagation latency ----------------------------------------------------------------
+
+    def latency(self):
+        service = "bench/lat"
+        # etcd's resolver delivers nothing for an empty prefix: one fixed entry gives every observer
+        # a first list (the baseline its changes are diffed against).
+        self.run_go("populate", "-endpoints", self.endpoints, "-prefix", service, "-from", str(SENTINEL),
+                    "-to", str(SENTINEL + 1))
+        observers = {
+            "raw": self.go("raw", "raw", "-endpoints", self.member0, "-prefix", service),
+            "c": self.proc("c", [self.gn_bench, "observe", service]),
+            "go_gnaming": self.go("go_gnaming", "observe", "-impl", "gnaming", "-endpoints", self.member0,
+                                  "-service", service),
+            "go_etcd": self.go("go_etcd", "observe", "-impl", "etcd", "-endpoints", self.member0,
+                               "-service", service),
+            "python": self.proc("python", [sys.executable, os.path.join(ROOT, "bench", "py_observe.py"), service]),
+        }
+        for o in observers.values():
+            o.expect("ready", 60)
+        out = self.run_go("write", "-endpoints", self.endpoints, "-prefix", service,
+                          "-changes", str(self.cfg["changes"]), "-interval", f"{self.cfg['interval_ms']}ms")
+        changes = {}
+        for line in out.splitlines():
+            op, addr, start, done = line.split()
+            changes[(op, addr)] = (int(start), int(done))
+        time.sleep(1.0)  # let the last change reach every observer
+        seen = {}
+        for key, o in observers.items():
+            seen[key] = {}
+            for line in o.collect(60):
+                op, addr, t = line.split()
+                seen[key].setdefault((op, addr), int(t))
+            o.finish()
+        lat, over, missing = {}, {}, {}
+        for key, _ in PATHS:
+            lat[key] = [seen[key][c] - changes[c][0] for c in changes if c in seen[key]]
+            missing[key] = sum(1 for c in changes if c not in seen[key])
+            if key != "raw":
+                over[key] = [seen[key][c] - seen["raw"][c] for c in changes if c in seen[key] and c in seen["raw"]]
+        res = {
+            "command": self.command("latency"),
+            "changes": len(changes),
+            "interval_ms": self.cfg["interval_ms"],
+            "put_response": summary_ms([d - s for s, d in changes.values()]),
+            "latency": {k: summary_ms(v) for k, v in lat.items()},
+            "overhead": {k: summary_ms(v) for k, v in over.items()},
+            "missing": missing,
+            "ratio": {},
+        }
+        for k in ("c", "go_gnaming", "python"):
+            ratios = {}
+            for p in ("p50", "p99"):
+                mine, theirs = res["overhead"][k], res["overhead"]["go_etcd"]
+                if mine and theirs and theirs[p + "_ms"] > 0:
+                    ratios[p] = round(mine[p + "_ms"] / theirs[p + "_ms"], 3)
+            res["ratio"][f"{k}_vs_go_etcd"] = ratios
+        self.results["latency"] = res
+
+    # ---- 2. failover -----------------------------------------------------------------------------
+
+    def failover(self):
+        service = "bench/fail"
+        ttl = self.cfg["ttl_ms"]
+        watch = self.proc("fail_watch", [self.gn_bench, "watch", service])
+        watch.expect("ready", 60)
+        graceful, close_calls, killed = [], [], []
+        for i in range(self.cfg["graceful"] + self.cfg["kills"]):
+            addr = f"10.250.{i // 250}.{i % 250 + 1}:8000"
+            reg = self.proc(f"fail_reg{i}", [self.gn_bench, "register", service, addr, str(ttl)])
+            reg.expect("registered", 60)
+            watch.expect(f"put {addr} ", 30)
+            if i < self.cfg["graceful"]:
+                reg.send("close")
+                _, t0, t1 = reg.expect("closed", 30).split()
+                t_seen = int(watch.expect(f"del {addr} ", 30).split()[2])
+                graceful.append(t_seen - int(t0))
+                close_calls.append(int(t1) - int(t0))
+                reg.finish()
+            else:
+                t0 = mono_ns()
+                reg.p.kill()
+                reg.p.wait()
+                t_seen = int(watch.expect(f"del {addr} ", 10 + 3 * ttl / 1000).split()[2])
+                killed.append(t_seen - t0)
+        watch.finish()
+        self.results["failover"] = {
+            "command": self.command("failover"),
+            "ttl_ms": ttl,
+            "graceful": summary_ms(graceful),
+            "close_call": summary_ms(close_calls),
+            "sigkill": summary_ms(killed),
+        }
+
+    # ---- 3. scale --------------------------------------------------------------------------------
+
+    def metrics(self):
+        """Sums of etcd's gRPC server counters and its watcher gauge over all members."""
+        total = {"handled": 0.0, "received": 0.0, "watchers": 0.0, "by_method": {}}
+        for m in self.cluster.state["members"]:
+            with urllib.request.urlopen(m["client_url"] + "/metrics", timeout=10) as r:
+                text = r.read().decode()
+            for line in text.splitlines():
+                if line.startswith("grpc_server_handled_total{"):
+                    total["handled"] += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("grpc_server_msg_received_total{"):
+                    v = float(line.rsplit(" ", 1)[1])
+                    total["received"] += v
+                    method = re.search(r'grpc_method="([^"]+)"', line).group(1)
+                    total["by_method"][method] = total["by_method"].get(method, 0) + v
+                elif line.startswith("etcd_debugging_mvcc_watcher_total "):
+                    total["watchers"] += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def scale(self):
+        n = self.cfg["endpoints"]
+        service = "bench/scale"
+        self.run_go("populate", "-endpoints", self.endpoints, "-prefix", service, "-from", "0", "-to", str(n))
+        half = n // 2
+        lo, hi = half, n + half
+        observers, first = {}, {}
+        # One at a time for the first list, so each has the machine to itself; then all watch the burst.
+        for key, argv in (
+            ("c", [self.gn_bench, "scale", service, str(n), str(lo), str(hi)]),
+            ("go_gnaming", [self.gobench, "scale", "-impl", "gnaming", "-endpoints", self.member0, "-service", service,
+                            "-initial", str(n), "-lo", str(lo), "-hi", str(hi)]),
+            ("go_etcd", [self.gobench, "scale", "-impl", "etcd", "-endpoints", self.member0, "-service", service,
+                         "-initial", str(n), "-lo", str(lo), "-hi", str(hi)]),
+        ):
+            o = self.proc(f"scale_{key}", argv)
+            first[key] = int(o.expect("first", 120).split()[1])
+            observers[key] = o
+        for o in observers.values():
+            o.send("arm")
+            o.expect("armed", 30)
+        out = self.run_go("burst", "-endpoints", self.endpoints, "-prefix", service,
+                          "-del-from", "0", "-del-to", str(half), "-put-from", str(n), "-put-to", str(n + half))
+        _, b_start, b_end, count = out.split()
+        burst = {}
+        for key, o in observers.items():
+            line = o.expect("converged", 150)
+            _, t, cpu, updates = line.split()
+            burst[key] = {"ms": round((int(t) - int(b_start)) / 1e6, 2), "cpu_ms": round(int(cpu) / 1e6, 2),
+                          "updates": int(updates)}
+            o.finish()
+        self.results["scale"] = {
+            "command": self.command("scale"),
+            "endpoints": n,
+            "first_list_ms": {k: round(v / 1e6, 2) for k, v in first.items()},
+            "burst_changes": 2 * half,
+            "burst_write_ms": round((int(b_end) - int(b_start)) / 1e6, 2),
+            "etcd_count_after": int(count),
+            "burst": burst,
+        }
+        self.many_and_registrations()
+
+    def many_and_registrations(self):
+        r = self.cfg["resolvers"]
+        service = "bench/many"
+        self.run_go("populate", "-endpoints", self.endpoints, "-prefix", service, "-from", "0", "-to", "3")
+        many = {}
+        base = self.metrics()["watchers"]
+        for key, argv in (
+            ("c", [self.gn_bench, "many", service, str(r)]),
+            ("go_gnaming", [self.gobench, "many", "-impl", "gnaming", "-endpoints", self.member0,
+                            "-service", service, "-n", str(r)]),
+            ("go_etcd", [self.gobench, "many", "-impl", "etcd", "-endpoints", self.member0,
+                         "-service", service, "-n", str(r)]),
+        ):
+            o = self.proc(f"many_{key}", argv)
+            data = json.loads(o.expect("{", 120))
+            data["etcd_watchers"] = self.metrics()["watchers"] - base
+            many[key] = data
+            o.finish()
+        self.results["many"] = {"command": self.command("scale"), "resolvers": r, "runs": many}
+
+        n, ttl = self.cfg["registrations"], self.cfg["registration_ttl_ms"]
+        steady = self.cfg["steady_s"]
+        m0, t0 = self.metrics(), time.monotonic()
+        time.sleep(steady)
+        m1, t1 = self.metrics(), time.monotonic()
+        idle = (m1["received"] - m0["received"]) / (t1 - t0)
+        o = self.proc("registrations", [self.gn_bench, "registrations", "bench/regs", str(n), str(ttl)])
+        line = o.expect("registered", 300)
+        _, took, stats = line.split(" ", 2)
+        time.sleep(min(3.0, steady))  # past the registration wave
+        m0, t0 = self.metrics(), time.monotonic()
+        time.sleep(steady)
+        m1, t1 = self.metrics(), time.monotonic()
+        o.send("stats")
+        _, rss, threads, stats2 = o.expect("stats", 30).split(" ", 3)
+        o.finish()
+        dt = t1 - t0
+        methods = {k: round((m1["by_method"].get(k, 0) - m0["by_method"].get(k, 0)) / dt, 2)
+                   for k in m1["by_method"] if m1["by_method"].get(k, 0) != m0["by_method"].get(k, 0)}
+        self.results["registrations"] = {
+            "command": self.command("scale"),
+            "registrations": n,
+            "ttl_ms": ttl,
+            "register_all_ms": round(int(took) / 1e6, 1),
+            "window_s": round(dt, 1),
+            "etcd_msgs_per_s": round((m1["received"] - m0["received"]) / dt, 2),
+            "etcd_msgs_per_s_idle": round(idle, 2),
+            "etcd_rpcs_handled_per_s": round((m1["handled"] - m0["handled"]) / dt, 2),
+            "etcd_msgs_per_s_by_method": methods,
+            "keepalive_streams": json.loads(stats2)["keepalive_streams"],
+            "stats": json.loads(stats2),
+            "rss_kib": int(rss),
+            "threads": int(threads),
+        }
+
+    # ---- 4. footprint ----------------------------------------------------------------------------
+
+    def footprint(self):
+        lib = os.path.join(ROOT, "target", "release", "libgnaming.so")
+        stripped = os.path.join(self.args.build_dir, "libgnaming.stripped.so")
+        subprocess.run(["strip", "-o", stripped, lib], check=True)
+        res = {
+            "command": self.command("footprint"),
+            "so_bytes": os.path.getsize(lib),
+            "stripped_so_bytes": os.path.getsize(stripped),
+        }
+        if "many" not in self.results:
+            self.many_and_registrations()
+        c = self.results["many"]["runs"]["c"]
+        res.update({
+            "runtime_threads": c["threads_one"] - c["threads_before"],
+            "rss_kib_before_first_use": c["rss_kib_before"],
+            "idle_rss_kib": c["rss_kib_one"],
+            "rss_kib_many": c["rss_kib_all"],
+            "many_resolvers": self.results["many"]["resolvers"],
+            "many_watches": c["stats"]["watches_active"],
+        })
+        self.results["footprint"] = res
+
+
+# ---- derived figures, targets, sanity --------------------------------------------------------------
+
+def flat(results):
+    """The figures the targets refer to, by dotted name."""
+    f = {}
+    lat = results.get("latency")
+    if lat:
+        for k, s in lat["overhead"].items():
+            if s:
+                f[f"latency.overhead.{k}.p50_ms"] = s["p50_ms"]
+                f[f"latency.overhead.{k}.p99_ms"] = s["p99_ms"]
+        for k, r in lat["ratio"].items():
+            for p, v in r.items():
+                f[f"latency.ratio.{k}.{p}"] = v
+    fo = results.get("failover")
+    if fo and fo["graceful"]:
+        f["failover.graceful.p50_ms"] = fo["graceful"]["p50_ms"]
+        f["failover.graceful.max_ms"] = fo["graceful"]["max_ms"]
+    sc = results.get("scale")
+    if sc:
+        f["scale.first_list.c_ms"] = sc["first_list_ms"]["c"]
+        f["scale.burst.c_ms"] = sc["burst"]["c"]["ms"]
+    fp = results.get("footprint")
+    if fp:
+        f["footprint.stripped_so_mib"] = round(fp["stripped_so_bytes"] / 2**20, 2)
+        f["footprint.idle_rss_mib"] = round(fp["idle_rss_kib"] / 1024, 2)
+        f["footprint.rss_many_mib"] = round(fp["rss_kib_many"] / 1024, 2)
+        f["footprint.many_watches"] = fp["many_watches"]
+    return f
+
+
+def judge_targets(results):
+    f = flat(results)
+    out = []
+    for key, bound, unit, label in TARGETS:
+        if key not in f:
+            continue
+        v = f[key]
+        met = v <= bound
+        out.append({"figure": key, "label": label, "value": v, "target": bound, "unit": unit, "met": met,
+                    "missed_by": None if met else round(v - bound, 4),
+                    "missed_by_factor": None if met or bound == 0 else round(v / bound, 2)})
+    return out
+
+
+def sanity(results, sections):
+    """The smoke run's checks: every figure there, non-negative, lists converged."""
+    problems = []
+
+    def need(cond, what):
+        if not cond:
+            problems.append(what)
+
+    if "latency" in sections:
+        lat = results["latency"]
+        for k, _ in PATHS:
+            s = lat["latency"].get(k)
+            need(s is not None and s["n"] == lat["changes"], f"latency {k}: saw {s and s['n']} of {lat['changes']}")
+            need(s is None or s["p50_ms"] >= 0 and s["max_ms"] >= s["p99_ms"] >= s["p50_ms"], f"latency {k}: {s}")
+        for k in ("c", "go_gnaming", "go_etcd", "python"):
+            need(lat["overhead"].get(k) is not None, f"overhead {k} missing")
+    if "failover" in sections:
+        fo = results["failover"]
+        need(fo["graceful"] and fo["graceful"]["p50_ms"] >= 0, f"graceful: {fo['graceful']}")
+        need(fo["sigkill"] and fo["sigkill"]["p50_ms"] >= 0, f"sigkill: {fo['sigkill']}")
+    if "scale" in sections:
+        sc = results["scale"]
+        need(sc["etcd_count_after"] == sc["endpoints"], f"etcd holds {sc['etcd_count_after']} after the burst")
+        for k, b in sc["burst"].items():
+            need(b["ms"] >= 0 and b["cpu_ms"] >= 0, f"burst {k}: {b}")
+        for k, v in sc["first_list_ms"].items():
+            need(v >= 0, f"first list {k}: {v}")
+        reg = results["registrations"]
+        need(reg["keepalive_streams"] >= 1, f"keep-alive streams: {reg['keepalive_streams']}")
+        need(reg["etcd_msgs_per_s"] >= 0, f"etcd msgs/s: {reg['etcd_msgs_per_s']}")
+    if "scale" in sections or "footprint" in sections:
+        for k, run in results["many"]["runs"].items():
+            need(run["rss_kib_all"] > 0 and run["threads_all"] > 0, f"many {k}: {run}")
+    if "footprint" in sections:
+        fp = results["footprint"]
+        need(fp["stripped_so_bytes"] > 0 and fp["runtime_threads"] >= 1 and fp["idle_rss_kib"] > 0,
+             f"footprint: {fp}")
+        need(fp["many_watches"] >= 1, f"watches: {fp['many_watches']}")
+    return problems
+
+
+# ---- reports ----------------------------------------------------------------------------------------
+
+def machine():
+    mem_kib = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+
+    def version(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unknown"
+
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "etcd": version(["etcd", "--version"]),
+        "go": version(["go", "version"]),
+        "python": platform.python_version(),
+    }
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def markdown(doc):
+    r, cfg, m = doc["results"], doc["config"], doc["machine"]
+    L = ["# Benchmarks", ""]
+    L.append(f"Measured {doc['date']} on {m['cores']} cores and {m['memory_gib']} GiB "
+             f"(Linux {m['kernel']}; {m['etcd']}; {m['go']}; Python {m['python']}), against a real "
+             f"3-member etcd cluster on loopback started by `tests/harness/etcd_cluster.py`, with every path "
+             f"measured side by side in one run. `make bench` reruns everything and rewrites this file and "
+             f"`bench/results.json`; each section names the command that reruns only it. Absolute times on a "
+             f"shared machine drift from run to run, so the ratios matter more than the milliseconds. "
+             f"Targets are recorded, never enforced.")
+    L.append("")
+    L += ["## Targets", "", "| figure | value | target | met | missed by |", "|---|---|---|---|---|"]
+    for t in doc["targets"]:
+        miss = "" if t["met"] else f"{fmt(t['missed_by'], 3)} {t['unit']} ({fmt(t['missed_by_factor'])}× the target)"
+        L.append(f"| {t['label']} | {fmt(t['value'], 3)} {t['unit']} | ≤ {t['target']} {t['unit']} | "
+                 f"{'yes' if t['met'] else 'no'} | {miss} |")
+    L.append("")
+    if "latency" in r:
+        lat = r["latency"]
+        L += ["## 1. Propagation latency", "",
+              f"`{lat['command']}` — {lat['changes']} changes (puts and deletes alternating, one every "
+              f"{lat['interval_ms']} ms after the previous one was acknowledged) by a Go clientv3 writer that "
+              f"talks to all members. Latency is from just before the writer's call to the moment each path "
+              f"sees the change; the overhead of a path is, per change, its time minus the raw watch's time "
+              f"for the same change (changes are named by operation and key). Every observer is its own "
+              f"process reading from the same member. The writer's own put → response: p50 "
+              f"{fmt(lat['put_response']['p50_ms'], 3)} ms, p99 {fmt(lat['put_response']['p99_ms'], 3)} ms.", "",
+              "| path | n | p50 ms | p90 ms | p99 ms | max ms | overhead p50 | p90 | p99 | max | missed |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for key, label in PATHS:
+            s, o = lat["latency"].get(key), lat["overhead"].get(key)
+            if s is None:
+                L.append(f"| {label} | not measured | | | | | | | | | |")
+                continue
+            ov = ("—", "—", "—", "—") if o is None else tuple(fmt(o[p], 3) for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
+            L.append(f"| {label} | {s['n']} | {fmt(s['p50_ms'], 3)} | {fmt(s['p90_ms'], 3)} | {fmt(s['p99_ms'], 3)} | "
+                     f"{fmt(s['max_ms'], 3)} | {' | '.join(ov)} | {lat['missing'][key]} |")
+        L += ["", "Overhead ratios against etcd's own Go resolver (below 1 means less overhead than it):", ""]
+        names = {"c": "libgnaming C callback", "go_gnaming": "Go binding", "python": "Python binding"}
+        for k, v in lat["ratio"].items():
+            path = k.removesuffix("_vs_go_etcd")
+            L.append(f"- {names[path]} ÷ etcd Go resolver: p50 {fmt(v.get('p50'), 3)}×, p99 {fmt(v.get('p99'), 3)}×")
+        L.append("")
+    if "failover" in r:
+        fo = r["failover"]
+        L += ["## 2. Failover", "",
+              f"`{fo['command']}` — a C process registers one address (TTL {fo['ttl_ms']} ms) and a C resolver "
+              f"in another process watches the service. Graceful: from just before `gn_registration_close` to "
+              f"the update without the address. SIGKILL: from just before the kill to that update (bound by the "
+              f"lease's TTL).", "",
+              "| figure | n | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+        for key, label in (("graceful", "graceful: close → removal seen"),
+                           ("close_call", "graceful: the close call itself (delete confirmed)"),
+                           ("sigkill", "SIGKILL → removal seen (TTL-bound)")):
+            s = fo[key]
+            L.append(f"| {label} | {s['n']} | {fmt(s['p50_ms'], 1)} | {fmt(s['p90_ms'], 1)} | {fmt(s['p99_ms'], 1)} | "
+                     f"{fmt(s['max_ms'], 1)} |")
+        L.append("")
+    if "scale" in r:
+        sc = r["scale"]
+        L += ["## 3. Scale", "",
+              f"`{sc['command']}` — one prefix with {sc['endpoints']:,} endpoints. First list: from before the "
+              f"client is created (connecting included) to the first complete list, each resolver alone on the "
+              f"machine. Burst: {sc['burst_changes']:,} changes (half deletes, half puts, 32 in flight; etcd "
+              f"took {fmt(sc['burst_write_ms'], 0)} ms to apply them all and holds {sc['etcd_count_after']:,} "
+              f"keys afterwards), watched by all three at once: time from the burst's first request until the "
+              f"resolver's list equals etcd's, and the observer process's CPU time meanwhile.", "",
+              "| resolver | first full list ms | burst applied ms | CPU ms | updates delivered |",
+              "|---|---|---|---|---|"]
+        labels = {"c": "libgnaming C callback", "go_gnaming": "Go binding", "go_etcd": "etcd Go resolver"}
+        for k in ("c", "go_gnaming", "go_etcd"):
+            b = sc["burst"][k]
+            L.append(f"| {labels[k]} | {fmt(sc['first_list_ms'][k], 1)} | {fmt(b['ms'], 1)} | {fmt(b['cpu_ms'], 1)} | "
+                     f"{b['updates']} |")
+        L.append("")
+    if "many" in r:
+        mn = r["many"]
+        L += [f"{mn['resolvers']:,} resolvers on one target (3 endpoints) in one process (`{mn['command']}`); "
+              f"etcd watchers counted on the server (`etcd_debugging_mvcc_watcher_total`, all members):", "",
+              "| process | RSS before MiB | RSS with one MiB | RSS with all MiB | threads with all | etcd watchers | "
+              "libgnaming watches_active |", "|---|---|---|---|---|---|---|"]
+        labels = {"c": "C (libgnaming)", "go_gnaming": "Go binding", "go_etcd": "etcd Go resolver"}
+        for k, run in mn["runs"].items():
+            wa = run.get("stats", {}).get("watches_active", "—")
+            L.append(f"| {labels[k]} | {fmt(run['rss_kib_before'] / 1024, 1)} | {fmt(run['rss_kib_one'] / 1024, 1)} | "
+                     f"{fmt(run['rss_kib_all'] / 1024, 1)} | {run['threads_all']} | {fmt(run['etcd_watchers'], 0)} | {wa} |")
+        L.append("")
+    if "registrations" in r:
+        rg = r["registrations"]
+        L += [f"{rg['registrations']:,} registrations in one C process, TTL {rg['ttl_ms']} ms (`{rg['command']}`): "
+              f"all registered in {fmt(rg['register_all_ms'], 0)} ms; at steady state, over {rg['window_s']} s, "
+              f"etcd received **{fmt(rg['etcd_msgs_per_s'])} gRPC messages/s** (all members, "
+              f"`grpc_server_msg_received_total`; {fmt(rg['etcd_msgs_per_s_idle'])}/s with no registrations), "
+              f"{fmt(rg['etcd_rpcs_handled_per_s'])} completed RPCs/s (`grpc_server_handled_total`), over "
+              f"**{rg['keepalive_streams']} keep-alive stream(s)** (`keepalive_streams`). Process: "
+              f"{fmt(rg['rss_kib'] / 1024, 1)} MiB RSS, {rg['threads']} threads. Messages/s by method: "
+              f"{', '.join(f'{k} {v}' for k, v in sorted(rg['etcd_msgs_per_s_by_method'].items())) or 'none'}.", ""]
+    if "footprint" in r:
+        fp = r["footprint"]
+        L += ["## 4. Footprint", "", f"`{fp['command']}` (the C process of the 1,000-resolver run):", "",
+              "| figure | value |", "|---|---|",
+              f"| libgnaming.so, stripped | {fmt(fp['stripped_so_bytes'] / 2**20)} MiB ({fp['stripped_so_bytes']:,} bytes; "
+              f"{fmt(fp['so_bytes'] / 2**20)} MiB as built) |",
+              f"| runtime threads (started by the first resolver) | {fp['runtime_threads']} |",
+              f"| RSS before first use | {fmt(fp['rss_kib_before_first_use'] / 1024)} MiB |",
+              f"| idle RSS after start (one etcd resolver) | {fmt(fp['idle_rss_kib'] / 1024)} MiB |",
+              f"| RSS with {fp['many_resolvers']:,} resolvers | {fmt(fp['rss_kib_many'] / 1024)} MiB |",
+              f"| etcd watches for {fp['many_resolvers']:,} resolvers (`watches_active`) | {fp['many_watches']} |", ""]
+    return "\n".join(L)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny counts; check the figures, not the speed")
+    ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: " + ", ".join(SECTIONS))
+    ap.add_argument("--md", help="markdown table to write")
+    ap.add_argument("--json", help="JSON results to write")
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "bench"))
+    args = ap.parse_args()
+    sections = [s for s in args.only.split(",") if s]
+    for s in sections:
+        if s not in SECTIONS:
+            ap.error(f"unknown section {s!r}")
+
+    def terminate(signum, _frame):
+        raise KeyboardInterrupt(signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    started = time.monotonic()
+    cluster = EtcdCluster(members=3)
+    try:
+        cluster.start()
+        b = Bench(args, cluster)
+        for s in SECTIONS:
+            if s in sections:
+                print(f"bench: {s}...", flush=True)
+                getattr(b, s)()
+    finally:
+        Proc.kill_all()
+        cluster.stop()
+    doc = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "config": dict(SMOKE if args.smoke else FULL, smoke=args.smoke, sections=sections),
+        "results": b.results,
+        "targets": judge_targets(b.results),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+    text = markdown(doc)
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(text + "\n")
+    print(text)
+    problems = sanity(b.results, sections)
+    if problems:
+        print("bench: figures missing or not sane:\n  " + "\n  ".join(problems))
+        sys.exit(1)
+    print(f"bench: {len(sections)} sections in {doc['seconds']} s, every figure produced and sane")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+# Benchmarks (bench/): propagation latency, failover, scale and footprint, side by side with etcd's
+# own Go naming resolver, against a real 3-member etcd cluster from tests/harness. `make bench` runs
+# the full suite (minutes; not part of `make test`) and rewrites BENCHMARKS.md and bench/results.json;
+# BENCH_ARGS='--only latency' reruns one section into them. test-bench-smoke runs it with tiny counts
+# in `make test`, checking only that every figure is produced and sane, so the suite cannot rot.
+# The Go programs (bench/go) use the Go binding through a replace directive and etcd's client from
+# the Go module proxy.
+TEST_TARGETS += test-bench-smoke
+APT_PACKAGES += etcd-server gcc binutils
+
+BENCH_DIR := $(BUILD)/bench
+BENCH_GO ?= go
+BENCH_PYTHON ?= python3
+BENCH_ARGS ?=
+
+.PHONY: bench bench-build test-bench-smoke
+bench-build: lib
+	@mkdir -p $(BENCH_DIR)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -pthread bench/gn_bench.c -o $(BENCH_DIR)/gn_bench \
+	  -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR))
+	cd bench/go && CGO_ENABLED=1 $(BENCH_GO) build -buildvcs=false -o $(abspath $(BENCH_DIR))/gobench .
+
+bench: bench-build
+	$(BENCH_PYTHON) bench/bench.py --md BENCHMARKS.md --json bench/results.json $(BENCH_ARGS)
+
+test-bench-smoke: bench-build
+	timeout 300 $(BENCH_PYTHON) bench/bench.py --smoke --md $(BENCH_DIR)/smoke.md --json $(BENCH_DIR)/smoke.json >$(BENCH_DIR)/smoke.out 2>&1 \
+	  || { cat $(BENCH_DIR)/smoke.out; echo "0 passed, 1 failed"; exit 1; }
+	@tail -1 $(BENCH_DIR)/smoke.out; echo "1 passed, 0 failed"

@@ -25,6 +25,12 @@ func gnamingGoDrop(userData unsafe.Pointer) {
 	liveHandles.Add(-1)
 }
 
+//export gnamingGoLog
+func gnamingGoLog(level C.gn_log_level, target, message *C.char) {
+	defer recoverCallback("log")
+	logEvent(LogLevel(level), C.GoString(target), C.GoString(message))
+}
+
 func recoverCallback(what string) {
 	if p := recover(); p != nil {
 		logger.Errorf("panic in the %s callback, recovered so it does not cross into libgnaming: %v", what, p)

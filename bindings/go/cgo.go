@@ -11,9 +11,21 @@ package gnaming
 // The exported Go trampolines (callbacks.go); cgo declares them without const.
 extern void gnamingGoUpdate(void *user_data, gn_update *update);
 extern void gnamingGoDrop(void *user_data);
+extern void gnamingGoLog(gn_log_level level, char *target, char *message);
 
 static void gnaming_call_update(void *user_data, const gn_update *update) {
 	gnamingGoUpdate(user_data, (gn_update *)update);
+}
+
+static void gnaming_call_log(void *user_data, gn_log_level level, const char *target, const char *message) {
+	(void)user_data;
+	gnamingGoLog(level, (char *)target, (char *)message);
+}
+
+// Not static: log.go calls it.
+gn_log_callback gnaming_log_callback(void) {
+	gn_log_callback cb = { NULL, gnaming_call_log, NULL };
+	return cb;
 }
 
 // The handle travels as user data; the integer-to-pointer cast happens here so Go never forges a

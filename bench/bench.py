@@ -47,18 +47,20 @@ TARGETS = [
     ("latency.overhead.go_gnaming.p99_ms", 0.5, "ms", "Go binding: overhead above the raw watch, p99"),
     ("latency.overhead.python.p50_ms", 0.2, "ms", "Python binding: overhead above the raw watch, p50"),
     ("latency.overhead.python.p99_ms", 0.5, "ms", "Python binding: overhead above the raw watch, p99"),
+    ("latency.ratio.c_vs_go_etcd.mean", 0.8, "×", "C overhead ÷ etcd Go resolver overhead, mean"),
     ("latency.ratio.c_vs_go_etcd.p50", 0.8, "×", "C overhead ÷ etcd Go resolver overhead, p50"),
     ("latency.ratio.c_vs_go_etcd.p99", 0.8, "×", "C overhead ÷ etcd Go resolver overhead, p99"),
+    ("latency.ratio.go_gnaming_vs_go_etcd.mean", 0.8, "×", "Go binding overhead ÷ etcd Go resolver overhead, mean"),
     ("latency.ratio.go_gnaming_vs_go_etcd.p50", 0.8, "×", "Go binding overhead ÷ etcd Go resolver overhead, p50"),
     ("latency.ratio.go_gnaming_vs_go_etcd.p99", 0.8, "×", "Go binding overhead ÷ etcd Go resolver overhead, p99"),
     ("failover.graceful.p50_ms", 50, "ms", "graceful removal (close → removal seen), p50"),
     ("failover.graceful.max_ms", 50, "ms", "graceful removal (close → removal seen), max"),
-    ("scale.first_list.c_ms", 200, "ms", "first full list of 10,000 endpoints (C)"),
-    ("scale.burst.c_ms", 1000, "ms", "burst of 10,000 changes applied (C)"),
+    ("scale.first_list.c_ms", 200, "ms", "first full list of {endpoints:,} endpoints (C)"),
+    ("scale.burst.c_ms", 1000, "ms", "burst of {endpoints:,} changes applied (C)"),
     ("footprint.stripped_so_mib", 4, "MiB", "stripped libgnaming.so"),
     ("footprint.idle_rss_mib", 10, "MiB", "idle RSS after start (C process, one resolver)"),
-    ("footprint.rss_many_mib", 50, "MiB", "RSS with 1,000 resolvers (C process)"),
-    ("footprint.many_watches", 1, "watches", "etcd watches for 1,000 resolvers on one target"),
+    ("footprint.rss_many_mib", 50, "MiB", "RSS with {resolvers:,} resolvers (C process)"),
+    ("footprint.many_watches", 1, "watches", "etcd watches for {resolvers:,} resolvers on one target"),
 ]
 
 SENTINEL = 0xFFFFFE  # an endpoint index the writer never uses
@@ -87,7 +89,7 @@ def summary_ms(values_ns):
     if not values_ns:
         return None
     ms = [v / 1e6 for v in values_ns]
-    return {"n": len(ms), "p50_ms": round(pct(ms, 50), 4), "p90_ms": round(pct(ms, 90), 4),
+    return {"n": len(ms), "mean_ms": round(sum(ms) / len(ms), 4), "p50_ms": round(pct(ms, 50), 4), "p90_ms": round(pct(ms, 90), 4),
             "p99_ms": round(pct(ms, 99), 4), "max_ms": round(max(ms), 4)}
 
 
@@ -225,6 +227,7 @@ class Bench:
         }
         for o in observers.values():
             o.expect("ready", 60)
+        self.results["loadavg_before_latency"] = open("/proc/loadavg").read().split()[:3]
         out = self.run_go("write", "-endpoints", self.endpoints, "-prefix", service,
                           "-changes", str(self.cfg["changes"]), "-interval", f"{self.cfg['interval_ms']}ms")
         changes = {}
@@ -255,13 +258,20 @@ class Bench:
             "missing": missing,
             "ratio": {},
         }
+        res["vs_go_etcd"] = {}
         for k in ("c", "go_gnaming", "python"):
             ratios = {}
-            for p in ("p50", "p99"):
+            for p in ("mean", "p50", "p99"):
                 mine, theirs = res["overhead"][k], res["overhead"]["go_etcd"]
+                # Undefined when etcd's resolver was, at that point, no later than the raw watch.
                 if mine and theirs and theirs[p + "_ms"] > 0:
                     ratios[p] = round(mine[p + "_ms"] / theirs[p + "_ms"], 3)
+                else:
+                    ratios[p] = None
             res["ratio"][f"{k}_vs_go_etcd"] = ratios
+            # Per change, this path's time minus etcd's Go resolver's: negative means earlier.
+            res["vs_go_etcd"][k] = summary_ms([seen[k][c] - seen["go_etcd"][c] for c in changes
+                                               if c in seen[k] and c in seen["go_etcd"]])
         self.results["latency"] = res
 
     # ---- 2. failover -----------------------------------------------------------------------------
@@ -454,7 +464,7 @@ def flat(results):
                 f[f"latency.overhead.{k}.p99_ms"] = s["p99_ms"]
         for k, r in lat["ratio"].items():
             for p, v in r.items():
-                f[f"latency.ratio.{k}.{p}"] = v
+                f[f"latency.ratio.{k}.{p}"] = v  # None: undefined
     fo = results.get("failover")
     if fo and fo["graceful"]:
         f["failover.graceful.p50_ms"] = fo["graceful"]["p50_ms"]
@@ -472,17 +482,17 @@ def flat(results):
     return f
 
 
-def judge_targets(results):
+def judge_targets(results, cfg):
     f = flat(results)
     out = []
     for key, bound, unit, label in TARGETS:
         if key not in f:
             continue
         v = f[key]
-        met = v <= bound
-        out.append({"figure": key, "label": label, "value": v, "target": bound, "unit": unit, "met": met,
-                    "missed_by": None if met else round(v - bound, 4),
-                    "missed_by_factor": None if met or bound == 0 else round(v / bound, 2)})
+        met = None if v is None else v <= bound
+        out.append({"figure": key, "label": label.format(**cfg), "value": v, "target": bound, "unit": unit,
+                    "met": met, "missed_by": None if met in (None, True) else round(v - bound, 4),
+                    "missed_by_factor": None if met in (None, True) or bound == 0 else round(v / bound, 2)})
     return out
 
 
@@ -549,6 +559,7 @@ def machine():
         "etcd": version(["etcd", "--version"]),
         "go": version(["go", "version"]),
         "python": platform.python_version(),
+        "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
     }
 
 
@@ -564,7 +575,8 @@ def markdown(doc):
     r, cfg, m = doc["results"], doc["config"], doc["machine"]
     L = ["# Benchmarks", ""]
     L.append(f"Measured {doc['date']} on {m['cores']} cores and {m['memory_gib']} GiB "
-             f"(Linux {m['kernel']}; {m['etcd']}; {m['go']}; Python {m['python']}), against a real "
+             f"(Linux {m['kernel']}; {m['etcd']}; {m['go']}; Python {m['python']}; load average "
+             f"{' '.join(m['loadavg_at_end'])} at the end, from other work on the machine), against a real "
              f"3-member etcd cluster on loopback started by `tests/harness/etcd_cluster.py`, with every path "
              f"measured side by side in one run. `make bench` reruns everything and rewrites this file and "
              f"`bench/results.json`; each section names the command that reruns only it. Absolute times on a "
@@ -573,6 +585,10 @@ def markdown(doc):
     L.append("")
     L += ["## Targets", "", "| figure | value | target | met | missed by |", "|---|---|---|---|---|"]
     for t in doc["targets"]:
+        if t["met"] is None:
+            L.append(f"| {t['label']} | undefined | ≤ {t['target']} {t['unit']} | — | etcd's resolver was not later "
+                     f"than the raw watch there, so there is no overhead to divide by |")
+            continue
         miss = "" if t["met"] else f"{fmt(t['missed_by'], 3)} {t['unit']} ({fmt(t['missed_by_factor'])}× the target)"
         L.append(f"| {t['label']} | {fmt(t['value'], 3)} {t['unit']} | ≤ {t['target']} {t['unit']} | "
                  f"{'yes' if t['met'] else 'no'} | {miss} |")
@@ -597,11 +613,19 @@ def markdown(doc):
             ov = ("—", "—", "—", "—") if o is None else tuple(fmt(o[p], 3) for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
             L.append(f"| {label} | {s['n']} | {fmt(s['p50_ms'], 3)} | {fmt(s['p90_ms'], 3)} | {fmt(s['p99_ms'], 3)} | "
                      f"{fmt(s['max_ms'], 3)} | {' | '.join(ov)} | {lat['missing'][key]} |")
-        L += ["", "Overhead ratios against etcd's own Go resolver (below 1 means less overhead than it):", ""]
+        L += ["", "Overhead ratios against etcd's own Go resolver (below 1: less overhead than it; undefined where "
+              "its overhead was not above zero):", ""]
         names = {"c": "libgnaming C callback", "go_gnaming": "Go binding", "python": "Python binding"}
         for k, v in lat["ratio"].items():
             path = k.removesuffix("_vs_go_etcd")
-            L.append(f"- {names[path]} ÷ etcd Go resolver: p50 {fmt(v.get('p50'), 3)}×, p99 {fmt(v.get('p99'), 3)}×")
+            L.append(f"- {names[path]} ÷ etcd Go resolver: mean {fmt(v.get('mean'), 3)}×, p50 {fmt(v.get('p50'), 3)}×, "
+                     f"p99 {fmt(v.get('p99'), 3)}×")
+        L += ["", "Directly against etcd's Go resolver, per change (this path's time minus its time; negative: "
+              "earlier):", "", "| path | mean ms | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+        for k, d in lat["vs_go_etcd"].items():
+            if d:
+                L.append(f"| {names[k]} | {fmt(d['mean_ms'], 3)} | {fmt(d['p50_ms'], 3)} | {fmt(d['p90_ms'], 3)} | "
+                         f"{fmt(d['p99_ms'], 3)} | {fmt(d['max_ms'], 3)} |")
         L.append("")
     if "failover" in r:
         fo = r["failover"]
@@ -662,7 +686,8 @@ def markdown(doc):
         L += ["## 4. Footprint", "", f"`{fp['command']}` (the C process of the 1,000-resolver run):", "",
               "| figure | value |", "|---|---|",
               f"| libgnaming.so, stripped | {fmt(fp['stripped_so_bytes'] / 2**20)} MiB ({fp['stripped_so_bytes']:,} bytes; "
-              f"{fmt(fp['so_bytes'] / 2**20)} MiB as built) |",
+              f"{fmt(fp['so_bytes'] / 2**20)} MiB as built"
+              f"{', which is already stripped' if fp['so_bytes'] == fp['stripped_so_bytes'] else ''}) |",
               f"| runtime threads (started by the first resolver) | {fp['runtime_threads']} |",
               f"| RSS before first use | {fmt(fp['rss_kib_before_first_use'] / 1024)} MiB |",
               f"| idle RSS after start (one etcd resolver) | {fmt(fp['idle_rss_kib'] / 1024)} MiB |",
@@ -700,12 +725,22 @@ def main():
     finally:
         Proc.kill_all()
         cluster.stop()
+    results, dates = b.results, {k: time.strftime("%Y-%m-%d") for k in b.results}
+    # A rerun of some sections keeps the other sections' figures from the last run of the same kind.
+    if args.json and set(sections) != set(SECTIONS) and os.path.exists(args.json):
+        with open(args.json) as f:
+            old = json.load(f)
+        if old.get("config", {}).get("smoke") == args.smoke:
+            results = dict(old.get("results", {}), **b.results)
+            dates = dict(old.get("dates", {}), **dates)
+    cfg = SMOKE if args.smoke else FULL
     doc = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
-        "config": dict(SMOKE if args.smoke else FULL, smoke=args.smoke, sections=sections),
-        "results": b.results,
-        "targets": judge_targets(b.results),
+        "config": dict(cfg, smoke=args.smoke),
+        "dates": dates,
+        "results": results,
+        "targets": judge_targets(results, cfg),
         "seconds": round(time.monotonic() - started, 1),
     }
     if args.json:

@@ -175,11 +175,6 @@ _SIGNATURES = {
     "gn_update_address": (POINTER(gn_address), [c_void_p, c_size_t]),
     "gn_update_service_config": (c_char_p, [c_void_p]),
     "gn_update_free": (None, [c_void_p]),
-}
-
-# The etcd cluster, registration and stats calls. A library without them still serves resolvers;
-# calling one then raises LibraryNotFoundError naming the missing function.
-_ETCD_SIGNATURES = {
     "gn_cluster_options_new": (c_void_p, []),
     "gn_cluster_options_free": (None, [c_void_p]),
     "gn_cluster_options_set_endpoints": (c_int, [c_void_p, c_char_p, _err]),
@@ -251,23 +246,6 @@ for _name, (_restype, _argtypes) in _SIGNATURES.items():
     _fn = getattr(lib, _name)
     _fn.restype = _restype
     _fn.argtypes = _argtypes
-
-_missing: set[str] = set()
-for _name, (_restype, _argtypes) in _ETCD_SIGNATURES.items():
-    try:
-        _fn = getattr(lib, _name)
-    except AttributeError:
-        _missing.add(_name)
-        continue
-    _fn.restype = _restype
-    _fn.argtypes = _argtypes
-
-
-def require(name: str) -> Callable:
-    """The C function `name`, or an error saying this library build lacks it."""
-    if name in _missing:
-        raise LibraryNotFoundError(f"{library_path} does not export {name}; it predates this feature")
-    return getattr(lib, name)
 
 
 def error_from(status: int, err: c_void_p) -> GnamingError:

@@ -32,11 +32,11 @@ def configure_cluster(name: str = "", *, endpoints: str, dial_timeout: Optional[
     `etcd://NAME/svc` and `Registration(cluster=NAME)`). `endpoints` is "host:port,host:port";
     timeouts are in seconds; `ca`, `cert`, `key` are PEM file paths for TLS."""
     lib = _ffi.lib
-    opts = _ffi.require("gn_cluster_options_new")()
+    opts = lib.gn_cluster_options_new()
     if not opts:
         raise MemoryError("gn_cluster_options_new")
     try:
-        _ffi.call(_ffi.require("gn_cluster_options_set_endpoints"), opts, _ffi.encode(endpoints, "endpoints"))
+        _ffi.call(lib.gn_cluster_options_set_endpoints, opts, _ffi.encode(endpoints, "endpoints"))
         if dial_timeout is not None:
             _ffi.call(lib.gn_cluster_options_set_dial_timeout_ms, opts, _ms(dial_timeout, "dial_timeout"))
         if request_timeout is not None:
@@ -49,7 +49,7 @@ def configure_cluster(name: str = "", *, endpoints: str, dial_timeout: Optional[
                       _ffi.encode(password or "", "password"))
         _ffi.call(lib.gn_cluster_register, _ffi.encode(name, "name"), opts)
     finally:
-        _ffi.require("gn_cluster_options_free")(opts)
+        lib.gn_cluster_options_free(opts)
 
 
 class RegistrationState(enum.IntEnum):
@@ -79,7 +79,7 @@ class Registration:
         self._lock = threading.Lock()
         self._ptr: Optional[int] = None
         lib = _ffi.lib
-        opts = _ffi.require("gn_registration_options_new")()
+        opts = lib.gn_registration_options_new()
         if not opts:
             raise MemoryError("gn_registration_options_new")
         try:
@@ -153,7 +153,7 @@ class Registration:
 def stats() -> dict:
     """The library's counters (resolvers, registrations, etcd connections...) as a dict."""
     out = ctypes.c_void_p()
-    _ffi.call(_ffi.require("gn_stats_json"), ctypes.byref(out))
+    _ffi.call(_ffi.lib.gn_stats_json, ctypes.byref(out))
     try:
         return json.loads(ctypes.string_at(out.value).decode("utf-8"))
     finally:

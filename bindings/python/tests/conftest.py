@@ -7,7 +7,6 @@ distinct client connections (peer addresses) it saw.
 
 from __future__ import annotations
 
-import collections
 import importlib.util
 import os
 import re

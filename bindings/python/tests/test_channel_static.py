@@ -10,7 +10,6 @@ import json
 import grpc
 import pytest
 
-import gnaming
 import gnaming.grpc as ggrpc
 from gnaming import Address, AddressFamily, AddressKind, Update
 

@@ -4,7 +4,6 @@ exit cleanly (code 0, no traceback, no crash) every time."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap

@@ -124,3 +124,13 @@ def test_aio_channel_spreads_calls_and_streams(backends):
     assert abs(names[a.name] - 100) <= 5 and names[a.name] + names[b.name] == 200, \
         f"expected about 100 each, observed {dict(names)}"
     assert len(streamed) == 3
+
+
+def test_a_dns_target_for_localhost_reaches_the_server_whatever_families_it_resolves_to(backends):
+    # localhost resolves to 127.0.0.1 and often ::1: a mixed list goes to grpcio as ipv6: with the
+    # IPv4 address v4-mapped, and round_robin skips ::1, where nothing listens.
+    (a,) = backends(1)
+    with ggrpc.channel(f"dns:///localhost:{a.port}") as ch:
+        replies = {ch.unary_unary(ECHO)(b"", timeout=5, wait_for_ready=True) for _ in range(20)}
+        families = sorted({x.family.name for x in ch.last_update.addresses})
+    assert replies == {a.name.encode()}, f"observed {replies} with families {families}"

@@ -7,12 +7,14 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,4 +326,78 @@ func serveAsChild(spec string) {
 	}
 	fmt.Printf("registered %s\n", s.Addr)
 	select {}
+}
+
+// closeCheckingConn counts updates, and those that arrive after the test marked it closed.
+type closeCheckingConn struct {
+	resolver.ClientConn
+	closed      *atomic.Bool
+	total, late *atomic.Int64
+}
+
+func (c closeCheckingConn) UpdateState(resolver.State) error {
+	c.total.Add(1)
+	if c.closed.Load() {
+		c.late.Add(1)
+	}
+	return nil
+}
+
+func (c closeCheckingConn) ReportError(error) {
+	c.total.Add(1)
+	if c.closed.Load() {
+		c.late.Add(1)
+	}
+}
+
+func TestNoUpdateReachesTheClientConnAfterCloseReturns(t *testing.T) {
+	etcdEndpoints(t)
+	svc := serviceName(t)
+	// Churn: entries come and go under svc all the time, so updates are in flight during each Close.
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			reg, err := Register(ctx, testCluster, svc, fmt.Sprintf("127.0.0.1:%d", 20000+i%20), nil, 0)
+			cancel()
+			if err == nil {
+				reg.Close()
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+
+	u, err := url.Parse(fmt.Sprintf("etcd://%s/%s", testCluster, svc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total, late atomic.Int64
+	for i := range 200 {
+		closed := &atomic.Bool{}
+		cc := closeCheckingConn{closed: closed, total: &total, late: &late}
+		r, err := NewBuilder("etcd").Build(resolver.Target{URL: *u}, cc, resolver.BuildOptions{})
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		time.Sleep(time.Duration(i%6) * time.Millisecond)
+		r.Close()
+		closed.Store(true)
+	}
+	time.Sleep(200 * time.Millisecond)
+	t.Logf("%d updates reached 200 resolvers before their Close", total.Load())
+	if total.Load() < 100 {
+		t.Fatalf("only %d updates over 200 resolvers: the churn did not keep updates in flight", total.Load())
+	}
+	if n := late.Load(); n > 0 {
+		t.Fatalf("%d updates reached a ClientConn after its resolver's Close returned", n)
+	}
+	if n := liveHandles.Load(); n != 0 {
+		t.Fatalf("%d resolver closures were never dropped", n)
+	}
 }

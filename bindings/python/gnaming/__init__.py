@@ -28,6 +28,7 @@ from ._ffi import (
     library_path,
     version,
 )
+from ._log import log_to_python, stop_logging_to_python
 from ._registration import Registration, RegistrationState, configure_cluster, stats
 from ._resolver import Address, AddressFamily, AddressKind, AsyncResolver, Resolver, Update
 
@@ -36,5 +37,6 @@ __all__ = [
     "ClosedError", "GnamingError", "InternalError", "InvalidArgumentError", "InvalidTargetError",
     "LibraryNotFoundError", "NotFoundError", "PermissionDeniedError", "Registration",
     "RegistrationState", "Resolver", "RuntimeStartError", "TimeoutError", "UnavailableError",
-    "UnsupportedSchemeError", "Update", "configure_cluster", "library_path", "stats", "version",
+    "UnsupportedSchemeError", "Update", "configure_cluster", "library_path", "log_to_python", "stats", "stop_logging_to_python",
+    "version",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 
-from . import GnamingError, Resolver, Update, library_path, version
+from . import GnamingError, Resolver, Update, library_path, log_to_python, version
 
 
 def _print(update: Update, as_json: bool) -> None:
@@ -48,12 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--json", action="store_true", help="one JSON object per update")
     w.add_argument("--count", type=int, default=0, help="stop after this many updates")
     w.add_argument("--timeout", type=float, default=None, help="give up after this many seconds without an update")
+    w.add_argument("-v", "--verbose", action="count", default=0, help="log the library's events to stderr (-vv: debug)")
     sub.add_parser("version", help="print versions")
     args = p.parse_args(argv)
 
     if args.command == "version":
         print(f"libgnaming {version()} ({library_path})")
         return 0
+    if args.verbose:
+        level = logging.INFO if args.verbose == 1 else logging.DEBUG
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        log_to_python(level)
     try:
         with Resolver(args.target) as resolver:
             seen = 0

@@ -148,6 +148,13 @@ class gn_update_callback(Structure):
     _fields_ = [("user_data", c_void_p), ("call", UPDATE_CALL), ("drop", DROP_CALL)]
 
 
+LOG_CALL = CFUNCTYPE(None, c_void_p, c_int, c_char_p, c_char_p)
+
+
+class gn_log_callback(Structure):
+    _fields_ = [("user_data", c_void_p), ("call", LOG_CALL), ("drop", DROP_CALL)]
+
+
 _err = POINTER(c_void_p)
 
 # name: (restype, argtypes). Every function the package calls, as include/gnaming.h declares it.
@@ -158,6 +165,7 @@ _SIGNATURES = {
     "gn_error_message": (c_char_p, [c_void_p]),
     "gn_error_free": (None, [c_void_p]),
     "gn_status_name": (c_char_p, [c_int]),
+    "gn_log_set_callback": (c_int, [gn_log_callback, c_int, _err]),
     "gn_resolver_options_new": (c_void_p, []),
     "gn_resolver_options_free": (None, [c_void_p]),
     "gn_resolver_options_set_client_language": (c_int, [c_void_p, c_char_p, _err]),

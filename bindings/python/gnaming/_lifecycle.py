@@ -12,7 +12,7 @@ import threading
 import weakref
 from typing import Protocol
 
-from . import _ffi
+from . import _ffi, _log
 
 # How long the exit hook lets the runtime's threads finish.
 _SHUTDOWN_TIMEOUT_MS = 5000
@@ -56,6 +56,7 @@ def _close_everything() -> None:
             obj._close_at_exit()
         except Exception:  # noqa: BLE001 - exit must go on; one failure must not leave others open
             pass
+    _log.stop_logging_to_python()
     # Closes anything still running in the library (resolvers started by other code in this
     # process included) and stops its threads before Python finalizes.
     err = _ffi.c_void_p()

@@ -11,8 +11,12 @@ import textwrap
 import pytest
 
 SCRIPT = textwrap.dedent("""
-    import sys, threading, time
+    import logging, sys, threading, time
     import gnaming, gnaming.grpc
+
+    # A log sink into Python must be removed before the interpreter finalizes, too.
+    logging.basicConfig(level=logging.CRITICAL)
+    gnaming.log_to_python(logging.DEBUG)
 
     started = threading.Event()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -119,6 +120,25 @@ def test_an_exception_in_the_callback_is_logged_and_does_not_stop_the_library(ca
             while "callback bug" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.01)
     assert "callback bug" in caplog.text
+
+
+def test_library_logs_reach_python_logging_until_stopped(caplog):
+    with caplog.at_level("DEBUG", logger="gnaming.lib"):
+        gnaming.log_to_python(logging.DEBUG)
+        try:
+            with gnaming.Resolver("pass:///127.0.0.1:1") as r:
+                r.next(5)
+            deadline = time.monotonic() + 5
+            while "resolver started" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            gnaming.stop_logging_to_python()
+        assert "resolver started" in caplog.text, caplog.text
+        assert any(rec.name.startswith("gnaming.lib.") for rec in caplog.records)
+        caplog.clear()
+        with gnaming.Resolver("pass:///127.0.0.1:1") as r:
+            r.next(5)
+    assert "resolver started" not in caplog.text, caplog.text
 
 
 def test_async_resolver_yields_updates_in_the_event_loop():

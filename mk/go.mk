@@ -7,7 +7,8 @@
 TEST_TARGETS += test-go
 APT_PACKAGES += gcc etcd-server
 
-GO ?= go
+# The official tarball installs into /usr/local/go, which is not always on PATH.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 GO_DIR := bindings/go
 GO_TEST_FLAGS ?= -race -count=1 -timeout 8m
 

@@ -29,3 +29,9 @@ test-cpp: cpp
 install-cpp: cpp
 	cmake -S bindings/cpp -B $(CPP_BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	DESTDIR=$(DESTDIR) cmake --install $(CPP_BUILD)
+
+# The greeter example end to end, against a throwaway etcd cluster.
+.PHONY: example-cpp
+example-cpp: cpp
+	python3 tests/harness/etcd_cluster.py run --members 1 -- \
+	  bash -c 'GNAMING_ETCD_ENDPOINTS=$$GNAMING_TEST_ETCD_ENDPOINTS examples/cpp/run-example $(CPP_BUILD)/examples'

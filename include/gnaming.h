@@ -625,8 +625,9 @@ enum gn_registration_state gn_registration_get_state(const struct gn_registratio
  * `GN_STATUS_OK` when it did, `GN_STATUS_TIMEOUT` (removal goes on in the background; the key goes
  * anyway when its lease expires) or `GN_STATUS_UNAVAILABLE` otherwise. Called from a resolver
  * callback or a library thread it does not wait and returns `GN_STATUS_OK`. Afterwards the state
- * is `GN_REGISTRATION_STATE_CLOSED`. Idempotent (a later call returns `GN_STATUS_OK`); thread-safe;
- * concurrent calls wait for the first. The handle stays valid until `gn_registration_free`.
+ * is `GN_REGISTRATION_STATE_CLOSED`. Idempotent (a later call returns `GN_STATUS_OK`); NULL is a
+ * no-op returning `GN_STATUS_OK`; thread-safe; concurrent calls wait for the first. The handle stays
+ * valid until `gn_registration_free`.
  */
 enum gn_status gn_registration_close(struct gn_registration *registration,
                                      uint32_t timeout_ms,
@@ -729,7 +730,7 @@ enum gn_status gn_runtime_shutdown(uint32_t timeout_ms, struct gn_error **err_ou
 
 /**
  * Writes the process-wide counters as a JSON object to `*json_out` (free it with `gn_string_free`):
- * `updates_delivered` (updates etcd resolvers published), `watch_restarts`, `relists`,
+ * `updates_delivered` (updates published by every resolver), `watch_restarts`, `relists`,
  * `compactions_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
  * current `watches_active`, `keepalive_streams`, `registrations_active`,
  * `registrations_registered`, `clusters_connected`. New keys may appear in later versions.

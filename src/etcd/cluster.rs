@@ -331,6 +331,8 @@ pub fn describe(context: &str, error: &etcd_client::Error) -> Error {
     let kind = match error {
         etcd_client::Error::GRpcStatus(status) => match status.code() {
             Code::PermissionDenied | Code::Unauthenticated => ErrorKind::PermissionDenied,
+            // etcd answers a wrong user or password with InvalidArgument.
+            Code::InvalidArgument if status.message().contains("authentication failed") => ErrorKind::PermissionDenied,
             Code::NotFound => ErrorKind::NotFound,
             Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => ErrorKind::InvalidArgument,
             _ => ErrorKind::Unavailable,

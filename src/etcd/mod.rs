@@ -43,7 +43,6 @@ pub(crate) fn resolver_task(target: &EtcdTarget, mut ctx: ResolverContext) -> Re
                         None => ctx.publish(now.0.clone(), None),
                         Some(message) => ctx.publish_error(message.clone()),
                     }
-                    stats::bump(&stats::STATS.updates_delivered);
                     last = Some(now);
                 }
             }

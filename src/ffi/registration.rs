@@ -220,8 +220,9 @@ pub extern "C" fn gn_registration_get_state(registration: *const gn_registration
 /// `GN_STATUS_OK` when it did, `GN_STATUS_TIMEOUT` (removal goes on in the background; the key goes
 /// anyway when its lease expires) or `GN_STATUS_UNAVAILABLE` otherwise. Called from a resolver
 /// callback or a library thread it does not wait and returns `GN_STATUS_OK`. Afterwards the state
-/// is `GN_REGISTRATION_STATE_CLOSED`. Idempotent (a later call returns `GN_STATUS_OK`); thread-safe;
-/// concurrent calls wait for the first. The handle stays valid until `gn_registration_free`.
+/// is `GN_REGISTRATION_STATE_CLOSED`. Idempotent (a later call returns `GN_STATUS_OK`); NULL is a
+/// no-op returning `GN_STATUS_OK`; thread-safe; concurrent calls wait for the first. The handle stays
+/// valid until `gn_registration_free`.
 #[no_mangle]
 pub extern "C" fn gn_registration_close(
     registration: *mut gn_registration,
@@ -230,8 +231,10 @@ pub extern "C" fn gn_registration_close(
 ) -> gn_status {
     with_status(err_out, || {
         // SAFETY: NULL or a live registration.
-        let registration = unsafe { handle_arg(registration, "registration") }?;
-        registration.inner.close(Duration::from_millis(timeout_ms.into()))
+        match unsafe { registration.as_ref() } {
+            Some(registration) => registration.inner.close(Duration::from_millis(timeout_ms.into())),
+            None => Ok(()),
+        }
     })
 }
 

@@ -8,7 +8,7 @@ use super::write_out;
 use crate::error::Error;
 
 /// Writes the process-wide counters as a JSON object to `*json_out` (free it with `gn_string_free`):
-/// `updates_delivered` (updates etcd resolvers published), `watch_restarts`, `relists`,
+/// `updates_delivered` (updates published by every resolver), `watch_restarts`, `relists`,
 /// `compactions_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
 /// current `watches_active`, `keepalive_streams`, `registrations_active`,
 /// `registrations_registered`, `clusters_connected`. New keys may appear in later versions.

@@ -79,6 +79,7 @@ impl ResolverContext {
 
     fn send(&mut self, state: ResolverState, endpoints: Vec<Endpoint>, service_config: Option<String>) {
         self.sequence += 1;
+        crate::etcd::stats::bump(&crate::etcd::stats::STATS.updates_delivered);
         self.last_state = Some(state.clone());
         self.delivery.publish(Update { sequence: self.sequence, state, endpoints, service_config });
     }

@@ -110,21 +110,24 @@ pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// Every update of one resolver, in order.
+/// Every update of one resolver, in order, with when the callback received it.
 pub struct Updates {
-    rx: Receiver<Arc<Update>>,
+    rx: Receiver<(Instant, Arc<Update>)>,
     pub seen: Vec<Arc<Update>>,
+    /// When each of `seen` reached the callback: timing checks read these, so a test thread
+    /// that wakes late on a loaded machine does not count against the library.
+    pub arrivals: Vec<Instant>,
     pub resolver: Resolver,
 }
 
 pub fn resolve(target: &str) -> Updates {
     let (tx, rx) = channel();
     let handler = move |u: &Arc<Update>| {
-        let _ = tx.send(Arc::clone(u));
+        let _ = tx.send((Instant::now(), Arc::clone(u)));
     };
     let resolver =
         Resolver::start(target, &ResolverOptions::default(), Some(Box::new(handler))).expect("resolver starts");
-    Updates { rx, seen: Vec::new(), resolver }
+    Updates { rx, seen: Vec::new(), arrivals: Vec::new(), resolver }
 }
 
 /// The addresses of an update, sorted, with `#copy` when there are copies.
@@ -156,8 +159,9 @@ impl Updates {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
-                Ok(u) => {
+                Ok((at, u)) => {
                     self.seen.push(Arc::clone(&u));
+                    self.arrivals.push(at);
                     if pred(&u) {
                         return u;
                     }
@@ -178,8 +182,9 @@ impl Updates {
 
     /// Takes what arrived without waiting.
     pub fn drain(&mut self) {
-        while let Ok(u) = self.rx.try_recv() {
+        while let Ok((at, u)) = self.rx.try_recv() {
             self.seen.push(u);
+            self.arrivals.push(at);
         }
     }
 }

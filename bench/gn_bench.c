@@ -8,7 +8,7 @@
  *   gn_bench scale SERVICE INITIAL LO HI
  *                                    "first NS" (start to a full list of [0, INITIAL)); after a stdin
  *                                    line, "armed"; then "converged T CPU_NS UPDATES" when the list is
- *                                    exactly [LO, HI)
+ *                                    exactly [LO, HI), or "timeout ..." after 300 s
  *   gn_bench many SERVICE N          one JSON line: RSS and threads before the first resolver, with
  *                                    one, with N, and the library's stats; holds them until EOF
  *   gn_bench register SERVICE ADDR TTL_MS
@@ -33,6 +33,7 @@
 
 #define ADDR_MAX 48
 #define WAIT_S 60
+#define CONVERGE_S 300
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -222,6 +223,7 @@ static struct {
   int initial, lo, hi;
   bool first, armed, converged;
   int64_t t_first, t_conv, cpu0, cpu_conv, updates;
+  size_t last_count;
 } sc;
 
 static bool is_range(const gn_update *u, int lo, int hi, unsigned char *seen) {
@@ -253,6 +255,7 @@ static void on_scale(void *user_data, const gn_update *u) {
     return;
   }
   sc.updates++;
+  sc.last_count = gn_update_address_count(u);
   if (!sc.converged && is_range(u, sc.lo, sc.hi, seen)) {
     int64_t cpu = cpu_ns();
     pthread_mutex_lock(&obs.mu);
@@ -286,10 +289,10 @@ static int cmd_scale(const char *service, int initial, int lo, int hi) {
     pthread_mutex_unlock(&obs.mu);
     printf("armed\n");
     fflush(stdout);
-    if (wait_flag(&sc.converged, 2 * WAIT_S))
+    if (wait_flag(&sc.converged, CONVERGE_S))
       printf("converged %" PRId64 " %" PRId64 " %" PRId64 "\n", sc.t_conv, sc.cpu_conv, sc.updates);
     else
-      printf("timeout\n");
+      printf("timeout %" PRId64 " updates, the last with %zu entries\n", sc.updates, sc.last_count);
     fflush(stdout);
     drain_stdin();
   }

@@ -143,7 +143,7 @@ func inRange(addrs []string, lo, hi int) bool {
 
 // cmdScale times the first full list of a large prefix (from before the client exists), then,
 // armed by a stdin line, how long and how much CPU it takes until the list equals [lo, hi).
-// Prints "first NS", "armed", "converged T CPU_NS UPDATES".
+// Prints "first NS", "armed", "converged T CPU_NS UPDATES" (or "timeout ..." after 300 s).
 func cmdScale(args []string) error {
 	fs := flag.NewFlagSet("scale", flag.ExitOnError)
 	endpoints := endpointsFlag(fs)
@@ -198,8 +198,8 @@ func cmdScale(args []string) error {
 	select {
 	case c := <-converged:
 		say("converged %d %d %d", c[0], c[1], updates.Load())
-	case <-time.After(120 * time.Second):
-		say("timeout")
+	case <-time.After(300 * time.Second):
+		say("timeout %d updates", updates.Load())
 	}
 	for range lines {
 	}

@@ -317,14 +317,17 @@ enum LeaseState {
 
 /// One lease and one keep-alive stream for every registration with the same cluster and TTL.
 struct LeaseGroup {
-    key: (usize, Duration),
+    key: GroupKey,
     lease: watch::Receiver<LeaseState>,
     lost: mpsc::UnboundedSender<i64>,
     task: AbortHandle,
     members: Mutex<usize>,
 }
 
-static GROUPS: Mutex<Option<HashMap<(usize, Duration), Arc<LeaseGroup>>>> = Mutex::new(None);
+/// A lease group's identity: its cluster (by address) and TTL.
+type GroupKey = (usize, Duration);
+
+static GROUPS: Mutex<Option<HashMap<GroupKey, Arc<LeaseGroup>>>> = Mutex::new(None);
 
 impl LeaseGroup {
     fn join(cluster: &Arc<Cluster>, ttl: Duration) -> Result<Arc<LeaseGroup>, Error> {

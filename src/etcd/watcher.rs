@@ -45,7 +45,7 @@ impl Snapshot {
 
 /// One watch, shared by its subscribers; it stops when the last `Arc` goes.
 pub struct SharedWatch {
-    key: (usize, String),
+    key: WatchKey,
     state: watch::Receiver<Arc<Snapshot>>,
     relist: Arc<Notify>,
     last_relist: Mutex<Option<Instant>>,
@@ -53,7 +53,10 @@ pub struct SharedWatch {
     _active: Gauge,
 }
 
-static WATCHES: Mutex<Option<HashMap<(usize, String), Weak<SharedWatch>>>> = Mutex::new(None);
+/// A watch's identity: its cluster (by address) and prefix.
+type WatchKey = (usize, String);
+
+static WATCHES: Mutex<Option<HashMap<WatchKey, Weak<SharedWatch>>>> = Mutex::new(None);
 
 /// Subscribes to `prefix` on `cluster`, starting the watch if nobody watches it yet.
 pub fn subscribe(cluster: &Arc<Cluster>, prefix: &str) -> Result<Arc<SharedWatch>, Error> {

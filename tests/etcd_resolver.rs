@@ -26,6 +26,15 @@ fn three_registrations_resolve_and_a_closed_one_is_gone_within_50_ms() {
     for r in &regs {
         r.wait(Some(WAIT)).expect("registered");
     }
+    let leases = rt().block_on(async {
+        let mut c = etcd.client().await;
+        let r = c.get("echo/", Some(GetOptions::new().with_prefix())).await.unwrap();
+        r.kvs().iter().map(|kv| kv.lease()).collect::<Vec<_>>()
+    });
+    assert!(
+        leases.len() == 3 && leases[0] != 0 && leases.iter().all(|l| *l == leases[0]),
+        "one shared lease: {leases:?}"
+    );
     let mut updates = resolve("etcd://s1/echo");
     updates.wait_list(WAIT, &sorted(&addresses));
     // Earlier lists may be real states from before the puts reached the watch; from here on the

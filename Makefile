@@ -16,7 +16,7 @@ BUILD := build
 APT_PACKAGES := build-essential pkg-config protobuf-compiler python3 valgrind
 TEST_TARGETS :=
 
-.PHONY: all deps build lib header check-header demo test install uninstall clean
+.PHONY: all deps build lib header check-header example-c test install uninstall clean
 all: build
 
 include $(sort $(wildcard mk/*.mk))
@@ -52,12 +52,12 @@ test: deps
 	echo; echo "suites: $$((n - f)) passed, $$f failed"; \
 	if [ $$f -gt 0 ]; then echo "failed suites: $${failed[*]}"; exit 1; fi
 
-demo: deps build $(BUILD)/examples/resolve
+# The smallest C client (examples/c/resolve.c) on a static target.
+example-c: lib
+	@mkdir -p $(BUILD)/examples
+	$(CC) -Wall -Wextra -Werror -Iinclude examples/c/resolve.c -L$(RELEASE_DIR) -lgnaming \
+	  -Wl,-rpath,$(abspath $(RELEASE_DIR)) -o $(BUILD)/examples/resolve
 	$(BUILD)/examples/resolve 'pass:///127.0.0.1:50051#2,127.0.0.1:50052'
-
-$(BUILD)/examples/resolve: examples/c/resolve.c $(HEADER) lib
-	@mkdir -p $(dir $@)
-	$(CC) -Wall -Wextra -Werror -Iinclude $< -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR)) -o $@
 
 install: lib
 	install -D -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libgnaming.so

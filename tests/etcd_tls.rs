@@ -192,4 +192,11 @@ fn with_client_certificates_and_a_password_registration_and_resolution_work_and_
     }
     drop(etcd);
     let _ = std::fs::remove_dir_all(&pki);
+
+    // With no etcd resolver left, a static target's one update is counted too.
+    let delivered = || gnaming::etcd::stats::STATS.updates_delivered.load(std::sync::atomic::Ordering::Relaxed);
+    let before = delivered();
+    let mut fixed = resolve("pass:///127.0.0.1:1");
+    fixed.wait_list(WAIT, &sorted(&["127.0.0.1:1"]));
+    assert_eq!(delivered(), before + 1, "updates_delivered counts every resolver's updates");
 }

@@ -1,5 +1,5 @@
-//! Process-wide etcd counters a host can read (`gn_stats_json`): what the resolvers and
-//! registrations did, and what they hold open now.
+//! Process-wide counters a host can read (`gn_stats_json`): the updates every resolver published,
+//! what the etcd resolvers and registrations did, and what they hold open now.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 

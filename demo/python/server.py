@@ -51,7 +51,10 @@ def main() -> int:
     registration = gnaming.Registration("echo", address, ttl=args.ttl)
     registration.wait(10)
     say("ready", name=args.name, addr=address, lang="python")
-    stop.wait()
+    # Wake up now and then: a process-wide signal may land on a grpc or library thread, and Python
+    # runs handlers only when the main thread runs.
+    while not stop.wait(0.1):
+        pass
     gnaming.grpc.stop_server(server, [registration], drain=0.5, grace=5)
     say("stopped", name=args.name)
     return 0

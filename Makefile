@@ -16,7 +16,7 @@ BUILD := build
 APT_PACKAGES := build-essential pkg-config protobuf-compiler python3 valgrind
 TEST_TARGETS :=
 
-.PHONY: all deps build lib header check-header example-c test install uninstall clean
+.PHONY: all deps build lib cli header check-header example-c test install uninstall clean
 all: build
 
 include $(sort $(wildcard mk/*.mk))
@@ -24,11 +24,15 @@ include $(sort $(wildcard mk/*.mk))
 deps:
 	@scripts/install-deps $(sort $(APT_PACKAGES))
 
-build: lib
+build: lib cli
 
 # Always ask cargo: it knows when the library is up to date.
 lib:
 	$(CARGO) build --release --lib
+
+# The operator's command line tool, target/release/gnaming.
+cli:
+	$(CARGO) build --release --bin gnaming
 
 $(LIB): lib
 

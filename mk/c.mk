@@ -7,7 +7,7 @@ C_TESTS := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 C_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -Iinclude -Itests/c -pthread
 C_LINK := -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR))
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no --track-fds=no
 # A forked child cannot free what its parent's runtime threads allocated (those threads do not exist
 # in it), so the fork test's valgrind run checks memory errors but not leaks; its ASan run checks both.
 VALGRIND_FLAGS_test_fork := --leak-check=no

@@ -6,7 +6,8 @@ while a live view shows each client's address list and who answered how often.
 
     python3 demo/run.py [--short] [--no-live]
 
-The programs are found in the build tree that `make demo` fills (see mk/demo.mk). Everything
+The programs are found in the build tree that `make demo` fills (see mk/demo.mk). They speak the
+classic greeter (examples/cpp/helloworld.proto); a reply's message is the answering server's name. Everything
 started here is stopped at the end and on Ctrl-C. With --short (CI) the script runs faster, prints
 no live view, and the exit code says whether the summary holds: every client reached every live
 server, no RPC failed outside the window after the kill -9, every removal was seen by every client.

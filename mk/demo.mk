@@ -14,8 +14,8 @@ demo-build: lib cpp python-install
 	cp $(DEMO_BUILD)/cpp-build/demo_server $(DEMO_BUILD)/cpp-build/demo_client $(DEMO_BUILD)/cpp/
 	cd demo/go && CGO_ENABLED=1 $(GO) build -o $(abspath $(DEMO_BUILD))/go/ ./server ./client
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "grpcio-tools>=1.50"
-	$(PY_VENV)/bin/python -m grpc_tools.protoc -I demo --python_out=$(DEMO_BUILD)/py \
-	  --grpc_python_out=$(DEMO_BUILD)/py demo/helloworld.proto
+	$(PY_VENV)/bin/python -m grpc_tools.protoc -I examples/cpp --python_out=$(DEMO_BUILD)/py \
+	  --grpc_python_out=$(DEMO_BUILD)/py examples/cpp/helloworld.proto
 
 demo: deps
 	@$(MAKE) --no-print-directory demo-build >/dev/null

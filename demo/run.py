@@ -310,7 +310,9 @@ def main() -> int:
     args = parser.parse_args()
     live = sys.stdout.isatty() and not args.short and not args.no_live
     demo = Demo(short=args.short, live=live)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM both end in the cleanup below, even where SIGINT was inherited ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         code = demo.run()
     except KeyboardInterrupt:

@@ -80,11 +80,11 @@ fn assert_no_update(resolver: &Resolver, quiet: Duration) {
 #[test]
 fn a_and_aaaa_records_become_one_list_on_the_target_port_ipv6_first() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.2", "10.0.0.1", "fd00::1"], 60);
+    server.set_addresses(HOST, &["127.0.0.2", "127.0.0.1", "fd00::1"], 60);
     let resolver = start(&format!("dns:///{HOST}:8080"), &options(&server));
     let update = wait_for_list(
         &resolver,
-        &["[fd00::1]:8080", "10.0.0.1:8080", "10.0.0.2:8080"],
+        &["[fd00::1]:8080", "127.0.0.1:8080", "127.0.0.2:8080"],
     );
     assert_eq!(update.service_config, None);
     assert!(update
@@ -96,19 +96,19 @@ fn a_and_aaaa_records_become_one_list_on_the_target_port_ipv6_first() {
 #[test]
 fn targets_without_a_port_use_443() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     let resolver = start(&format!("dns:{HOST}"), &options(&server));
-    wait_for_list(&resolver, &["10.0.0.1:443"]);
+    wait_for_list(&resolver, &["127.0.0.1:443"]);
 }
 
 #[test]
 fn the_server_named_in_the_target_is_asked_without_any_option() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.7"], 60);
+    server.set_addresses(HOST, &["127.0.0.7"], 60);
     let mut o = options(&server);
     o.dns.nameserver = None;
     let resolver = start(&format!("dns://{}/{HOST}:81", server.addr()), &o);
-    wait_for_list(&resolver, &["10.0.0.7:81"]);
+    wait_for_list(&resolver, &["127.0.0.7:81"]);
     assert!(!server.queries(HOST, Some(RecordType::A)).is_empty());
 }
 
@@ -126,35 +126,35 @@ fn ip_literals_resolve_to_themselves_without_a_query() {
 #[test]
 fn added_and_removed_addresses_are_seen_after_resolve_now() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     let resolver = start(&format!("dns:///{HOST}:1"), &options(&server));
-    wait_for_list(&resolver, &["10.0.0.1:1"]);
+    wait_for_list(&resolver, &["127.0.0.1:1"]);
 
-    server.set_addresses(HOST, &["10.0.0.1", "10.0.0.2", "fd00::2"], 60);
+    server.set_addresses(HOST, &["127.0.0.1", "127.0.0.2", "fd00::2"], 60);
     resolver.resolve_now();
-    wait_for_list(&resolver, &["[fd00::2]:1", "10.0.0.1:1", "10.0.0.2:1"]);
+    wait_for_list(&resolver, &["[fd00::2]:1", "127.0.0.1:1", "127.0.0.2:1"]);
 
-    server.set_addresses(HOST, &["10.0.0.2"], 60);
+    server.set_addresses(HOST, &["127.0.0.2"], 60);
     resolver.resolve_now();
-    wait_for_list(&resolver, &["10.0.0.2:1"]);
+    wait_for_list(&resolver, &["127.0.0.2:1"]);
 }
 
 #[test]
 fn resolve_now_is_rate_limited_to_the_minimum_interval() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     let mut o = options(&server);
     o.dns.min_resolve_interval = Duration::from_millis(1000);
     let resolver = start(&format!("dns:///{HOST}:1"), &o);
-    wait_for_list(&resolver, &["10.0.0.1:1"]);
+    wait_for_list(&resolver, &["127.0.0.1:1"]);
 
-    server.set_addresses(HOST, &["10.0.0.2"], 60);
+    server.set_addresses(HOST, &["127.0.0.2"], 60);
     let asked = Instant::now();
     for _ in 0..10 {
         resolver.resolve_now();
         std::thread::sleep(Duration::from_millis(20));
     }
-    wait_for_list(&resolver, &["10.0.0.2:1"]);
+    wait_for_list(&resolver, &["127.0.0.2:1"]);
     let lookups = server.queries(HOST, Some(RecordType::A));
     assert_eq!(
         lookups.len(),
@@ -178,11 +178,11 @@ fn resolve_now_is_rate_limited_to_the_minimum_interval() {
 #[test]
 fn unchanged_answers_publish_nothing_new() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1", "10.0.0.2"], 60);
+    server.set_addresses(HOST, &["127.0.0.1", "127.0.0.2"], 60);
     let resolver = start(&format!("dns:///{HOST}:1"), &options(&server));
-    let first = wait_for_list(&resolver, &["10.0.0.1:1", "10.0.0.2:1"]);
+    let first = wait_for_list(&resolver, &["127.0.0.1:1", "127.0.0.2:1"]);
     // The server now lists the same records in the other order: the same set, so no update.
-    server.set_addresses(HOST, &["10.0.0.2", "10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.2", "127.0.0.1"], 60);
     resolver.resolve_now();
     assert_no_update(&resolver, Duration::from_millis(800));
     assert_eq!(
@@ -196,16 +196,16 @@ fn unchanged_answers_publish_nothing_new() {
 #[test]
 fn an_expiring_ttl_triggers_a_refresh_without_resolve_now() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 1);
+    server.set_addresses(HOST, &["127.0.0.1"], 1);
     let mut o = options(&server);
     o.dns.ttl_refresh = true;
     o.dns.refresh_min = Duration::from_secs(1);
     o.dns.refresh_max = Duration::from_secs(60);
     let resolver = start(&format!("dns:///{HOST}:1"), &o);
-    wait_for_list(&resolver, &["10.0.0.1:1"]);
-    server.set_addresses(HOST, &["10.0.0.3"], 1);
+    wait_for_list(&resolver, &["127.0.0.1:1"]);
+    server.set_addresses(HOST, &["127.0.0.3"], 1);
     let started = Instant::now();
-    wait_for_list(&resolver, &["10.0.0.3:1"]);
+    wait_for_list(&resolver, &["127.0.0.3:1"]);
     assert!(
         started.elapsed() < Duration::from_millis(2500),
         "refresh took {:?}",
@@ -216,18 +216,18 @@ fn an_expiring_ttl_triggers_a_refresh_without_resolve_now() {
 #[test]
 fn long_ttls_are_clamped_to_the_refresh_maximum_and_zero_ttls_to_the_minimum() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 86_400);
-    server.set_addresses("zero.gn.test", &["10.0.0.9"], 0);
+    server.set_addresses(HOST, &["127.0.0.1"], 86_400);
+    server.set_addresses("zero.gn.test", &["127.0.0.9"], 0);
     let mut o = options(&server);
     o.dns.ttl_refresh = true;
     o.dns.refresh_min = Duration::from_millis(1000);
     o.dns.refresh_max = Duration::from_millis(1000);
     let long = start(&format!("dns:///{HOST}:1"), &o);
     let zero = start("dns:///zero.gn.test:1", &o);
-    wait_for_list(&long, &["10.0.0.1:1"]);
-    wait_for_list(&zero, &["10.0.0.9:1"]);
-    server.set_addresses(HOST, &["10.0.0.4"], 86_400);
-    wait_for_list(&long, &["10.0.0.4:1"]);
+    wait_for_list(&long, &["127.0.0.1:1"]);
+    wait_for_list(&zero, &["127.0.0.9:1"]);
+    server.set_addresses(HOST, &["127.0.0.4"], 86_400);
+    wait_for_list(&long, &["127.0.0.4:1"]);
     // Three lookups of the TTL-0 name take two refresh periods; give them three.
     let deadline = Instant::now() + Duration::from_secs(3);
     while server.queries("zero.gn.test", Some(RecordType::A)).len() < 3 && Instant::now() < deadline
@@ -249,19 +249,19 @@ fn long_ttls_are_clamped_to_the_refresh_maximum_and_zero_ttls_to_the_minimum() {
 #[test]
 fn nxdomain_after_success_keeps_the_last_list_and_reports_an_error() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     let resolver = start(&format!("dns:///{HOST}:1"), &options(&server));
-    wait_for_list(&resolver, &["10.0.0.1:1"]);
+    wait_for_list(&resolver, &["127.0.0.1:1"]);
     server.remove(HOST);
     resolver.resolve_now();
     let update = wait_for(
         &resolver,
-        "a transient error keeping [\"10.0.0.1:1\"]",
+        "a transient error keeping [\"127.0.0.1:1\"]",
         |u| !u.is_ok(),
     );
     assert_eq!(
         addresses(&update),
-        ["10.0.0.1:1"],
+        ["127.0.0.1:1"],
         "the last good list must stay: {}",
         show(&update)
     );
@@ -275,27 +275,27 @@ fn nxdomain_after_success_keeps_the_last_list_and_reports_an_error() {
 #[test]
 fn servfail_and_timeouts_after_success_keep_the_last_list() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     let resolver = start(&format!("dns:///{HOST}:1"), &options(&server));
-    wait_for_list(&resolver, &["10.0.0.1:1"]);
+    wait_for_list(&resolver, &["127.0.0.1:1"]);
 
     server.set_mode(Mode::ServFail);
     resolver.resolve_now();
     let update = wait_for(&resolver, "a SERVFAIL error", |u| {
         u.error_message().is_some_and(|m| m.contains("SERVFAIL"))
     });
-    assert_eq!(addresses(&update), ["10.0.0.1:1"], "{}", show(&update));
+    assert_eq!(addresses(&update), ["127.0.0.1:1"], "{}", show(&update));
 
     server.set_mode(Mode::Silent);
     let update = wait_for(&resolver, "a timeout error", |u| {
         u.error_message()
             .is_some_and(|m| m.contains("no answer in time"))
     });
-    assert_eq!(addresses(&update), ["10.0.0.1:1"], "{}", show(&update));
+    assert_eq!(addresses(&update), ["127.0.0.1:1"], "{}", show(&update));
 
     server.set_mode(Mode::Answer);
-    server.set_addresses(HOST, &["10.0.0.5"], 60);
-    wait_for_list(&resolver, &["10.0.0.5:1"]);
+    server.set_addresses(HOST, &["127.0.0.5"], 60);
+    wait_for_list(&resolver, &["127.0.0.5:1"]);
 }
 
 #[test]
@@ -332,8 +332,8 @@ fn a_failing_first_lookup_reports_an_error_with_no_addresses_then_retries_with_b
         "retries should slow down: {gaps:?}"
     );
 
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
-    wait_for_list(&resolver, &["10.0.0.1:1"]);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
+    wait_for_list(&resolver, &["127.0.0.1:1"]);
 }
 
 #[test]
@@ -348,9 +348,9 @@ fn srv_backend_mode_gives_targets_ports_priorities_and_weights() {
         ],
         60,
     );
-    server.set_addresses("b1.gn.test", &["10.0.1.1"], 60);
-    server.set_addresses("b2.gn.test", &["10.0.1.2", "fd00::12"], 60);
-    server.set_addresses("b3.gn.test", &["10.0.1.3"], 60);
+    server.set_addresses("b1.gn.test", &["127.0.1.1"], 60);
+    server.set_addresses("b2.gn.test", &["127.0.1.2", "fd00::12"], 60);
+    server.set_addresses("b3.gn.test", &["127.0.1.3"], 60);
     let mut o = options(&server);
     o.dns.srv_backends = Some("_grpc._tcp".into());
     let resolver = start(&format!("dns:///{HOST}"), &o);
@@ -358,9 +358,9 @@ fn srv_backend_mode_gives_targets_ports_priorities_and_weights() {
         &resolver,
         &[
             "[fd00::12]:7002",
-            "10.0.1.2:7002",
-            "10.0.1.1:7001",
-            "10.0.1.3:7003",
+            "127.0.1.2:7002",
+            "127.0.1.1:7001",
+            "127.0.1.3:7003",
         ],
     );
     let weights: Vec<u32> = update.endpoints.iter().map(|e| e.weight).collect();
@@ -382,7 +382,7 @@ fn srv_backend_mode_gives_targets_ports_priorities_and_weights() {
     resolver.resolve_now();
     let update = wait_for_list(
         &resolver,
-        &["10.0.1.1:7001", "[fd00::12]:7002", "10.0.1.2:7002"],
+        &["127.0.1.1:7001", "[fd00::12]:7002", "127.0.1.2:7002"],
     );
     let weights: Vec<u32> = update.endpoints.iter().map(|e| e.weight).collect();
     assert_eq!(weights, [50, 1, 1], "weight 0 becomes 1: {update:?}");
@@ -400,12 +400,12 @@ fn srv_backend_mode_takes_a_configured_label_and_numbers_repeated_targets() {
         &[(0, 1, 9000, "b1.gn.test"), (0, 1, 9000, "alias.gn.test")],
         60,
     );
-    server.set_addresses("b1.gn.test", &["10.0.2.1"], 60);
-    server.set_addresses("alias.gn.test", &["10.0.2.1"], 60);
+    server.set_addresses("b1.gn.test", &["127.0.2.1"], 60);
+    server.set_addresses("alias.gn.test", &["127.0.2.1"], 60);
     let mut o = options(&server);
     o.dns.srv_backends = Some("_echo._udp".into());
     let resolver = start(&format!("dns:///{HOST}"), &o);
-    let update = wait_for_list(&resolver, &["10.0.2.1:9000", "10.0.2.1:9000"]);
+    let update = wait_for_list(&resolver, &["127.0.2.1:9000", "127.0.2.1:9000"]);
     let copies: Vec<u32> = update.endpoints.iter().map(|e| e.copy).collect();
     assert_eq!(copies, [0, 1], "{update:?}");
 }
@@ -413,19 +413,19 @@ fn srv_backend_mode_takes_a_configured_label_and_numbers_repeated_targets() {
 #[test]
 fn grpclb_mode_adds_balancers_after_the_backends() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     server.set_srv(
         &format!("_grpclb._tcp.{HOST}"),
         &[(0, 0, 1234, "lb.gn.test")],
         60,
     );
-    server.set_addresses("lb.gn.test", &["10.0.9.9"], 60);
+    server.set_addresses("lb.gn.test", &["127.0.9.9"], 60);
     let mut o = options(&server);
     let plain = start(&format!("dns:///{HOST}:1"), &o);
-    wait_for_list(&plain, &["10.0.0.1:1"]);
+    wait_for_list(&plain, &["127.0.0.1:1"]);
     o.dns.grpclb = true;
     let resolver = start(&format!("dns:///{HOST}:1"), &o);
-    let update = wait_for_list(&resolver, &["10.0.0.1:1", "10.0.9.9:1234"]);
+    let update = wait_for_list(&resolver, &["127.0.0.1:1", "127.0.9.9:1234"]);
     let kinds: Vec<EndpointKind> = update.endpoints.iter().map(|e| e.kind).collect();
     assert_eq!(kinds, [EndpointKind::Backend, EndpointKind::Balancer]);
     assert_eq!(
@@ -439,7 +439,7 @@ const CONFIG_NAME: &str = "_grpc_config.svc.gn.test";
 #[test]
 fn txt_service_config_is_chosen_by_client_language_and_follows_changes() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     // One record of two strings: they are joined before parsing.
     server.set_txt(
         CONFIG_NAME,
@@ -452,7 +452,7 @@ fn txt_service_config_is_chosen_by_client_language_and_follows_changes() {
     let mut o = options(&server);
     o.client_language = "python".into();
     let resolver = start(&format!("dns:///{HOST}:1"), &o);
-    let update = wait_for_list(&resolver, &["10.0.0.1:1"]);
+    let update = wait_for_list(&resolver, &["127.0.0.1:1"]);
     assert_eq!(
         update.service_config.as_deref(),
         Some(r#"{"loadBalancingConfig":[{"round_robin":{}}]}"#)
@@ -460,7 +460,7 @@ fn txt_service_config_is_chosen_by_client_language_and_follows_changes() {
 
     o.client_language = "c".into();
     let other = start(&format!("dns:///{HOST}:1"), &o);
-    let update = wait_for_list(&other, &["10.0.0.1:1"]);
+    let update = wait_for_list(&other, &["127.0.0.1:1"]);
     assert_eq!(update.service_config, None, "no choice names language c");
 
     server.set_txt(
@@ -478,21 +478,21 @@ fn txt_service_config_is_chosen_by_client_language_and_follows_changes() {
 #[test]
 fn txt_choices_match_the_configured_client_hostname() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     server.set_txt(CONFIG_NAME, &[&[r#"grpc_config=[{"clientHostname":["node-7"],"serviceConfig":{"n":7}},{"serviceConfig":{"n":0}}]"#]], 60);
     let mut o = options(&server);
     o.dns.client_hostname = Some("node-7".into());
-    let update = wait_for_list(&start(&format!("dns:///{HOST}:1"), &o), &["10.0.0.1:1"]);
+    let update = wait_for_list(&start(&format!("dns:///{HOST}:1"), &o), &["127.0.0.1:1"]);
     assert_eq!(update.service_config.as_deref(), Some(r#"{"n":7}"#));
     o.dns.client_hostname = Some("node-8".into());
-    let update = wait_for_list(&start(&format!("dns:///{HOST}:1"), &o), &["10.0.0.1:1"]);
+    let update = wait_for_list(&start(&format!("dns:///{HOST}:1"), &o), &["127.0.0.1:1"]);
     assert_eq!(update.service_config.as_deref(), Some(r#"{"n":0}"#));
 }
 
 #[test]
 fn a_bad_txt_service_config_is_a_transient_error_that_keeps_the_last_list_and_config() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     server.set_txt(
         CONFIG_NAME,
         &[&[r#"grpc_config=[{"serviceConfig":{"n":1}}]"#]],
@@ -504,7 +504,7 @@ fn a_bad_txt_service_config_is_a_transient_error_that_keeps_the_last_list_and_co
     });
 
     server.set_txt(CONFIG_NAME, &[&[r#"grpc_config=[{"serviceConfig":"#]], 60);
-    server.set_addresses(HOST, &["10.0.0.2"], 60);
+    server.set_addresses(HOST, &["127.0.0.2"], 60);
     resolver.resolve_now();
     let update = wait_for(&resolver, "a bad-config error", |u| !u.is_ok());
     let message = update.error_message().unwrap();
@@ -512,7 +512,7 @@ fn a_bad_txt_service_config_is_a_transient_error_that_keeps_the_last_list_and_co
         message.contains("bad service config") && message.contains("not valid JSON"),
         "{message}"
     );
-    assert_eq!(addresses(&update), ["10.0.0.1:1"], "{}", show(&update));
+    assert_eq!(addresses(&update), ["127.0.0.1:1"], "{}", show(&update));
     assert_eq!(update.service_config.as_deref(), Some(r#"{"n":1}"#));
 
     server.set_txt(
@@ -529,7 +529,7 @@ fn a_bad_txt_service_config_is_a_transient_error_that_keeps_the_last_list_and_co
 #[test]
 fn service_config_lookups_can_be_turned_off() {
     let server = DnsServer::start();
-    server.set_addresses(HOST, &["10.0.0.1"], 60);
+    server.set_addresses(HOST, &["127.0.0.1"], 60);
     server.set_txt(
         CONFIG_NAME,
         &[&[r#"grpc_config=[{"serviceConfig":{"n":1}}]"#]],
@@ -537,7 +537,7 @@ fn service_config_lookups_can_be_turned_off() {
     );
     let mut o = options(&server);
     o.dns.service_config = false;
-    let update = wait_for_list(&start(&format!("dns:///{HOST}:1"), &o), &["10.0.0.1:1"]);
+    let update = wait_for_list(&start(&format!("dns:///{HOST}:1"), &o), &["127.0.0.1:1"]);
     assert_eq!(update.service_config, None);
     assert!(
         server.queries(CONFIG_NAME, None).is_empty(),

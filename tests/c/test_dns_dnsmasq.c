@@ -26,11 +26,11 @@ extern char **environ;
  * valid JSON when joined, as gRPC joins them. */
 static const char *const ZONE =
     "local=/gn.test/\n"
-    "host-record=svc.gn.test,10.0.0.2,fd00::1\n"
-    "host-record=svc.gn.test,10.0.0.1\n"
-    "host-record=b1.gn.test,10.0.1.1\n"
-    "host-record=b2.gn.test,10.0.1.2\n"
-    "host-record=lb.gn.test,10.0.9.9\n"
+    "host-record=svc.gn.test,127.0.0.2,fd00::1\n"
+    "host-record=svc.gn.test,127.0.0.1\n"
+    "host-record=b1.gn.test,127.0.1.1\n"
+    "host-record=b2.gn.test,127.0.1.2\n"
+    "host-record=lb.gn.test,127.0.9.9\n"
     "srv-host=_grpc._tcp.svc.gn.test,b1.gn.test,7001,10,5\n"
     "srv-host=_grpc._tcp.svc.gn.test,b2.gn.test,7002,10,20\n"
     "srv-host=_grpclb._tcp.svc.gn.test,lb.gn.test,1234,0,0\n"
@@ -193,9 +193,9 @@ static void expect_list(const char *target, gn_resolver_options *o, const char *
 
 static void a_and_aaaa_records_come_ordered_with_the_service_config_for_c(void) {
   gn_resolver_options *o = dns_options(true);
-  expect_list("dns:///svc.gn.test:50051", o, "[fd00::1]:50051/1 10.0.0.1:50051/1 10.0.0.2:50051/1", RR_CONFIG);
+  expect_list("dns:///svc.gn.test:50051", o, "[fd00::1]:50051/1 127.0.0.1:50051/1 127.0.0.2:50051/1", RR_CONFIG);
   CHECK(gn_resolver_options_set_dns_service_config(o, false, NULL) == GN_STATUS_OK, "service config off");
-  expect_list("dns:///svc.gn.test", o, "[fd00::1]:443/1 10.0.0.1:443/1 10.0.0.2:443/1", NULL);
+  expect_list("dns:///svc.gn.test", o, "[fd00::1]:443/1 127.0.0.1:443/1 127.0.0.2:443/1", NULL);
   gn_resolver_options_free(o);
 }
 
@@ -207,7 +207,7 @@ static void srv_backend_mode_gives_ports_and_weights(void) {
   if (u) {
     char got[512];
     describe(u, got, sizeof got);
-    const char *expected = "10.0.1.2:7002/20 10.0.1.1:7001/5";
+    const char *expected = "127.0.1.2:7002/20 127.0.1.1:7001/5";
     CHECK(strcmp(got, expected) == 0, "expected [%s]\n  observed [%s]", expected, got);
     const gn_address *a = gn_update_address(u, 0);
     const char *meta = "{\"priority\":10,\"target\":\"b2.gn.test.\"}";
@@ -222,7 +222,7 @@ static void srv_backend_mode_gives_ports_and_weights(void) {
 static void grpclb_mode_adds_the_balancer_after_the_backends(void) {
   gn_resolver_options *o = dns_options(true);
   CHECK(gn_resolver_options_set_dns_grpclb(o, true, NULL) == GN_STATUS_OK, "grpclb");
-  expect_list("dns:///svc.gn.test:1", o, "[fd00::1]:1/1 10.0.0.1:1/1 10.0.0.2:1/1 10.0.9.9:1234/1/lb", RR_CONFIG);
+  expect_list("dns:///svc.gn.test:1", o, "[fd00::1]:1/1 127.0.0.1:1/1 127.0.0.2:1/1 127.0.9.9:1234/1/lb", RR_CONFIG);
   gn_resolver_options_free(o);
 }
 
@@ -281,7 +281,7 @@ static void the_server_in_the_target_is_asked_and_updates_reach_the_callback(voi
     pthread_cond_timedwait(&s.changed, &s.lock, &ts);
   }
   pthread_mutex_unlock(&s.lock);
-  const char *expected = "[fd00::1]:9/1 10.0.0.1:9/1 10.0.0.2:9/1";
+  const char *expected = "[fd00::1]:9/1 127.0.0.1:9/1 127.0.0.2:9/1";
   CHECK(strcmp(s.addrs, expected) == 0, "expected [%s]\n  observed [%s]", expected, s.addrs);
   gn_resolver_free(r);
   CHECK(atomic_load(&s.drops) == 1, "drop ran %d times", atomic_load(&s.drops));

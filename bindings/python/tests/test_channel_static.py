@@ -74,25 +74,25 @@ def update(*addresses: Address, config=None) -> Update:
 
 
 def test_plan_lists_an_address_once_per_unit_of_weight_after_dividing_by_the_gcd():
-    layers = ggrpc.plan(update(addr("10.0.0.1:1", weight=20), addr("10.0.0.2:1", weight=10)))
-    assert [(l.target, l.share) for l in layers] == [("ipv4:10.0.0.1:1,10.0.0.1:1,10.0.0.2:1", 3)]
+    layers = ggrpc.plan(update(addr("127.0.0.1:1", weight=20), addr("127.0.0.2:1", weight=10)))
+    assert [(l.target, l.share) for l in layers] == [("ipv4:127.0.0.1:1,127.0.0.1:1,127.0.0.2:1", 3)]
 
 
 def test_plan_writes_ipv4_as_mapped_ipv6_when_families_mix():
-    layers = ggrpc.plan(update(addr("10.0.0.1:1"), addr("[::1]:2", AddressFamily.IPV6)))
-    assert [l.target for l in layers] == ["ipv6:[::ffff:10.0.0.1]:1,[::1]:2"]
+    layers = ggrpc.plan(update(addr("127.0.0.1:1"), addr("[::1]:2", AddressFamily.IPV6)))
+    assert [l.target for l in layers] == ["ipv6:[::ffff:127.0.0.1]:1,[::1]:2"]
 
 
 def test_plan_puts_each_copy_in_its_own_layer_and_names_in_their_own_channel():
-    layers = ggrpc.plan(update(addr("10.0.0.1:1"), addr("10.0.0.1:1", copy=1), addr("10.0.0.2:1"),
+    layers = ggrpc.plan(update(addr("127.0.0.1:1"), addr("127.0.0.1:1", copy=1), addr("127.0.0.2:1"),
                                addr("db.test:5", AddressFamily.NAME),
-                               Address("10.9.9.9:1", AddressFamily.IPV4, AddressKind.BALANCER, 1, 0, None)))
+                               Address("127.9.9.9:1", AddressFamily.IPV4, AddressKind.BALANCER, 1, 0, None)))
     got = [(l.target, dict(l.args)["gnaming.copy_index"], l.share) for l in layers]
-    assert got == [("ipv4:10.0.0.1:1,10.0.0.2:1", 0, 2), ("ipv4:10.0.0.1:1", 1, 1), ("db.test:5", 0, 1)]
+    assert got == [("ipv4:127.0.0.1:1,127.0.0.2:1", 0, 2), ("ipv4:127.0.0.1:1", 1, 1), ("db.test:5", 0, 1)]
 
 
 def test_plan_caps_huge_weights():
-    layers = ggrpc.plan(update(addr("10.0.0.1:1", weight=1_000_000), addr("10.0.0.2:1", weight=3)))
+    layers = ggrpc.plan(update(addr("127.0.0.1:1", weight=1_000_000), addr("127.0.0.2:1", weight=3)))
     assert layers[0].target.count(",") + 1 <= 1001
 
 

@@ -1,5 +1,5 @@
-//! Logging: the library logs through `tracing`; `GNAMING_LOG` (tracing filter syntax, e.g. `info` or
-//! `gnaming::etcd=debug`) sends it to stderr, and a host may install one sink that receives every
+//! Logging: the library logs through `tracing`; `GNAMING_LOG` (a level, or `target=level` pairs with
+//! an optional default, e.g. `info` or `warn,gnaming::etcd=debug`) sends it to stderr, and a host may install one sink that receives every
 //! event up to a level it chooses.
 
 use std::fmt::Write as _;
@@ -10,7 +10,8 @@ use parking_lot::RwLock;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-use tracing_subscriber::{filter, EnvFilter, Registry};
+use tracing_subscriber::filter::{self, LevelFilter, Targets};
+use tracing_subscriber::Registry;
 
 /// Severity, most severe first; a sink with maximum `Info` receives Error, Warn and Info.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,9 +50,9 @@ static INIT: Once = Once::new();
 pub fn init() {
     INIT.call_once(|| {
         let stderr = std::env::var("GNAMING_LOG").ok().filter(|v| !v.is_empty()).map(|spec| {
-            let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            let filter = spec.parse::<Targets>().unwrap_or_else(|e| {
                 eprintln!("gnaming: GNAMING_LOG={spec:?} is not a valid filter ({e}); logging warnings");
-                EnvFilter::new("warn")
+                Targets::new().with_default(LevelFilter::WARN)
             });
             tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)
         });

@@ -14,6 +14,9 @@ use crate::error::{Error, ErrorKind};
 pub const DEFAULT_WORKERS: usize = 2;
 /// The most worker threads a host may ask for.
 pub const MAX_WORKERS: usize = 256;
+/// Callbacks run on the blocking pool; this bounds its threads when many resolvers deliver at once
+/// (further deliveries queue; each resolver's calls stay serialised either way).
+const MAX_CALLBACK_THREADS: usize = 64;
 
 /// Something the runtime must close before it shuts down (resolvers, registrations).
 pub(crate) trait Closable: Send + Sync {
@@ -99,6 +102,7 @@ pub fn handle() -> Result<Handle, Error> {
     crate::log::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS.load(Ordering::Relaxed))
+        .max_blocking_threads(MAX_CALLBACK_THREADS)
         .thread_name("gnaming")
         .enable_all()
         .build()

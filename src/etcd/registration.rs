@@ -238,7 +238,8 @@ impl Core {
 /// Puts the key under the group's current lease and keeps it there.
 async fn hold(core: Arc<Core>, group: Arc<LeaseGroup>, watch: Arc<SharedWatch>, value: String) {
     let mut leases = group.lease.clone();
-    let mut states = watch.states();
+    // Only deletions of our own key wake us, not every change of the service's other keys.
+    let mut deletions = watch.guard(&core.key);
     let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
     let mut registered_before = false;
     loop {
@@ -292,13 +293,10 @@ async fn hold(core: Arc<Core>, group: Arc<LeaseGroup>, watch: Arc<SharedWatch>, 
                         break;
                     }
                 }
-                changed = states.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let s = Arc::clone(&states.borrow_and_update());
-                    let gone = s.listed && s.error.is_none() && s.revision >= put_revision && !s.entries.contains_key(&core.key);
-                    if gone {
+                deleted = deletions.deleted() => {
+                    let Some(revision) = deleted else { return };
+                    // A deletion older than our put (say, of the key under a lost lease) is history.
+                    if revision > put_revision {
                         tracing::warn!("'{}' was deleted from etcd by someone else; putting it back", core.key);
                         break;
                     }

@@ -43,10 +43,19 @@ impl Snapshot {
     }
 }
 
+/// Keys whose deletion someone in this process must hear of (registrations guarding their own key),
+/// each with the revision of the latest deletion seen.
+type Guards = Arc<Mutex<HashMap<String, watch::Sender<i64>>>>;
+
+/// Most watch responses already waiting that are applied before one publish: a burst of changes
+/// becomes a few complete lists instead of one per event, while a lone change is published at once.
+const COALESCE_RESPONSES: usize = 512;
+
 /// One watch, shared by its subscribers; it stops when the last `Arc` goes.
 pub struct SharedWatch {
     key: WatchKey,
     state: watch::Receiver<Arc<Snapshot>>,
+    guards: Guards,
     relist: Arc<Notify>,
     last_relist: Mutex<Option<Instant>>,
     task: AbortHandle,
@@ -69,11 +78,13 @@ pub fn subscribe(cluster: &Arc<Cluster>, prefix: &str) -> Result<Arc<SharedWatch
     let runtime = crate::runtime::handle()?;
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let relist = Arc::new(Notify::new());
-    let body = run(Arc::clone(cluster), prefix.to_string(), tx, Arc::clone(&relist));
+    let guards = Guards::default();
+    let body = run(Arc::clone(cluster), prefix.to_string(), tx, Arc::clone(&relist), Arc::clone(&guards));
     let task = runtime.spawn(body).abort_handle();
     let shared = Arc::new(SharedWatch {
         key: key.clone(),
         state: rx,
+        guards,
         relist,
         last_relist: Mutex::new(None),
         task,
@@ -88,6 +99,14 @@ impl SharedWatch {
     /// A receiver of every new state; the current one is already there.
     pub fn states(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.state.clone()
+    }
+
+    /// Hears of every deletion of `key` (the revision it happened at), without waking on the
+    /// prefix's other changes. The key must lie under this watch's prefix.
+    pub fn guard(&self, key: &str) -> KeyGuard {
+        let mut guards = self.guards.lock();
+        let deletions = guards.entry(key.to_string()).or_insert_with(|| watch::channel(0).0).subscribe();
+        KeyGuard { key: key.to_string(), deletions, guards: Arc::clone(&self.guards) }
     }
 
     /// Asks for a fresh list (rate limited).
@@ -113,6 +132,31 @@ impl Drop for SharedWatch {
     }
 }
 
+/// A subscription to the deletions of one key; see [`SharedWatch::guard`].
+pub struct KeyGuard {
+    key: String,
+    deletions: watch::Receiver<i64>,
+    guards: Guards,
+}
+
+impl KeyGuard {
+    /// Completes with the revision of the next deletion of the key; `None` once the watch is gone.
+    pub async fn deleted(&mut self) -> Option<i64> {
+        self.deletions.changed().await.ok()?;
+        Some(*self.deletions.borrow_and_update())
+    }
+}
+
+impl Drop for KeyGuard {
+    fn drop(&mut self) {
+        let mut guards = self.guards.lock();
+        // Our receiver is still counted here: the last guard of the key removes its entry.
+        if guards.get(&self.key).is_some_and(|tx| tx.receiver_count() <= 1) {
+            guards.remove(&self.key);
+        }
+    }
+}
+
 /// Why one watch stream ended.
 enum End {
     Compacted,
@@ -125,12 +169,19 @@ struct Watcher {
     prefix: String,
     tx: watch::Sender<Arc<Snapshot>>,
     relist: Arc<Notify>,
+    guards: Guards,
     entries: BTreeMap<String, Option<Endpoint>>,
     revision: i64,
 }
 
-async fn run(cluster: Arc<Cluster>, prefix: String, tx: watch::Sender<Arc<Snapshot>>, relist: Arc<Notify>) {
-    let mut w = Watcher { cluster, prefix, tx, relist, entries: BTreeMap::new(), revision: 0 };
+async fn run(
+    cluster: Arc<Cluster>,
+    prefix: String,
+    tx: watch::Sender<Arc<Snapshot>>,
+    relist: Arc<Notify>,
+    guards: Guards,
+) {
+    let mut w = Watcher { cluster, prefix, tx, relist, guards, entries: BTreeMap::new(), revision: 0 };
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut listed_once = false;
     loop {
@@ -193,6 +244,12 @@ impl Watcher {
             .await?;
         self.revision = resp.header().map(|h| h.revision()).unwrap_or(0);
         self.entries = resp.take_kvs().iter().filter_map(read).collect();
+        // A guarded key missing from a fresh list was deleted while no watch was running.
+        for (key, deletions) in self.guards.lock().iter() {
+            if !self.entries.contains_key(key) {
+                deletions.send_replace(self.revision);
+            }
+        }
         Ok(())
     }
 
@@ -243,50 +300,94 @@ impl Watcher {
                 }
                 _ = self.relist.notified() => return End::RelistRequested,
             };
-            let resp = match message {
-                Ok(Some(resp)) => resp,
-                Ok(None) => return failed(established, "the watch stream ended".into()),
-                Err(e) => return failed(established, e.to_string()),
-            };
-            heard = Instant::now();
-            if resp.canceled() {
-                if resp.compact_revision() > 0 {
-                    return End::Compacted;
+            let mut changed = false;
+            let mut next = Some(message);
+            let mut applied = 0;
+            // Apply this response and those already waiting behind it, then publish once.
+            while let Some(message) = next.take() {
+                let resp = match message {
+                    Ok(Some(resp)) => resp,
+                    Ok(None) => return self.ended(changed, failed(established, "the watch stream ended".into())),
+                    Err(e) => return self.ended(changed, failed(established, e.to_string())),
+                };
+                heard = Instant::now();
+                match self.apply(&resp, &mut established) {
+                    Applied::Events => changed = true,
+                    Applied::Nothing => {}
+                    Applied::End(end) => return self.ended(changed, end),
                 }
-                return failed(established, format!("cancelled by etcd: {}", resp.cancel_reason()));
+                applied += 1;
+                if applied < COALESCE_RESPONSES {
+                    // Polls the stream once: a response that is not already here is not waited for.
+                    next = tokio::time::timeout(Duration::ZERO, stream.message()).await.ok();
+                }
             }
-            if resp.created() && !established {
-                established = true;
-                // A watch that works again ends any error state, with the list as it is.
+            if changed {
                 self.publish(None);
             }
-            if resp.events().is_empty() {
-                // A progress report: everything up to this revision has been sent.
-                if let Some(h) = resp.header() {
-                    if established && h.revision() > self.revision && !resp.created() {
-                        self.revision = h.revision();
-                    }
-                }
-                continue;
-            }
-            for event in resp.events() {
-                let Some(kv) = event.kv() else { continue };
-                let Ok(key) = kv.key_str() else { continue };
-                match event.event_type() {
-                    EventType::Put => {
-                        if let Some((k, v)) = read(kv) {
-                            self.entries.insert(k, v);
-                        }
-                    }
-                    EventType::Delete => {
-                        self.entries.remove(key);
-                    }
-                }
-                self.revision = self.revision.max(kv.mod_revision());
-            }
-            self.publish(None);
         }
     }
+
+    /// Publishes what was applied before the stream ended, then says why it ended.
+    fn ended(&self, changed: bool, end: End) -> End {
+        if changed {
+            self.publish(None);
+        }
+        end
+    }
+
+    /// Applies one watch response to the entries (without publishing).
+    fn apply(&mut self, resp: &etcd_client::WatchResponse, established: &mut bool) -> Applied {
+        if resp.canceled() {
+            if resp.compact_revision() > 0 {
+                return Applied::End(End::Compacted);
+            }
+            return Applied::End(End::Failed {
+                established: *established,
+                message: format!("cancelled by etcd: {}", resp.cancel_reason()),
+            });
+        }
+        if resp.created() && !*established {
+            *established = true;
+            // A watch that works again ends any error state, with the list as it is.
+            self.publish(None);
+        }
+        if resp.events().is_empty() {
+            // A progress report: everything up to this revision has been sent.
+            if let Some(h) = resp.header() {
+                if *established && h.revision() > self.revision && !resp.created() {
+                    self.revision = h.revision();
+                }
+            }
+            return Applied::Nothing;
+        }
+        for event in resp.events() {
+            let Some(kv) = event.kv() else { continue };
+            let Ok(key) = kv.key_str() else { continue };
+            match event.event_type() {
+                EventType::Put => {
+                    if let Some((k, v)) = read(kv) {
+                        self.entries.insert(k, v);
+                    }
+                }
+                EventType::Delete => {
+                    self.entries.remove(key);
+                    if let Some(deletions) = self.guards.lock().get(key) {
+                        deletions.send_replace(kv.mod_revision());
+                    }
+                }
+            }
+            self.revision = self.revision.max(kv.mod_revision());
+        }
+        Applied::Events
+    }
+}
+
+/// What one watch response did.
+enum Applied {
+    Events,
+    Nothing,
+    End(End),
 }
 
 /// One key's entry; `None` when the key is not UTF-8 (never produced by a registrar), and a logged

@@ -216,8 +216,14 @@ pub struct Cluster {
     config: Arc<ClusterConfig>,
     members: Vec<Member>,
     preferred: AtomicUsize,
+    /// Bounds the registration writes in flight: thousands of registrations starting at once would
+    /// otherwise all time out together, retry together, and never get through.
+    pub(crate) registration_writes: tokio::sync::Semaphore,
     _connected: Gauge,
 }
+
+/// Registration writes one cluster handles at once; the rest wait their turn.
+const REGISTRATION_WRITES: usize = 64;
 
 impl fmt::Debug for Cluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -232,7 +238,13 @@ impl Cluster {
             .iter()
             .map(|e| Member { url: config.url(e), client: tokio::sync::Mutex::new(None) })
             .collect();
-        Cluster { config, members, preferred: AtomicUsize::new(0), _connected: Gauge::up(&STATS.clusters_connected) }
+        Cluster {
+            config,
+            members,
+            preferred: AtomicUsize::new(0),
+            registration_writes: tokio::sync::Semaphore::new(REGISTRATION_WRITES),
+            _connected: Gauge::up(&STATS.clusters_connected),
+        }
     }
 
     pub fn request_timeout(&self) -> Duration {

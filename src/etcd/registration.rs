@@ -253,13 +253,15 @@ async fn hold(core: Arc<Core>, group: Arc<LeaseGroup>, watch: Arc<SharedWatch>, 
             continue;
         };
         let (key, v) = (core.key.clone(), value.clone());
-        let put = core
-            .cluster
-            .call("put", move |mut c| {
-                let (key, v) = (key.clone(), v.clone());
-                async move { c.put(key, v, Some(PutOptions::new().with_lease(lease))).await }
-            })
-            .await;
+        let put = {
+            let _turn = core.cluster.registration_writes.acquire().await;
+            core.cluster
+                .call("put", move |mut c| {
+                    let (key, v) = (key.clone(), v.clone());
+                    async move { c.put(key, v, Some(PutOptions::new().with_lease(lease))).await }
+                })
+                .await
+        };
         let put_revision = match put {
             Ok(resp) => resp.header().map(|h| h.revision()).unwrap_or(0),
             Err(e) => {

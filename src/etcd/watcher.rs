@@ -318,8 +318,7 @@ impl Watcher {
                 }
                 applied += 1;
                 if applied < COALESCE_RESPONSES {
-                    // Polls the stream once: a response that is not already here is not waited for.
-                    next = tokio::time::timeout(Duration::ZERO, stream.message()).await.ok();
+                    next = ready_now(stream.message()).await;
                 }
             }
             if changed {
@@ -381,6 +380,19 @@ impl Watcher {
         }
         Applied::Events
     }
+}
+
+/// Polls `future` once: its output if it is ready now, `None` at once otherwise (a timer, even of
+/// zero length, would wait for the next timer tick).
+async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match future.as_mut().poll(cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// What one watch response did.

@@ -17,14 +17,15 @@ cpp: lib
 	cmake --build $(CPP_BUILD) -j2
 
 # The channel churn test runs a second time under AddressSanitizer, whose LeakSanitizer fails
-# the run on any leak at exit.
+# the run on any leak at exit. The greeter example (examples/cpp) then runs against the etcd cluster.
 test-cpp: cpp
 	cmake -S bindings/cpp -B $(CPP_ASAN_BUILD) $(CPP_CMAKE_ARGS) -DGNAMING_SANITIZE=address \
 	  -DGNAMING_BUILD_EXAMPLES=OFF >/dev/null
 	cmake --build $(CPP_ASAN_BUILD) -j2 --target channel_churn_test
 	cd $(CPP_BUILD) && ctest --output-on-failure
 	$(CPP_ASAN_BUILD)/tests/channel_churn_test
-	python3 tests/harness/etcd_cluster.py run --members 3 -- $(CPP_BUILD)/tests/etcd_test
+	python3 tests/harness/etcd_cluster.py run --members 3 -- bash -c '$(CPP_BUILD)/tests/etcd_test && \
+	  GNAMING_ETCD_ENDPOINTS=$$GNAMING_TEST_ETCD_ENDPOINTS examples/cpp/run-example $(CPP_BUILD)/examples'
 
 install-cpp: cpp
 	cmake -S bindings/cpp -B $(CPP_BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null

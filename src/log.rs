@@ -9,8 +9,8 @@ use std::sync::{Arc, Once};
 use parking_lot::RwLock;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::filter::{self, LevelFilter, Targets};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::Registry;
 
 /// Severity, most severe first; a sink with maximum `Info` receives Error, Warn and Info.
@@ -56,9 +56,8 @@ pub fn init() {
             });
             tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)
         });
-        let host = HostLayer.with_filter(filter::filter_fn(|meta| {
-            Level::of(meta.level()) as u8 <= SINK_LEVEL.load(Ordering::Relaxed)
-        }));
+        let host = HostLayer
+            .with_filter(filter::filter_fn(|meta| Level::of(meta.level()) as u8 <= SINK_LEVEL.load(Ordering::Relaxed)));
         let _ = tracing::subscriber::set_global_default(Registry::default().with(stderr).with(host));
     });
 }

@@ -297,7 +297,8 @@ fn parse_pass(endpoint: &str) -> ParseResult<Target> {
         if item.is_empty() {
             return bad(format!("pass: address #{} is empty (stray comma?)", i + 1));
         }
-        let (hostport, copies) = split_copies(item).map_err(|m| (ErrorKind::InvalidTarget, format!("pass: '{item}': {m}")))?;
+        let (hostport, copies) =
+            split_copies(item).map_err(|m| (ErrorKind::InvalidTarget, format!("pass: '{item}': {m}")))?;
         let (host, port) = parse_host_port(hostport, None, false)
             .map_err(|m| (ErrorKind::InvalidTarget, format!("pass: '{item}': {m}")))?;
         if entries.iter().any(|e| e.host == host && e.port == port) {
@@ -356,7 +357,9 @@ fn parse_etcd(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
 fn parse_dns_endpoint(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
     let server = match authority {
         None | Some("") => None,
-        Some(a) => Some(parse_dns_server(a).map_err(|m| (ErrorKind::InvalidTarget, format!("dns: server '{a}': {m}")))?),
+        Some(a) => {
+            Some(parse_dns_server(a).map_err(|m| (ErrorKind::InvalidTarget, format!("dns: server '{a}': {m}")))?)
+        }
     };
     if endpoint.is_empty() {
         return bad("dns: the host name is empty");

@@ -157,9 +157,18 @@ fn watch_sees_a_registration_made_by_register_and_its_removal_on_sigterm() {
     watch.wait_line(Duration::from_secs(10), "with the empty start list", |l| addresses(l).is_empty());
 
     let register = Running::start(&[
-        "register", "cli/echo", "127.0.0.1:7001", "--ttl", "5", "--metadata", r#"{"weight":3}"#, "--etcd", &etcd,
+        "register",
+        "cli/echo",
+        "127.0.0.1:7001",
+        "--ttl",
+        "5",
+        "--metadata",
+        r#"{"weight":3}"#,
+        "--etcd",
+        &etcd,
     ]);
-    register.wait_line(Duration::from_secs(10), "saying registered", |l| l.contains("registered cli/echo/127.0.0.1:7001"));
+    register
+        .wait_line(Duration::from_secs(10), "saying registered", |l| l.contains("registered cli/echo/127.0.0.1:7001"));
     let expected = vec![("127.0.0.1:7001".to_string(), 3)];
     watch.wait_line(Duration::from_secs(10), "with the registered address of weight 3", |l| addresses(l) == expected);
 

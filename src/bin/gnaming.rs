@@ -222,9 +222,9 @@ fn register(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
     args.common()?;
     let metadata = match args.value("metadata") {
         None => None,
-        Some(text) => Some(
-            serde_json::from_str::<Value>(text).map_err(|e| usage(format!("--metadata is not valid JSON: {e}")))?,
-        ),
+        Some(text) => {
+            Some(serde_json::from_str::<Value>(text).map_err(|e| usage(format!("--metadata is not valid JSON: {e}")))?)
+        }
     };
     let options = RegistrationOptions { ttl: args.seconds("ttl", 10.0)?, metadata, ..Default::default() };
     let wait = args.seconds("wait", 10.0)?;
@@ -327,10 +327,5 @@ fn timestamp() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }

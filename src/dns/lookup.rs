@@ -45,31 +45,19 @@ impl ClientConfig {
                 }
                 let mut opts = ResolverOpts::default();
                 opts.use_hosts_file = ResolveHosts::Never;
-                (
-                    ResolverConfig::from_name_servers(vec![ns]),
-                    opts,
-                    addr.to_string(),
-                )
+                (ResolverConfig::from_name_servers(vec![ns]), opts, addr.to_string())
             }
             None => {
-                let (config, opts) =
-                    hickory_resolver::system_conf::read_system_conf().map_err(|e| {
-                        Error::new(
-                            ErrorKind::Unavailable,
-                            format!("dns: cannot read the system DNS configuration: {e}"),
-                        )
-                    })?;
+                let (config, opts) = hickory_resolver::system_conf::read_system_conf().map_err(|e| {
+                    Error::new(ErrorKind::Unavailable, format!("dns: cannot read the system DNS configuration: {e}"))
+                })?;
                 (config, opts, "the system's DNS servers".to_string())
             }
         };
         opts.timeout = options.query_timeout;
         opts.attempts = options.query_attempts as usize;
         opts.try_tcp_on_error = true;
-        Ok(ClientConfig {
-            config,
-            opts,
-            server: server_name.into(),
-        })
+        Ok(ClientConfig { config, opts, server: server_name.into() })
     }
 }
 
@@ -111,11 +99,7 @@ struct Found {
 
 impl Found {
     fn missing(nxdomain: bool) -> Self {
-        Found {
-            records: Vec::new(),
-            ttl: None,
-            nxdomain,
-        }
+        Found { records: Vec::new(), ttl: None, nxdomain }
     }
 }
 
@@ -136,22 +120,11 @@ fn min_ttl(a: Option<u32>, b: Option<u32>) -> Option<u32> {
 impl Client {
     /// Builds the resolver; must run on the runtime, where hickory spawns its connections.
     pub(crate) fn new(config: &ClientConfig) -> Result<Self, Error> {
-        let resolver = TokioResolver::builder_with_config(
-            config.config.clone(),
-            TokioRuntimeProvider::default(),
-        )
-        .with_options(config.opts.clone())
-        .build()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("dns: cannot set up the DNS client: {e}"),
-            )
-        })?;
-        Ok(Client {
-            resolver,
-            server: Arc::clone(&config.server),
-        })
+        let resolver = TokioResolver::builder_with_config(config.config.clone(), TokioRuntimeProvider::default())
+            .with_options(config.opts.clone())
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Unavailable, format!("dns: cannot set up the DNS client: {e}")))?;
+        Ok(Client { resolver, server: Arc::clone(&config.server) })
     }
 
     /// Runs every lookup `plan` needs. Any failure other than "no such records" fails the whole round,
@@ -162,10 +135,7 @@ impl Client {
         let host = plan.host.as_str();
         let backends = async {
             match &plan.srv_backends {
-                Some(label) => {
-                    self.srv_endpoints(&format!("{label}.{host}"), EndpointKind::Backend)
-                        .await
-                }
+                Some(label) => self.srv_endpoints(&format!("{label}.{host}"), EndpointKind::Backend).await,
                 None => self.host_endpoints(host, plan.port).await,
             }
         };
@@ -173,10 +143,7 @@ impl Client {
             if !plan.grpclb {
                 return Ok(None);
             }
-            match self
-                .srv_endpoints(&format!("{GRPCLB_LABEL}.{host}"), EndpointKind::Balancer)
-                .await
-            {
+            match self.srv_endpoints(&format!("{GRPCLB_LABEL}.{host}"), EndpointKind::Balancer).await {
                 Ok(found) => Ok(Some(found)),
                 Err(Missing(_)) => Ok(None),
                 Err(Failed(message)) => Err(message),
@@ -204,39 +171,22 @@ impl Client {
         }
         number_copies(&mut endpoints);
         let ttl = min_ttl(ttl, config_ttl).map(|s| Duration::from_secs(s.into()));
-        Ok(Answer {
-            endpoints,
-            service_config,
-            ttl,
-        })
+        Ok(Answer { endpoints, service_config, ttl })
     }
 
     /// The host's A and AAAA records as backends on `port`.
-    async fn host_endpoints(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> Result<(Vec<Endpoint>, Option<u32>), Shortfall> {
+    async fn host_endpoints(&self, host: &str, port: u16) -> Result<(Vec<Endpoint>, Option<u32>), Shortfall> {
         let found = self.addresses(host).await.map_err(Failed)?;
         if found.ips.is_empty() {
-            return Err(Missing(self.missing_message(
-                host,
-                "A or AAAA",
-                found.nxdomain,
-            )));
+            return Err(Missing(self.missing_message(host, "A or AAAA", found.nxdomain)));
         }
-        let endpoints = order_addresses(found.ips)
-            .into_iter()
-            .map(|ip| Endpoint::from_socket_addr(SocketAddr::new(ip, port)));
+        let endpoints =
+            order_addresses(found.ips).into_iter().map(|ip| Endpoint::from_socket_addr(SocketAddr::new(ip, port)));
         Ok((endpoints.collect(), found.ttl))
     }
 
     /// SRV records at `name`, each target resolved to its addresses, ordered by priority then weight.
-    async fn srv_endpoints(
-        &self,
-        name: &str,
-        kind: EndpointKind,
-    ) -> Result<(Vec<Endpoint>, Option<u32>), Shortfall> {
+    async fn srv_endpoints(&self, name: &str, kind: EndpointKind) -> Result<(Vec<Endpoint>, Option<u32>), Shortfall> {
         let found = self.lookup(name, RecordType::SRV).await.map_err(Failed)?;
         let mut srvs: Vec<_> = found
             .records
@@ -251,18 +201,12 @@ impl Client {
             return Err(Missing(self.missing_message(name, "SRV", found.nxdomain)));
         }
         srvs.sort_by(|a, b| {
-            (
-                a.priority,
-                std::cmp::Reverse(a.weight),
-                a.target.to_ascii(),
-                a.port,
-            )
-                .cmp(&(
-                    b.priority,
-                    std::cmp::Reverse(b.weight),
-                    b.target.to_ascii(),
-                    b.port,
-                ))
+            (a.priority, std::cmp::Reverse(a.weight), a.target.to_ascii(), a.port).cmp(&(
+                b.priority,
+                std::cmp::Reverse(b.weight),
+                b.target.to_ascii(),
+                b.port,
+            ))
         });
         srvs.truncate(MAX_SRV_RECORDS);
 
@@ -277,8 +221,7 @@ impl Client {
             });
         }
         while let Some(joined) = lookups.join_next().await {
-            let (target, found) =
-                joined.map_err(|e| Failed(format!("dns: an SRV target lookup stopped: {e}")))?;
+            let (target, found) = joined.map_err(|e| Failed(format!("dns: an SRV target lookup stopped: {e}")))?;
             targets.insert(target, Some(found.map_err(Failed)?));
         }
 
@@ -290,15 +233,11 @@ impl Client {
                 continue;
             };
             if addresses.ips.is_empty() {
-                tracing::warn!(
-                    "{}",
-                    self.missing_message(&target, "A or AAAA", addresses.nxdomain)
-                );
+                tracing::warn!("{}", self.missing_message(&target, "A or AAAA", addresses.nxdomain));
                 continue;
             }
             ttl = min_ttl(ttl, addresses.ttl);
-            let metadata =
-                serde_json::json!({ "target": target, "priority": srv.priority }).to_string();
+            let metadata = serde_json::json!({ "target": target, "priority": srv.priority }).to_string();
             for ip in order_addresses(addresses.ips.clone()) {
                 let mut endpoint = Endpoint::from_socket_addr(SocketAddr::new(ip, srv.port));
                 endpoint.kind = kind;
@@ -318,11 +257,7 @@ impl Client {
     }
 
     /// The TXT service config at `_grpc_config.<host>`: the chosen config and the record's TTL.
-    async fn service_config(
-        &self,
-        host: &str,
-        chooser: &Chooser,
-    ) -> Result<(Option<String>, Option<u32>), String> {
+    async fn service_config(&self, host: &str, chooser: &Chooser) -> Result<(Option<String>, Option<u32>), String> {
         let name = format!("{}.{host}", service_config::TXT_LABEL);
         let found = self.lookup(&name, RecordType::TXT).await?;
         let records: Vec<Vec<Vec<u8>>> = found
@@ -343,25 +278,14 @@ impl Client {
 
     /// A and AAAA records of `name`, looked up together.
     async fn addresses(&self, name: &str) -> Result<Addresses, String> {
-        let (v4, v6) = tokio::join!(
-            self.lookup(name, RecordType::A),
-            self.lookup(name, RecordType::AAAA)
-        );
+        let (v4, v6) = tokio::join!(self.lookup(name, RecordType::A), self.lookup(name, RecordType::AAAA));
         let (v4, v6) = (v4?, v6?);
-        let ips = v4
-            .records
-            .iter()
-            .chain(&v6.records)
-            .filter_map(|r| match r {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                _ => None,
-            });
-        Ok(Addresses {
-            ips: ips.collect(),
-            ttl: min_ttl(v4.ttl, v6.ttl),
-            nxdomain: v4.nxdomain && v6.nxdomain,
-        })
+        let ips = v4.records.iter().chain(&v6.records).filter_map(|r| match r {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        });
+        Ok(Addresses { ips: ips.collect(), ttl: min_ttl(v4.ttl, v6.ttl), nxdomain: v4.nxdomain && v6.nxdomain })
     }
 
     /// Records of one type at `name`; "no such name" and "no such records" are answers, not errors.
@@ -370,36 +294,21 @@ impl Client {
             Ok(lookup) => {
                 // The answer may start with CNAMEs; their TTLs count, their data is not ours.
                 let ttl = lookup.answers().iter().map(|r| r.ttl).min();
-                let records = lookup
-                    .answers()
-                    .iter()
-                    .filter(|r| r.record_type() == record_type)
-                    .map(|r| r.data.clone());
-                Ok(Found {
-                    records: records.collect(),
-                    ttl,
-                    nxdomain: false,
-                })
+                let records =
+                    lookup.answers().iter().filter(|r| r.record_type() == record_type).map(|r| r.data.clone());
+                Ok(Found { records: records.collect(), ttl, nxdomain: false })
             }
             Err(e) if e.is_no_records_found() => Ok(Found::missing(e.is_nx_domain())),
-            Err(e) => Err(format!(
-                "dns: {record_type} lookup of '{name}' via {} failed: {}",
-                self.server,
-                describe(&e)
-            )),
+            Err(e) => {
+                Err(format!("dns: {record_type} lookup of '{name}' via {} failed: {}", self.server, describe(&e)))
+            }
         }
     }
 
     fn missing_message(&self, name: &str, what: &str, nxdomain: bool) -> String {
         match nxdomain {
-            true => format!(
-                "dns: '{name}' does not exist (NXDOMAIN from {})",
-                self.server
-            ),
-            false => format!(
-                "dns: '{name}' has no {what} records (asked {})",
-                self.server
-            ),
+            true => format!("dns: '{name}' does not exist (NXDOMAIN from {})", self.server),
+            false => format!("dns: '{name}' has no {what} records (asked {})", self.server),
         }
     }
 }
@@ -415,12 +324,8 @@ use Shortfall::{Failed, Missing};
 fn describe(e: &NetError) -> String {
     match e {
         NetError::Timeout => "no answer in time".into(),
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
-            "the server failed (SERVFAIL)".into()
-        }
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => {
-            "the server refused (REFUSED)".into()
-        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => "the server failed (SERVFAIL)".into(),
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => "the server refused (REFUSED)".into(),
         other => other.to_string(),
     }
 }
@@ -448,9 +353,7 @@ pub(crate) fn order_addresses(mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
 fn number_copies(endpoints: &mut [Endpoint]) {
     let mut seen: HashMap<(String, EndpointKind), u32> = HashMap::new();
     for endpoint in endpoints {
-        let count = seen
-            .entry((endpoint.address.clone(), endpoint.kind))
-            .or_insert(0);
+        let count = seen.entry((endpoint.address.clone(), endpoint.kind)).or_insert(0);
         endpoint.copy = *count;
         *count += 1;
     }
@@ -466,17 +369,9 @@ mod tests {
 
     #[test]
     fn addresses_are_sorted_per_family_and_interleaved_ipv6_first() {
-        let got = order_addresses(ips(&[
-            "127.0.0.2", "127.0.0.1", "::2", "127.0.0.3", "::1", "127.0.0.1",
-        ]));
-        assert_eq!(
-            got,
-            ips(&["::1", "127.0.0.1", "::2", "127.0.0.2", "127.0.0.3"])
-        );
-        assert_eq!(
-            order_addresses(ips(&["127.0.0.2", "127.0.0.1"])),
-            ips(&["127.0.0.1", "127.0.0.2"])
-        );
+        let got = order_addresses(ips(&["127.0.0.2", "127.0.0.1", "::2", "127.0.0.3", "::1", "127.0.0.1"]));
+        assert_eq!(got, ips(&["::1", "127.0.0.1", "::2", "127.0.0.2", "127.0.0.3"]));
+        assert_eq!(order_addresses(ips(&["127.0.0.2", "127.0.0.1"])), ips(&["127.0.0.1", "127.0.0.2"]));
     }
 
     #[test]
@@ -486,9 +381,6 @@ mod tests {
             .map(|a| Endpoint::from_socket_addr(a.parse().unwrap()))
             .collect();
         number_copies(&mut list);
-        assert_eq!(
-            list.iter().map(|e| e.copy).collect::<Vec<_>>(),
-            vec![0, 0, 1]
-        );
+        assert_eq!(list.iter().map(|e| e.copy).collect::<Vec<_>>(), vec![0, 0, 1]);
     }
 }

@@ -109,16 +109,10 @@ impl DnsOptions {
             ));
         }
         if !(1.0..=10.0).contains(&self.backoff_multiplier) {
-            return bad(format!(
-                "backoff_multiplier must be from 1 to 10, got {}",
-                self.backoff_multiplier
-            ));
+            return bad(format!("backoff_multiplier must be from 1 to 10, got {}", self.backoff_multiplier));
         }
         if !(0.0..=1.0).contains(&self.backoff_jitter) {
-            return bad(format!(
-                "backoff_jitter must be from 0 to 1, got {}",
-                self.backoff_jitter
-            ));
+            return bad(format!("backoff_jitter must be from 0 to 1, got {}", self.backoff_jitter));
         }
         if self.query_timeout.is_zero() || !(1..=10).contains(&self.query_attempts) {
             return bad(format!(
@@ -127,9 +121,8 @@ impl DnsOptions {
             ));
         }
         if let Some(label) = &self.srv_backends {
-            check_srv_label(label).map_err(|m| {
-                Error::invalid_argument(format!("dns options: SRV label '{label}': {m}"))
-            })?;
+            check_srv_label(label)
+                .map_err(|m| Error::invalid_argument(format!("dns options: SRV label '{label}': {m}")))?;
         }
         if self.client_hostname.as_deref() == Some("") {
             return bad("client_hostname is empty".into());
@@ -147,10 +140,7 @@ pub fn check_srv_label(label: &str) -> Result<(), String> {
         if part.is_empty() || part.len() > 63 {
             return Err("each dot-separated part must have 1 to 63 characters".into());
         }
-        if let Some(c) = part
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-        {
+        if let Some(c) = part.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
             return Err(format!("contains {c:?}"));
         }
     }
@@ -162,20 +152,15 @@ pub fn parse_nameserver(text: &str) -> Result<SocketAddr, Error> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    if let Ok(ip) = text
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
+    if let Ok(ip) = text.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, DNS_SERVER_DEFAULT_PORT));
     }
-    Err(Error::invalid_argument(format!("DNS server '{text}' is not an IP address with an optional port (10.0.0.1, 10.0.0.1:53, [::1]:53)")))
+    Err(Error::invalid_argument(format!(
+        "DNS server '{text}' is not an IP address with an optional port (10.0.0.1, 10.0.0.1:53, [::1]:53)"
+    )))
 }
 
-pub(crate) fn resolver_task(
-    target: &DnsTarget,
-    mut ctx: ResolverContext,
-) -> Result<BackendTask, Error> {
+pub(crate) fn resolver_task(target: &DnsTarget, mut ctx: ResolverContext) -> Result<BackendTask, Error> {
     let name = match &target.host {
         Host::Ip(ip) => {
             // An IP literal stands for itself: nothing to look up, ever.
@@ -189,10 +174,7 @@ pub(crate) fn resolver_task(
     let client_config = ClientConfig::new(target.server, &options)?;
     let chooser = options.service_config.then(|| Chooser {
         language: ctx.options().client_language.clone(),
-        hostname: options
-            .client_hostname
-            .clone()
-            .unwrap_or_else(local_hostname),
+        hostname: options.client_hostname.clone().unwrap_or_else(local_hostname),
         dice: rand::rng().random_range(1..=100),
     });
     let plan = Plan {
@@ -226,10 +208,7 @@ async fn run(mut ctx: ResolverContext, client: Client, plan: Plan, options: DnsO
             Ok(answer) => {
                 backoff.reset();
                 ctx.publish(answer.endpoints, answer.service_config);
-                let ttl = answer
-                    .ttl
-                    .unwrap_or(options.refresh_max)
-                    .clamp(options.refresh_min, options.refresh_max);
+                let ttl = answer.ttl.unwrap_or(options.refresh_max).clamp(options.refresh_min, options.refresh_max);
                 Next::Refresh(options.ttl_refresh.then(|| Instant::now() + ttl))
             }
             Err(message) => {
@@ -293,11 +272,7 @@ impl Backoff {
             Some(previous) => (previous * self.multiplier).min(self.max),
         };
         self.current = Some(base);
-        let spread = if self.jitter > 0.0 {
-            rand::rng().random_range(-self.jitter..=self.jitter)
-        } else {
-            0.0
-        };
+        let spread = if self.jitter > 0.0 { rand::rng().random_range(-self.jitter..=self.jitter) } else { 0.0 };
         Duration::from_secs_f64(base * (1.0 + spread))
     }
 }
@@ -320,18 +295,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_by_the_multiplier_up_to_the_cap_and_resets() {
-        let options = DnsOptions {
-            backoff_jitter: 0.0,
-            ..Default::default()
-        };
+        let options = DnsOptions { backoff_jitter: 0.0, ..Default::default() };
         let mut backoff = Backoff::new(&options);
-        let delays: Vec<f64> = (0..12)
-            .map(|_| backoff.next_delay().as_secs_f64())
-            .collect();
+        let delays: Vec<f64> = (0..12).map(|_| backoff.next_delay().as_secs_f64()).collect();
         assert!(
-            (delays[0] - 1.0).abs() < 1e-9
-                && (delays[1] - 1.6).abs() < 1e-9
-                && (delays[2] - 2.56).abs() < 1e-9,
+            (delays[0] - 1.0).abs() < 1e-9 && (delays[1] - 1.6).abs() < 1e-9 && (delays[2] - 2.56).abs() < 1e-9,
             "{delays:?}"
         );
         assert!((delays[11] - 120.0).abs() < 1e-9, "{delays:?}");
@@ -353,10 +321,7 @@ mod tests {
     fn defaults_follow_grpc_and_validate() {
         let o = DnsOptions::default();
         assert_eq!(o.min_resolve_interval, Duration::from_secs(30));
-        assert_eq!(
-            (o.refresh_min, o.refresh_max),
-            (Duration::from_secs(30), Duration::from_secs(1800))
-        );
+        assert_eq!((o.refresh_min, o.refresh_max), (Duration::from_secs(30), Duration::from_secs(1800)));
         assert!(o.service_config && !o.grpclb && o.srv_backends.is_none());
         o.validate().unwrap();
     }
@@ -372,76 +337,16 @@ mod tests {
                 },
                 "refresh range",
             ),
-            (
-                DnsOptions {
-                    refresh_min: Duration::ZERO,
-                    ..Default::default()
-                },
-                "refresh range",
-            ),
-            (
-                DnsOptions {
-                    backoff_initial: Duration::from_secs(200),
-                    ..Default::default()
-                },
-                "backoff_initial",
-            ),
-            (
-                DnsOptions {
-                    backoff_multiplier: 0.5,
-                    ..Default::default()
-                },
-                "backoff_multiplier",
-            ),
-            (
-                DnsOptions {
-                    backoff_jitter: 1.5,
-                    ..Default::default()
-                },
-                "backoff_jitter",
-            ),
-            (
-                DnsOptions {
-                    query_attempts: 0,
-                    ..Default::default()
-                },
-                "query_attempts",
-            ),
-            (
-                DnsOptions {
-                    min_resolve_interval: Duration::from_secs(90_000),
-                    ..Default::default()
-                },
-                "more than a day",
-            ),
-            (
-                DnsOptions {
-                    srv_backends: Some("_grpc..tcp".into()),
-                    ..Default::default()
-                },
-                "1 to 63",
-            ),
-            (
-                DnsOptions {
-                    srv_backends: Some("_grpc._tcp.".into()),
-                    ..Default::default()
-                },
-                "1 to 63",
-            ),
-            (
-                DnsOptions {
-                    srv_backends: Some("_gr pc".into()),
-                    ..Default::default()
-                },
-                "' '",
-            ),
-            (
-                DnsOptions {
-                    client_hostname: Some(String::new()),
-                    ..Default::default()
-                },
-                "client_hostname",
-            ),
+            (DnsOptions { refresh_min: Duration::ZERO, ..Default::default() }, "refresh range"),
+            (DnsOptions { backoff_initial: Duration::from_secs(200), ..Default::default() }, "backoff_initial"),
+            (DnsOptions { backoff_multiplier: 0.5, ..Default::default() }, "backoff_multiplier"),
+            (DnsOptions { backoff_jitter: 1.5, ..Default::default() }, "backoff_jitter"),
+            (DnsOptions { query_attempts: 0, ..Default::default() }, "query_attempts"),
+            (DnsOptions { min_resolve_interval: Duration::from_secs(90_000), ..Default::default() }, "more than a day"),
+            (DnsOptions { srv_backends: Some("_grpc..tcp".into()), ..Default::default() }, "1 to 63"),
+            (DnsOptions { srv_backends: Some("_grpc._tcp.".into()), ..Default::default() }, "1 to 63"),
+            (DnsOptions { srv_backends: Some("_gr pc".into()), ..Default::default() }, "' '"),
+            (DnsOptions { client_hostname: Some(String::new()), ..Default::default() }, "client_hostname"),
         ];
         for (options, needle) in cases {
             let e = options.validate().unwrap_err();
@@ -451,25 +356,10 @@ mod tests {
 
     #[test]
     fn nameservers_parse_with_and_without_port() {
-        assert_eq!(
-            parse_nameserver("127.0.0.1:5353").unwrap(),
-            "127.0.0.1:5353".parse().unwrap()
-        );
-        assert_eq!(
-            parse_nameserver("127.0.0.1").unwrap(),
-            "127.0.0.1:53".parse().unwrap()
-        );
-        assert_eq!(
-            parse_nameserver("[::1]:54").unwrap(),
-            "[::1]:54".parse().unwrap()
-        );
-        assert_eq!(
-            parse_nameserver("::1").unwrap(),
-            "[::1]:53".parse().unwrap()
-        );
-        assert!(parse_nameserver("ns.example.com")
-            .unwrap_err()
-            .message()
-            .contains("not an IP address"));
+        assert_eq!(parse_nameserver("127.0.0.1:5353").unwrap(), "127.0.0.1:5353".parse().unwrap());
+        assert_eq!(parse_nameserver("127.0.0.1").unwrap(), "127.0.0.1:53".parse().unwrap());
+        assert_eq!(parse_nameserver("[::1]:54").unwrap(), "[::1]:54".parse().unwrap());
+        assert_eq!(parse_nameserver("::1").unwrap(), "[::1]:53".parse().unwrap());
+        assert!(parse_nameserver("ns.example.com").unwrap_err().message().contains("not an IP address"));
     }
 }

@@ -30,12 +30,9 @@ pub fn config_text(records: &[Vec<Vec<u8>>]) -> Result<Option<String>, String> {
             continue;
         };
         if found.is_some() {
-            return Err(format!(
-                "more than one TXT record starts with '{TXT_PREFIX}'"
-            ));
+            return Err(format!("more than one TXT record starts with '{TXT_PREFIX}'"));
         }
-        let json = String::from_utf8(json.to_vec())
-            .map_err(|_| format!("the '{TXT_PREFIX}' record is not UTF-8"))?;
+        let json = String::from_utf8(json.to_vec()).map_err(|_| format!("the '{TXT_PREFIX}' record is not UTF-8"))?;
         found = Some(json);
     }
     Ok(found)
@@ -44,8 +41,8 @@ pub fn config_text(records: &[Vec<Vec<u8>>]) -> Result<Option<String>, String> {
 /// Parses gRPC's list of choices and returns the first that applies to `who`, as compact JSON.
 /// `Ok(None)`: no choice applies.
 pub fn choose(json: &str, who: &Chooser) -> Result<Option<String>, String> {
-    let value: Value = serde_json::from_str(json)
-        .map_err(|e| format!("the service config choices are not valid JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_str(json).map_err(|e| format!("the service config choices are not valid JSON: {e}"))?;
     let Value::Array(choices) = value else {
         return Err("the service config choices must be a JSON array".into());
     };
@@ -54,13 +51,9 @@ pub fn choose(json: &str, who: &Chooser) -> Result<Option<String>, String> {
     let mut picked = None;
     for (i, choice) in choices.iter().enumerate() {
         let Value::Object(choice) = choice else {
-            return Err(format!(
-                "service config choice #{} is not a JSON object",
-                i + 1
-            ));
+            return Err(format!("service config choice #{} is not a JSON object", i + 1));
         };
-        let applies = check_choice(choice, who)
-            .map_err(|m| format!("service config choice #{}: {m}", i + 1))?;
+        let applies = check_choice(choice, who).map_err(|m| format!("service config choice #{}: {m}", i + 1))?;
         if applies && picked.is_none() {
             picked = choice.get("serviceConfig").map(Value::to_string);
         }
@@ -71,10 +64,7 @@ pub fn choose(json: &str, who: &Chooser) -> Result<Option<String>, String> {
 /// Validates one choice and says whether it applies to `who`.
 fn check_choice(choice: &Map<String, Value>, who: &Chooser) -> Result<bool, String> {
     for key in choice.keys() {
-        if !matches!(
-            key.as_str(),
-            "clientLanguage" | "percentage" | "clientHostname" | "serviceConfig"
-        ) {
+        if !matches!(key.as_str(), "clientLanguage" | "percentage" | "clientHostname" | "serviceConfig") {
             return Err(format!("unknown field '{key}'"));
         }
     }
@@ -89,24 +79,16 @@ fn check_choice(choice: &Map<String, Value>, who: &Chooser) -> Result<bool, Stri
         None => None,
         Some(v) => match v.as_u64() {
             Some(p) if p <= 100 => Some(p as u32),
-            _ => {
-                return Err(format!(
-                    "'percentage' must be an integer from 0 to 100, got {v}"
-                ))
-            }
+            _ => return Err(format!("'percentage' must be an integer from 0 to 100, got {v}")),
         },
     };
-    let language_ok =
-        language.is_none_or(|l| l.iter().any(|l| l.eq_ignore_ascii_case(&who.language)));
+    let language_ok = language.is_none_or(|l| l.iter().any(|l| l.eq_ignore_ascii_case(&who.language)));
     let hostname_ok = hostname.is_none_or(|h| h.iter().any(|h| *h == who.hostname));
     let percentage_ok = percentage.is_none_or(|p| who.dice <= p);
     Ok(language_ok && hostname_ok && percentage_ok)
 }
 
-fn string_list<'a>(
-    choice: &'a Map<String, Value>,
-    key: &str,
-) -> Result<Option<Vec<&'a str>>, String> {
+fn string_list<'a>(choice: &'a Map<String, Value>, key: &str) -> Result<Option<Vec<&'a str>>, String> {
     let Some(value) = choice.get(key) else {
         return Ok(None);
     };
@@ -115,10 +97,7 @@ fn string_list<'a>(
     };
     items
         .iter()
-        .map(|v| {
-            v.as_str()
-                .ok_or_else(|| format!("'{key}' must be a list of strings"))
-        })
+        .map(|v| v.as_str().ok_or_else(|| format!("'{key}' must be a list of strings")))
         .collect::<Result<_, _>>()
         .map(Some)
 }
@@ -128,35 +107,20 @@ mod tests {
     use super::*;
 
     fn who(language: &str, dice: u32) -> Chooser {
-        Chooser {
-            language: language.into(),
-            hostname: "node-1".into(),
-            dice,
-        }
+        Chooser { language: language.into(), hostname: "node-1".into(), dice }
     }
 
     #[test]
     fn strings_of_one_record_are_joined_and_the_prefix_is_removed() {
-        let records = vec![
-            vec![b"v=spf1".to_vec()],
-            vec![
-                b"grpc_config=[{\"serviceConfig\":".to_vec(),
-                b"{}}]".to_vec(),
-            ],
-        ];
-        assert_eq!(
-            config_text(&records).unwrap().as_deref(),
-            Some("[{\"serviceConfig\":{}}]")
-        );
+        let records =
+            vec![vec![b"v=spf1".to_vec()], vec![b"grpc_config=[{\"serviceConfig\":".to_vec(), b"{}}]".to_vec()]];
+        assert_eq!(config_text(&records).unwrap().as_deref(), Some("[{\"serviceConfig\":{}}]"));
         assert_eq!(config_text(&[vec![b"other".to_vec()]]).unwrap(), None);
     }
 
     #[test]
     fn two_config_records_are_an_error() {
-        let records = vec![
-            vec![b"grpc_config=[]".to_vec()],
-            vec![b"grpc_config=[]".to_vec()],
-        ];
+        let records = vec![vec![b"grpc_config=[]".to_vec()], vec![b"grpc_config=[]".to_vec()]];
         assert!(config_text(&records).unwrap_err().contains("more than one"));
     }
 
@@ -169,22 +133,10 @@ mod tests {
             {"clientLanguage": ["C", "python"], "clientHostname": ["node-1"], "serviceConfig": {"n": 4}},
             {"serviceConfig": {"n": 5}}
         ]"#;
-        assert_eq!(
-            choose(json, &who("c", 50)).unwrap().as_deref(),
-            Some(r#"{"n":4}"#)
-        );
-        assert_eq!(
-            choose(json, &who("c", 10)).unwrap().as_deref(),
-            Some(r#"{"n":3}"#)
-        );
-        assert_eq!(
-            choose(json, &who("go", 99)).unwrap().as_deref(),
-            Some(r#"{"n":1}"#)
-        );
-        assert_eq!(
-            choose(json, &who("java", 99)).unwrap().as_deref(),
-            Some(r#"{"n":5}"#)
-        );
+        assert_eq!(choose(json, &who("c", 50)).unwrap().as_deref(), Some(r#"{"n":4}"#));
+        assert_eq!(choose(json, &who("c", 10)).unwrap().as_deref(), Some(r#"{"n":3}"#));
+        assert_eq!(choose(json, &who("go", 99)).unwrap().as_deref(), Some(r#"{"n":1}"#));
+        assert_eq!(choose(json, &who("java", 99)).unwrap().as_deref(), Some(r#"{"n":5}"#));
     }
 
     #[test]
@@ -200,31 +152,13 @@ mod tests {
             ("{", "not valid JSON"),
             ("{}", "must be a JSON array"),
             ("[1]", "#1 is not a JSON object"),
-            (
-                r#"[{"serviceConfig": {}}, {"serviceConfig": []}]"#,
-                "#2: 'serviceConfig' must be a JSON object",
-            ),
+            (r#"[{"serviceConfig": {}}, {"serviceConfig": []}]"#, "#2: 'serviceConfig' must be a JSON object"),
             (r#"[{}]"#, "'serviceConfig' is missing"),
-            (
-                r#"[{"percentage": 101, "serviceConfig": {}}]"#,
-                "from 0 to 100",
-            ),
-            (
-                r#"[{"percentage": "5", "serviceConfig": {}}]"#,
-                "from 0 to 100",
-            ),
-            (
-                r#"[{"clientLanguage": "go", "serviceConfig": {}}]"#,
-                "list of strings",
-            ),
-            (
-                r#"[{"clientHostname": [1], "serviceConfig": {}}]"#,
-                "list of strings",
-            ),
-            (
-                r#"[{"colour": 1, "serviceConfig": {}}]"#,
-                "unknown field 'colour'",
-            ),
+            (r#"[{"percentage": 101, "serviceConfig": {}}]"#, "from 0 to 100"),
+            (r#"[{"percentage": "5", "serviceConfig": {}}]"#, "from 0 to 100"),
+            (r#"[{"clientLanguage": "go", "serviceConfig": {}}]"#, "list of strings"),
+            (r#"[{"clientHostname": [1], "serviceConfig": {}}]"#, "list of strings"),
+            (r#"[{"colour": 1, "serviceConfig": {}}]"#, "unknown field 'colour'"),
         ];
         for (json, needle) in cases {
             let e = choose(json, &who("c", 1)).unwrap_err();

@@ -20,8 +20,7 @@ fn edit(
 ) -> gn_status {
     with_status(err_out, || {
         // SAFETY: NULL or a live options object, which the caller does not use from another thread now.
-        let options = unsafe { options.as_mut() }
-            .ok_or_else(|| Error::invalid_argument("options is NULL"))?;
+        let options = unsafe { options.as_mut() }.ok_or_else(|| Error::invalid_argument("options is NULL"))?;
         let mut dns = options.inner.dns.clone();
         change(&mut dns)?;
         dns.validate()?;
@@ -44,9 +43,7 @@ pub extern "C" fn gn_resolver_options_set_dns_nameserver(
         dns.nameserver = match nameserver.is_null() {
             true => None,
             // SAFETY: not NULL, and NUL-terminated as documented.
-            false => Some(dns::parse_nameserver(unsafe {
-                str_arg(nameserver, "nameserver")
-            }?)?),
+            false => Some(dns::parse_nameserver(unsafe { str_arg(nameserver, "nameserver") }?)?),
         };
         Ok(())
     })

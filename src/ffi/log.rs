@@ -31,7 +31,14 @@ pub struct gn_log_callback {
     /// Handed back to `call` and `drop`; the library never reads it.
     pub user_data: *mut c_void,
     /// NULL removes the sink.
-    pub call: Option<unsafe extern "C" fn(user_data: *mut c_void, level: gn_log_level, target: *const c_char, message: *const c_char)>,
+    pub call: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            level: gn_log_level,
+            target: *const c_char,
+            message: *const c_char,
+        ),
+    >,
     /// Runs once after the last call; may be NULL.
     pub drop: Option<unsafe extern "C" fn(user_data: *mut c_void)>,
 }
@@ -76,7 +83,11 @@ impl Drop for ForeignLog {
 /// (whose `drop` runs once its running calls end). `call` NULL or `max_level` `GN_LOG_LEVEL_OFF`
 /// removes the sink. Independent of `GNAMING_LOG`, which logs to stderr. Thread-safe.
 #[no_mangle]
-pub extern "C" fn gn_log_set_callback(callback: gn_log_callback, max_level: gn_log_level, err_out: *mut *mut gn_error) -> gn_status {
+pub extern "C" fn gn_log_set_callback(
+    callback: gn_log_callback,
+    max_level: gn_log_level,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
     with_status(err_out, || {
         let level = match max_level {
             gn_log_level::Off => Level::Off,
@@ -86,9 +97,9 @@ pub extern "C" fn gn_log_set_callback(callback: gn_log_callback, max_level: gn_l
             gn_log_level::Debug => Level::Debug,
             gn_log_level::Trace => Level::Trace,
         };
-        let sink = callback
-            .call
-            .map(|call| Arc::new(ForeignLog { user_data: callback.user_data, call, drop: callback.drop }) as Arc<dyn LogSink>);
+        let sink = callback.call.map(|call| {
+            Arc::new(ForeignLog { user_data: callback.user_data, call, drop: callback.drop }) as Arc<dyn LogSink>
+        });
         if sink.is_none() {
             if let Some(drop) = callback.drop {
                 // SAFETY: no sink was made, so nothing else will run this closure's drop.

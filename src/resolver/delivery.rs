@@ -51,7 +51,14 @@ impl Delivery {
     pub(crate) fn new(handler: Option<Box<dyn UpdateHandler>>, runtime: Handle) -> Arc<Self> {
         Arc::new(Delivery {
             push: handler.is_some(),
-            state: Mutex::new(State { pending: None, closed: false, scheduled: false, calling: None, closed_inside_call: false, handler }),
+            state: Mutex::new(State {
+                pending: None,
+                closed: false,
+                scheduled: false,
+                calling: None,
+                closed_inside_call: false,
+                handler,
+            }),
             changed: Condvar::new(),
             runtime,
         })
@@ -154,7 +161,10 @@ impl Delivery {
     /// Pull consumers: waits up to `timeout` for an update newer than the last one taken.
     pub(crate) fn next(&self, timeout: Duration) -> Result<Arc<Update>, Error> {
         if self.push {
-            return Err(Error::new(ErrorKind::BadState, "this resolver delivers to a callback; next() is for resolvers started without one"));
+            return Err(Error::new(
+                ErrorKind::BadState,
+                "this resolver delivers to a callback; next() is for resolvers started without one",
+            ));
         }
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.state.lock();
@@ -167,7 +177,10 @@ impl Delivery {
             }
             match deadline {
                 Some(deadline) => {
-                    if self.changed.wait_until(&mut state, deadline).timed_out() && state.pending.is_none() && !state.closed {
+                    if self.changed.wait_until(&mut state, deadline).timed_out()
+                        && state.pending.is_none()
+                        && !state.closed
+                    {
                         return Err(Error::new(ErrorKind::Timeout, "no update within the timeout"));
                     }
                 }

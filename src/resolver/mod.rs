@@ -119,12 +119,20 @@ impl Closable for Shared {
 impl Resolver {
     /// Parses `target` and starts resolving it. Updates go to `handler`, or wait for [`Resolver::next`]
     /// when it is `None`. On error the handler has been dropped.
-    pub fn start(target: &str, options: &ResolverOptions, handler: Option<Box<dyn UpdateHandler>>) -> Result<Self, Error> {
+    pub fn start(
+        target: &str,
+        options: &ResolverOptions,
+        handler: Option<Box<dyn UpdateHandler>>,
+    ) -> Result<Self, Error> {
         let target = Target::parse(target)?;
         Self::start_parsed(target, options, handler)
     }
 
-    pub fn start_parsed(target: Target, options: &ResolverOptions, handler: Option<Box<dyn UpdateHandler>>) -> Result<Self, Error> {
+    pub fn start_parsed(
+        target: Target,
+        options: &ResolverOptions,
+        handler: Option<Box<dyn UpdateHandler>>,
+    ) -> Result<Self, Error> {
         let runtime = runtime::handle()?;
         let delivery = Delivery::new(handler, runtime.clone());
         let resolve_now = Arc::new(Notify::new());
@@ -144,7 +152,8 @@ impl Resolver {
                 return Err(e);
             }
         };
-        let shared = Arc::new(Shared { target, delivery, resolve_now, task: Mutex::new(None), pid: std::process::id() });
+        let shared =
+            Arc::new(Shared { target, delivery, resolve_now, task: Mutex::new(None), pid: std::process::id() });
         // Hold the task slot while spawning so a racing close cannot miss the abort handle.
         let mut slot = shared.task.lock();
         *slot = Some(runtime.spawn(body).abort_handle());

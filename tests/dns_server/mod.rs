@@ -56,19 +56,9 @@ fn name(text: &str) -> Name {
 impl DnsServer {
     /// Starts a server on 127.0.0.1 with UDP and TCP on the same free port.
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let zone = Arc::new(Mutex::new(Zone {
-            records: Vec::new(),
-            mode: Mode::Answer,
-            log: Vec::new(),
-        }));
-        let handler = Handler {
-            zone: Arc::clone(&zone),
-        };
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let zone = Arc::new(Mutex::new(Zone { records: Vec::new(), mode: Mode::Answer, log: Vec::new() }));
+        let handler = Handler { zone: Arc::clone(&zone) };
         let addr = runtime.block_on(async move {
             // The UDP port is free, but the same TCP port may not be: try a few.
             for _ in 0..20 {
@@ -88,11 +78,7 @@ impl DnsServer {
             }
             panic!("no free loopback port for UDP and TCP after 20 tries");
         });
-        DnsServer {
-            addr,
-            zone,
-            _runtime: runtime,
-        }
+        DnsServer { addr, zone, _runtime: runtime }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -107,9 +93,7 @@ impl DnsServer {
     pub fn set_addresses(&self, host: &str, ips: &[&str], ttl: u32) {
         let owner = name(host);
         self.edit(|z| {
-            z.records.retain(|r| {
-                !(r.name == owner && matches!(r.record_type(), RecordType::A | RecordType::AAAA))
-            });
+            z.records.retain(|r| !(r.name == owner && matches!(r.record_type(), RecordType::A | RecordType::AAAA)));
             for ip in ips {
                 let data = match ip.parse::<IpAddr>().expect("an IP address") {
                     IpAddr::V4(v4) => RData::A(A(v4)),
@@ -124,12 +108,10 @@ impl DnsServer {
     pub fn set_srv(&self, owner: &str, entries: &[(u16, u16, u16, &str)], ttl: u32) {
         let owner = name(owner);
         self.edit(|z| {
-            z.records
-                .retain(|r| !(r.name == owner && r.record_type() == RecordType::SRV));
+            z.records.retain(|r| !(r.name == owner && r.record_type() == RecordType::SRV));
             for (priority, weight, port, target) in entries {
                 let srv = SRV::new(*priority, *weight, *port, name(target));
-                z.records
-                    .push(Record::from_rdata(owner.clone(), ttl, RData::SRV(srv)));
+                z.records.push(Record::from_rdata(owner.clone(), ttl, RData::SRV(srv)));
             }
         });
     }
@@ -138,12 +120,10 @@ impl DnsServer {
     pub fn set_txt(&self, owner: &str, records: &[&[&str]], ttl: u32) {
         let owner = name(owner);
         self.edit(|z| {
-            z.records
-                .retain(|r| !(r.name == owner && r.record_type() == RecordType::TXT));
+            z.records.retain(|r| !(r.name == owner && r.record_type() == RecordType::TXT));
             for strings in records {
                 let txt = TXT::new(strings.iter().map(|s| s.to_string()).collect());
-                z.records
-                    .push(Record::from_rdata(owner.clone(), ttl, RData::TXT(txt)));
+                z.records.push(Record::from_rdata(owner.clone(), ttl, RData::TXT(txt)));
             }
         });
     }
@@ -162,11 +142,7 @@ impl DnsServer {
     pub fn queries(&self, owner: &str, record_type: Option<RecordType>) -> Vec<Query> {
         let owner = name(owner).to_ascii().to_ascii_lowercase();
         let zone = self.zone.lock().unwrap();
-        zone.log
-            .iter()
-            .filter(|q| q.name == owner && record_type.is_none_or(|t| q.record_type == t))
-            .cloned()
-            .collect()
+        zone.log.iter().filter(|q| q.name == owner && record_type.is_none_or(|t| q.record_type == t)).cloned().collect()
     }
 
     pub fn query_count(&self) -> usize {
@@ -185,28 +161,16 @@ impl Handler {
         let (owner, record_type) = (query.name().clone(), query.query_type());
         let mut zone = self.zone.lock().unwrap();
         let logged = Name::from(owner.clone()).to_ascii().to_ascii_lowercase();
-        zone.log.push(Query {
-            name: logged,
-            record_type,
-            at: Instant::now(),
-        });
+        zone.log.push(Query { name: logged, record_type, at: Instant::now() });
         match zone.mode {
             Mode::Silent => None,
             Mode::ServFail => Some((ResponseCode::ServFail, Vec::new())),
             Mode::Answer => {
-                let at_name: Vec<&Record> = zone
-                    .records
-                    .iter()
-                    .filter(|r| LowerName::from(&r.name) == owner)
-                    .collect();
+                let at_name: Vec<&Record> = zone.records.iter().filter(|r| LowerName::from(&r.name) == owner).collect();
                 if at_name.is_empty() {
                     return Some((ResponseCode::NXDomain, Vec::new()));
                 }
-                let answers = at_name
-                    .into_iter()
-                    .filter(|r| r.record_type() == record_type)
-                    .cloned()
-                    .collect();
+                let answers = at_name.into_iter().filter(|r| r.record_type() == record_type).cloned().collect();
                 Some((ResponseCode::NoError, answers))
             }
         }
@@ -230,10 +194,7 @@ impl RequestHandler for Handler {
         Box::pin(async move {
             let mut metadata = Metadata::response_from_request(&request.metadata);
             let Some((code, answers)) = self.answer(request) else {
-                return ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                });
+                return ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() });
             };
             metadata.authoritative = true;
             metadata.response_code = code;
@@ -246,10 +207,7 @@ impl RequestHandler for Handler {
             );
             match response_handle.send_response(response).await {
                 Ok(info) => info,
-                Err(_) => ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                }),
+                Err(_) => ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() }),
             }
         })
     }

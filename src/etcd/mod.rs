@@ -12,7 +12,6 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::resolver::{BackendTask, ResolverContext};
 use crate::target::EtcdTarget;
-use crate::update::Endpoint;
 
 pub use cluster::{ClusterConfig, TlsConfig};
 pub use registration::{Registration, RegistrationOptions, RegistrationState};
@@ -29,22 +28,19 @@ pub(crate) fn resolver_task(target: &EtcdTarget, mut ctx: ResolverContext) -> Re
     let copies = target.copies;
     Ok(Box::pin(async move {
         let mut states = watch.states();
-        let mut last: Option<(Vec<Endpoint>, Option<String>)> = None;
         loop {
+            // `publish` and `publish_error` drop what changes nothing; no second check is kept here.
             let snapshot = Arc::clone(&states.borrow_and_update());
-            if snapshot.listed || snapshot.error.is_some() {
-                let mut endpoints = Vec::new();
-                for endpoint in snapshot.endpoints() {
-                    endpoint.clone().push_copies(copies, &mut endpoints);
-                }
-                let now = (endpoints, snapshot.error.clone());
-                if last.as_ref() != Some(&now) {
-                    match &now.1 {
-                        None => ctx.publish(now.0.clone(), None),
-                        Some(message) => ctx.publish_error(message.clone()),
+            match &snapshot.error {
+                Some(message) => ctx.publish_error(message.clone()),
+                None if snapshot.listed => {
+                    let mut endpoints = Vec::new();
+                    for endpoint in snapshot.endpoints() {
+                        endpoint.clone().push_copies(copies, &mut endpoints);
                     }
-                    last = Some(now);
+                    ctx.publish(endpoints, None);
                 }
+                None => {}
             }
             tokio::select! {
                 changed = states.changed() => if changed.is_err() { return },

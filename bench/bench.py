@@ -113,19 +113,25 @@ class Proc:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
-    def expect(self, prefix, timeout):
-        """The next line starting with `prefix` (other lines are skipped); raises on timeout or exit."""
-        deadline = time.monotonic() + timeout
+    def _next_line(self, deadline, what, timeout):
+        """The next output line before `deadline`; raises when time runs out or the process exits."""
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise RuntimeError(f"{self.name}: no '{prefix}' line within {timeout} s (log: {self.log_path})")
+                raise RuntimeError(f"{self.name}: no {what} within {timeout} s (log: {self.log_path})")
             try:
                 line = self.lines.get(timeout=left)
             except queue.Empty:
                 continue
             if line is None:
-                raise RuntimeError(f"{self.name}: exited ({self.p.wait()}) before '{prefix}' (log: {self.log_path})")
+                raise RuntimeError(f"{self.name}: exited ({self.p.wait()}) before {what} (log: {self.log_path})")
+            return line
+
+    def expect(self, prefix, timeout):
+        """The next line starting with `prefix` (other lines are skipped); raises on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._next_line(deadline, f"'{prefix}' line", timeout)
             if line.startswith(prefix):
                 return line
 
@@ -144,15 +150,7 @@ class Proc:
         self.close_stdin()
         out, deadline = [], time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError(f"{self.name}: no 'end' within {timeout} s")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"{self.name}: exited ({self.p.wait()}) before 'end' (log: {self.log_path})")
+            line = self._next_line(deadline, "'end'", timeout)
             if line == "end":
                 return out
             out.append(line)

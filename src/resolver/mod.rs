@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::runtime::{self, Closable};
 use crate::target::Target;
 use crate::update::{Endpoint, ResolverState, Update};
-use delivery::Delivery;
+use delivery::{Delivery, Jobs};
 
 /// Settings for one resolver; every scheme reads the part that concerns it.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ impl Resolver {
         handler: Option<Box<dyn UpdateHandler>>,
     ) -> Result<Self, Error> {
         let runtime = runtime::handle()?;
-        let delivery = Delivery::new(handler, runtime.clone());
+        let delivery = Delivery::new(handler, Jobs::on(runtime.clone()));
         let resolve_now = Arc::new(Notify::new());
         let options = Arc::new(options.clone());
         let ctx = ResolverContext {
@@ -209,7 +209,7 @@ mod tests {
     use crate::update::AddressFamily;
 
     fn pull_context() -> (ResolverContext, Arc<Delivery>) {
-        let delivery = Delivery::new(None, runtime::handle().unwrap());
+        let delivery = Delivery::new(None, Jobs::on(runtime::handle().unwrap()));
         let ctx = ResolverContext {
             delivery: Arc::clone(&delivery),
             resolve_now: Arc::new(Notify::new()),

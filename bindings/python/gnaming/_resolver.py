@@ -99,6 +99,10 @@ class Update:
 # ---- callback plumbing -------------------------------------------------------------------------
 
 _handlers: dict[int, Callable[[Update], None]] = {}
+# Set by the library's `drop` of each callback resolver, so every close() can wait for it.
+_dropped: dict[int, threading.Event] = {}
+# The key of the resolver whose callback this thread is running, if any.
+_calling = threading.local()
 _next_id = itertools.count(1)
 
 
@@ -106,14 +110,20 @@ def _on_call(user_data: Optional[int], update_ptr: Optional[int]) -> None:
     handler = _handlers.get(user_data or 0)
     if handler is None or not update_ptr:
         return
+    _calling.key = user_data
     try:
         handler(Update._from_c(update_ptr))
     except BaseException:  # noqa: BLE001 - an exception must not cross into the library's thread
         log.exception("gnaming: update callback raised")
+    finally:
+        _calling.key = None
 
 
 def _on_drop(user_data: Optional[int]) -> None:
     _handlers.pop(user_data or 0, None)
+    dropped = _dropped.pop(user_data or 0, None)
+    if dropped is not None:
+        dropped.set()
 
 
 # Module-level so they outlive every resolver: the library may call them until `drop` has run.
@@ -121,8 +131,8 @@ _CALL = _ffi.UPDATE_CALL(_on_call)
 _DROP = _ffi.DROP_CALL(_on_drop)
 
 
-def _start(target: str, handler: Optional[Callable[[Update], None]], client_language: str) -> int:
-    """Starts a C resolver; with `handler` None it is a pull resolver. Returns the handle."""
+def _start(target: str, handler: Optional[Callable[[Update], None]], client_language: str) -> "_Handle":
+    """Starts a C resolver; with `handler` None it is a pull resolver."""
     target_b = _ffi.encode(target, "target")
     opts = _ffi.lib.gn_resolver_options_new()
     if not opts:
@@ -130,27 +140,32 @@ def _start(target: str, handler: Optional[Callable[[Update], None]], client_lang
     try:
         _ffi.call(_ffi.lib.gn_resolver_options_set_client_language, opts, _ffi.encode(client_language, "client_language"))
         key = next(_next_id)
+        dropped = None
         if handler is not None:
             _handlers[key] = handler
+            dropped = _dropped[key] = threading.Event()
             cb = _ffi.gn_update_callback(key, _CALL, _DROP)
         else:
             cb = _ffi.gn_update_callback(None, _ffi.UPDATE_CALL(), _ffi.DROP_CALL())
         out = ctypes.c_void_p()
         # On failure the library has already run `drop`, which removed the handler.
         _ffi.call(_ffi.lib.gn_resolver_start, target_b, opts, cb, ctypes.byref(out))
-        return out.value
+        return _Handle(out.value, key, dropped)
     finally:
         _ffi.lib.gn_resolver_options_free(opts)
 
 
 class _Handle:
-    """A C resolver handle shared by threads: `close` may race `next` calls, and the handle is freed
-    only when the last user is out (`gn_resolver_free` must be the last call on it)."""
+    """A C resolver handle shared by threads: `close` may race `next` calls and other closes, and the
+    handle is freed only when the last user is out (`gn_resolver_free` must be the last call on it)."""
 
-    def __init__(self, ptr: int) -> None:
+    def __init__(self, ptr: int, key: int, dropped: Optional[threading.Event]) -> None:
         self._ptr = ptr
+        self._key = key
+        self._dropped = dropped
         self._users = 0
         self._closed = False
+        self._freed = False
         self._lock = threading.Lock()
 
     def acquire(self) -> int:
@@ -163,21 +178,33 @@ class _Handle:
     def release(self) -> None:
         with self._lock:
             self._users -= 1
-            free = self._closed and self._users == 0
+            free = self._closed and self._users == 0 and not self._freed
+            self._freed = self._freed or free
         if free:
             _ffi.lib.gn_resolver_free(self._ptr)
 
     def close(self) -> None:
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            # The closing call is a user too: `gn_resolver_close` wakes `next` calls before it
-            # returns, and their release() must not free the handle under it.
-            self._users += 1
-        # Waits for an in-flight callback (ctypes drops the GIL meanwhile) and wakes `next` calls.
-        _ffi.lib.gn_resolver_close(self._ptr)
-        self.release()
+            freed = self._freed
+            if not freed:
+                self._closed = True
+                # Each closing call is a user too: `gn_resolver_close` wakes `next` calls before it
+                # returns, and their release() must not free the handle under it.
+                self._users += 1
+        if not freed:
+            # Every closer calls it, not only the first: it returns only once no callback runs
+            # (unless made from inside the callback), so a second close() waits as the first does.
+            # ctypes drops the GIL meanwhile.
+            _ffi.lib.gn_resolver_close(self._ptr)
+            self.release()
+        self._wait_for_drop()
+
+    def _wait_for_drop(self) -> None:
+        """A close that raced another (which may even have freed the handle from inside the
+        callback) still returns only after the callback's last call and `drop`; from inside this
+        resolver's own callback it cannot wait for itself."""
+        if self._dropped is not None and getattr(_calling, "key", None) != self._key:
+            self._dropped.wait()
 
     @property
     def closed(self) -> bool:
@@ -202,7 +229,7 @@ class Resolver:
         self._callback = on_update is not None
         _lifecycle.track(self)
         try:
-            self._handle = _Handle(_start(target, on_update, client_language))
+            self._handle = _start(target, on_update, client_language)
         except BaseException:
             _lifecycle.untrack(self)
             raise

@@ -106,6 +106,32 @@ def test_a_callback_may_close_its_own_resolver():
     assert box[0].closed
 
 
+def test_a_close_racing_the_callbacks_own_close_returns_only_after_the_callback_ended():
+    for round_ in range(20):
+        constructed = threading.Event()
+        closing_inside = threading.Event()
+        callback_ended = threading.Event()
+        box: list[gnaming.Resolver] = []
+
+        def on_update(update: gnaming.Update) -> None:
+            constructed.wait(5)
+            closing_inside.set()
+            box[0].close()
+            # Still running after its own close: an outside close must wait for this.
+            time.sleep(0.02)
+            callback_ended.set()
+
+        box.append(gnaming.Resolver("pass:///127.0.0.1:1", on_update))
+        constructed.set()
+        assert closing_inside.wait(5), f"round {round_}: no callback"
+        outcome: list[bool] = []
+        closer = threading.Thread(target=lambda: (box[0].close(), outcome.append(callback_ended.is_set())))
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive(), f"round {round_}: close() from another thread did not return in 10 s"
+        assert outcome == [True], f"round {round_}: close() returned while the callback was still running"
+
+
 def test_an_exception_in_the_callback_is_logged_and_does_not_stop_the_library(caplog):
     with caplog.at_level("ERROR", logger="gnaming"):
         done = threading.Event()

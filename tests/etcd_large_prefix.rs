@@ -4,10 +4,12 @@
 mod common;
 
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{addrs, resolve, rt, EtcdCluster};
 use etcd_client::{Client, CompactionOptions, GetOptions, Txn, TxnOp};
+use gnaming::etcd::stats::STATS;
 use gnaming::etcd::watcher::{self, PageRead};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -118,6 +120,7 @@ fn a_compaction_between_two_pages_starts_the_list_over_and_only_real_states_are_
     let mut c = rt.block_on(etcd.client());
     put_many(&rt, &mut c, "pcmp", 0..50, 0);
     let pause = watcher::pause_lists("pcmp/", 10);
+    let compactions = STATS.compactions_seen.load(Ordering::Relaxed);
     let mut updates = resolve("etcd://pcmp/pcmp");
 
     let page = pause.next_page(WAIT).expect("the list reads its first page");
@@ -137,6 +140,7 @@ fn a_compaction_between_two_pages_starts_the_list_over_and_only_real_states_are_
     pause.resume();
     let page = pause.next_page(WAIT).expect("the list reads a page after the compaction");
     assert_eq!(page, PageRead { number: 1, keys: 10, last: false }, "the list should have started over");
+    assert!(STATS.compactions_seen.load(Ordering::Relaxed) > compactions, "the compaction is counted");
     // Changes between the pages of the new list, one of them in the page already read: the list,
     // pinned to its first page's revision, must not mix them in; the watch after it brings them.
     txn(&rt, &mut c, vec![TxnOp::delete(key("pcmp", 5), None), TxnOp::delete(key("pcmp", 40), None), put("pcmp", 61)]);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, KvClient, TlsOptions, WatchClient};
 use parking_lot::Mutex;
 use tonic::Code;
 
@@ -23,6 +23,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// HTTP/2 pings notice a hung member (SIGSTOP) that TCP alone would hide.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest response a prefix read accepts. etcd takes no request above its
+/// `--max-request-bytes` (1.5 MiB by default; etcd warns when it is set above 10 MiB), so no value
+/// and no watch fragment is larger than that, while whole lists are: they are read in pages (see
+/// `watcher`). This bounds the memory one response takes, not the size of a prefix.
+pub const RECEIVE_LIMIT: usize = 16 << 20;
 
 /// TLS material, read from files when configured so a bad path fails at once.
 #[derive(Clone, PartialEq, Eq)]
@@ -335,6 +340,17 @@ impl Cluster {
         }
         Err(last.unwrap_or_else(|| Error::new(ErrorKind::Unavailable, "etcd cluster has no members")))
     }
+}
+
+/// `client`'s KV service with the receive limit of prefix reads (the default 4 MiB is below what a
+/// page of large values may need).
+pub fn kv_client(client: &Client) -> KvClient {
+    client.kv_client().max_decoding_message_size(RECEIVE_LIMIT)
+}
+
+/// `client`'s watch service with the receive limit of prefix reads.
+pub fn watch_client(client: &Client) -> WatchClient {
+    client.watch_client().max_decoding_message_size(RECEIVE_LIMIT)
 }
 
 /// An etcd-client error as ours: credentials problems, missing things and bad requests keep their

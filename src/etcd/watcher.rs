@@ -1,20 +1,22 @@
-//! Shared prefix watches: one supervised Get-then-Watch per (cluster, prefix) in the process, whose
-//! latest state every subscriber (resolvers, registrations watching their own key) reads.
+//! Shared prefix watches: one supervised list-then-watch per (cluster, prefix) in the process, whose
+//! latest state every subscriber (resolvers, registrations watching their own key) reads. Lists are
+//! read in pages at one revision, so a prefix of any size fits the receive limit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use etcd_client::{EventType, GetOptions, KeyValue, WatchOptions};
+use etcd_client::{EventType, GetOptions, GetResponse, KeyValue, WatchOptions};
 use parking_lot::Mutex;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::AbortHandle;
+use tonic::Code;
 
 use super::backoff::Backoff;
-use super::cluster::Cluster;
+use super::cluster::{self, Cluster, RECEIVE_LIMIT};
 use super::stats::{bump, Gauge, STATS};
 use super::value::{self, Entry};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::update::Endpoint;
 
 /// `resolve_now` re-lists at most this often per watch.
@@ -22,6 +24,13 @@ const RELIST_INTERVAL: Duration = Duration::from_secs(1);
 /// A watch asks for a progress report this often; silence for `STALL_AFTER` means it is dead.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 const STALL_AFTER: Duration = Duration::from_secs(5);
+/// Keys asked for in one page of a list: with registrations' usual values (100 B to a few KiB) a
+/// page stays far below the receive limit. A page the limit refuses (large values) is asked for again
+/// with half as many keys, down to one; the pages after it grow back.
+pub const PAGE_KEYS: i64 = 1000;
+/// A list whose revision is compacted before its last page starts over at a newer revision; after
+/// this many starts it fails, and the watch lists again after its backoff.
+const LIST_STARTS: usize = 5;
 
 /// What a watch knows about its prefix.
 #[derive(Debug, Clone, Default)]
@@ -170,8 +179,12 @@ struct Watcher {
     tx: watch::Sender<Arc<Snapshot>>,
     relist: Arc<Notify>,
     guards: Guards,
-    entries: BTreeMap<String, Option<Endpoint>>,
+    /// Shared with the published snapshot until the next change.
+    entries: Arc<BTreeMap<String, Option<Endpoint>>>,
     revision: i64,
+    /// Set while a fragmented watch response is half applied: the revision before it, from which a
+    /// new watch must start again (a revision's events may span fragments).
+    fragment_base: Option<i64>,
 }
 
 async fn run(
@@ -181,7 +194,8 @@ async fn run(
     relist: Arc<Notify>,
     guards: Guards,
 ) {
-    let mut w = Watcher { cluster, prefix, tx, relist, guards, entries: BTreeMap::new(), revision: 0 };
+    let mut w =
+        Watcher { cluster, prefix, tx, relist, guards, entries: Arc::default(), revision: 0, fragment_base: None };
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut listed_once = false;
     loop {
@@ -233,29 +247,112 @@ async fn run(
 }
 
 impl Watcher {
+    /// Lists the prefix in pages (a Get with a limit, continued after the last key), every page
+    /// after the first pinned to the first one's revision, as Kubernetes' API server lists etcd: the
+    /// entries are one real state of etcd however large the prefix, and only one page's response is
+    /// held at a time. The watch then starts from that revision + 1.
     async fn list(&mut self) -> Result<(), Error> {
-        let prefix = self.prefix.clone();
-        let mut resp = self
-            .cluster
-            .call("list", move |mut c| {
-                let prefix = prefix.clone();
-                async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
-            })
-            .await?;
-        self.revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-        self.entries = resp.take_kvs().iter().filter_map(read).collect();
-        // A guarded key missing from a fresh list was deleted while no watch was running.
-        for (key, deletions) in self.guards.lock().iter() {
-            if !self.entries.contains_key(key) {
-                deletions.send_replace(self.revision);
+        let pause = pause_for(&self.prefix);
+        let page_keys = pause.as_ref().map_or(PAGE_KEYS, |p| p.page_keys);
+        let end = prefix_end(self.prefix.as_bytes());
+        for _ in 0..LIST_STARTS {
+            let mut entries = BTreeMap::new();
+            // 0 reads the newest revision, which the first page then pins.
+            let mut revision = 0;
+            let mut from = self.prefix.as_bytes().to_vec();
+            let mut limit = page_keys;
+            let mut pages = 0;
+            let complete = loop {
+                let mut resp = match self.page(&from, &end, revision, limit).await? {
+                    Page::Read(resp) => resp,
+                    Page::TooLarge if limit > 1 => {
+                        limit /= 2;
+                        continue;
+                    }
+                    Page::TooLarge => {
+                        return Err(Error::new(
+                            ErrorKind::Unavailable,
+                            format!(
+                                "etcd list of '{}': one value is above the {RECEIVE_LIMIT}-byte limit",
+                                self.prefix
+                            ),
+                        ))
+                    }
+                    Page::Compacted => break false,
+                };
+                if revision == 0 {
+                    revision = resp.header().map_or(0, |h| h.revision());
+                }
+                let more = resp.more();
+                let kvs = resp.take_kvs();
+                if let Some(last) = kvs.last() {
+                    // The next page starts just after the last key read.
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                entries.extend(kvs.iter().filter_map(read));
+                pages += 1;
+                if let Some(pause) = &pause {
+                    pause.after_page(PageRead { number: pages, keys: kvs.len(), last: !more }).await;
+                }
+                if !more || kvs.is_empty() {
+                    break true;
+                }
+                limit = (limit * 2).min(page_keys);
+            };
+            if !complete {
+                bump(&STATS.compactions_seen);
+                tracing::info!(
+                    "etcd list of '{}': revision {revision} compacted between pages; listing again",
+                    self.prefix
+                );
+                continue;
             }
+            self.revision = revision;
+            self.entries = Arc::new(entries);
+            self.fragment_base = None;
+            // A guarded key missing from a fresh list was deleted while no watch was running.
+            for (key, deletions) in self.guards.lock().iter() {
+                if !self.entries.contains_key(key) {
+                    deletions.send_replace(self.revision);
+                }
+            }
+            return Ok(());
         }
-        Ok(())
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("etcd list of '{}': history compacted during each of {LIST_STARTS} lists", self.prefix),
+        ))
+    }
+
+    /// Reads up to `limit` keys of `[from, end)` at `revision` (0: the newest).
+    async fn page(&self, from: &[u8], end: &[u8], revision: i64, limit: i64) -> Result<Page, Error> {
+        let (from, end) = (from.to_vec(), end.to_vec());
+        self.cluster
+            .call("list", move |client| {
+                let from = from.clone();
+                let options = GetOptions::new().with_range(end.clone()).with_limit(limit).with_revision(revision);
+                async move {
+                    match cluster::kv_client(&client).get(from, Some(options)).await {
+                        Ok(resp) => Ok(Page::Read(resp)),
+                        Err(e) if grpc_error(&e, "decoded message length too large") => Ok(Page::TooLarge),
+                        Err(e) if grpc_error(&e, "required revision has been compacted") => Ok(Page::Compacted),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await
     }
 
     fn publish(&self, error: Option<String>) {
-        let snapshot =
-            Snapshot { revision: self.revision, entries: Arc::new(self.entries.clone()), listed: true, error };
+        let snapshot = if self.fragment_base.is_some() {
+            // Half a fragmented response is no state etcd was ever in: only an error goes out, with
+            // the list last published.
+            let Some(error) = error else { return };
+            Snapshot { error: Some(error), ..(**self.tx.borrow()).clone() }
+        } else {
+            Snapshot { revision: self.revision, entries: Arc::clone(&self.entries), listed: true, error }
+        };
         self.tx.send_replace(Arc::new(snapshot));
     }
 
@@ -265,14 +362,18 @@ impl Watcher {
         let failed = |established, message: String| End::Failed { established, message };
         let timeout = self.cluster.request_timeout();
         let mut client = match self.cluster.client(member).await {
-            Ok(c) => c,
+            Ok(c) => cluster::watch_client(&c),
             Err(e) => return failed(false, e.message().to_string()),
         };
+        // Fragments: one response may hold many revisions (a watch catching up) or one revision of
+        // many events (a deleted prefix), beyond any receive limit; etcd splits what exceeds its
+        // request limit. Previous values are not asked for: nothing reads them, and they would
+        // double every event.
         let options = WatchOptions::new()
             .with_prefix()
-            .with_prev_key()
+            .with_fragment()
             .with_progress_notify()
-            .with_start_revision(self.revision + 1);
+            .with_start_revision(self.fragment_base.unwrap_or(self.revision) + 1);
         let mut stream = match tokio::time::timeout(timeout, client.watch(self.prefix.as_str(), Some(options))).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return failed(false, format!("cannot start: {e}")),
@@ -354,23 +455,28 @@ impl Watcher {
         if resp.events().is_empty() {
             // A progress report: everything up to this revision has been sent.
             if let Some(h) = resp.header() {
-                if *established && h.revision() > self.revision && !resp.created() {
+                if *established && h.revision() > self.revision && !resp.created() && self.fragment_base.is_none() {
                     self.revision = h.revision();
                 }
             }
             return Applied::Nothing;
         }
+        let fragment = resp.0.fragment;
+        if fragment && self.fragment_base.is_none() {
+            self.fragment_base = Some(self.revision);
+        }
+        let entries = Arc::make_mut(&mut self.entries);
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };
             let Ok(key) = kv.key_str() else { continue };
             match event.event_type() {
                 EventType::Put => {
                     if let Some((k, v)) = read(kv) {
-                        self.entries.insert(k, v);
+                        entries.insert(k, v);
                     }
                 }
                 EventType::Delete => {
-                    self.entries.remove(key);
+                    entries.remove(key);
                     if let Some(deletions) = self.guards.lock().get(key) {
                         deletions.send_replace(kv.mod_revision());
                     }
@@ -378,7 +484,114 @@ impl Watcher {
             }
             self.revision = self.revision.max(kv.mod_revision());
         }
+        if !fragment {
+            self.fragment_base = None;
+        }
         Applied::Events
+    }
+}
+
+/// What one page read found.
+enum Page {
+    Read(GetResponse),
+    /// Above the receive limit: ask for fewer keys.
+    TooLarge,
+    /// The pinned revision is gone: start the list over.
+    Compacted,
+}
+
+/// True when `error` is a gRPC status whose message contains `text` (etcd and tonic give these
+/// cases no code of their own: both are OutOfRange).
+fn grpc_error(error: &etcd_client::Error, text: &str) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(s) if s.code() == Code::OutOfRange && s.message().contains(text))
+}
+
+/// The first key after every key that starts with `prefix`, as etcd's range end.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Only 0xff bytes: every key from the prefix on.
+    vec![0]
+}
+
+/// A page a paused list has just read; see [`pause_lists`].
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRead {
+    /// 1 for the first page of a list (also of a list started over).
+    pub number: usize,
+    pub keys: usize,
+    pub last: bool,
+}
+
+struct Pause {
+    page_keys: i64,
+    pages: std::sync::mpsc::Sender<PageRead>,
+    resume: Semaphore,
+}
+
+impl Pause {
+    async fn after_page(&self, page: PageRead) {
+        if self.pages.send(page).is_ok() {
+            // Closed when the test drops its `ListPause`: the list goes on.
+            if let Ok(permit) = self.resume.acquire().await {
+                permit.forget();
+            }
+        }
+    }
+}
+
+static PAUSES: Mutex<Option<HashMap<String, Arc<Pause>>>> = Mutex::new(None);
+
+fn pause_for(prefix: &str) -> Option<Arc<Pause>> {
+    PAUSES.lock().as_ref()?.get(prefix).cloned()
+}
+
+/// For tests that must change etcd at a chosen point of a list (between two pages, or between the
+/// list and the watch): from now on, lists of `prefix` read `page_keys` keys a page and wait after
+/// each page until [`ListPause::resume`] or until the `ListPause` is dropped.
+#[doc(hidden)]
+pub fn pause_lists(prefix: &str, page_keys: i64) -> ListPause {
+    let (tx, pages) = std::sync::mpsc::channel();
+    let pause = Arc::new(Pause { page_keys: page_keys.max(1), pages: tx, resume: Semaphore::new(0) });
+    PAUSES.lock().get_or_insert_with(HashMap::new).insert(prefix.to_string(), Arc::clone(&pause));
+    ListPause { prefix: prefix.to_string(), pages, pause }
+}
+
+/// Lists of one prefix paused after each page; see [`pause_lists`].
+#[doc(hidden)]
+pub struct ListPause {
+    prefix: String,
+    pages: std::sync::mpsc::Receiver<PageRead>,
+    pause: Arc<Pause>,
+}
+
+impl ListPause {
+    /// The next page read by a list of the prefix, which now waits; `None` after `timeout`.
+    pub fn next_page(&self, timeout: Duration) -> Option<PageRead> {
+        self.pages.recv_timeout(timeout).ok()
+    }
+
+    /// Lets the waiting list go on.
+    pub fn resume(&self) {
+        self.pause.resume.add_permits(1);
+    }
+}
+
+impl Drop for ListPause {
+    fn drop(&mut self) {
+        let mut pauses = PAUSES.lock();
+        if let Some(pauses) = pauses.as_mut() {
+            if pauses.get(&self.prefix).is_some_and(|p| Arc::ptr_eq(p, &self.pause)) {
+                pauses.remove(&self.prefix);
+            }
+        }
+        self.pause.resume.close();
     }
 }
 
@@ -415,4 +628,16 @@ fn read(kv: &KeyValue) -> Option<(String, Option<Endpoint>)> {
         }
     };
     Some((key, entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_at_its_last_byte_plus_one_skipping_0xff() {
+        assert_eq!(prefix_end(b"echo/"), b"echo0");
+        assert_eq!(prefix_end(b"a\xff\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+    }
 }

@@ -108,10 +108,25 @@ typedef enum gn_log_level {
    * Nothing; passed by C callers to remove the sink.
    */
   GN_LOG_LEVEL_OFF = 0,
+  /**
+   * Something failed that the library could not work around.
+   */
   GN_LOG_LEVEL_ERROR = 1,
+  /**
+   * Something went wrong that the library works around (for example by retrying).
+   */
   GN_LOG_LEVEL_WARN = 2,
+  /**
+   * Notable events, such as a registration put back into etcd.
+   */
   GN_LOG_LEVEL_INFO = 3,
+  /**
+   * Details for diagnosing a problem.
+   */
   GN_LOG_LEVEL_DEBUG = 4,
+  /**
+   * Everything, for the library's developers.
+   */
   GN_LOG_LEVEL_TRACE = 5,
 } gn_log_level;
 
@@ -243,8 +258,9 @@ typedef struct gn_update gn_update;
  * A closure that receives log events: `call(user_data, level, target, message)`; `target` names
  * the library module and `message` is the text, both NUL-terminated UTF-8 borrowed for the call.
  * Calls may come from several library threads at once. `drop(user_data)` runs exactly once, after
- * the last call, once the sink is replaced (or at once if `gn_log_set_callback` fails). A call
- * must not call `gn_log_set_callback`.
+ * the last call, before the `gn_log_set_callback` that replaces the sink returns (or before a
+ * failing `gn_log_set_callback` returns). A call must not call `gn_log_set_callback` (which then
+ * fails with `GN_STATUS_BAD_STATE`).
  */
 typedef struct gn_log_callback {
   /**
@@ -510,13 +526,13 @@ enum gn_status gn_resolver_options_set_dns_client_hostname(struct gn_resolver_op
                                                            struct gn_error **err_out);
 
 /**
- * The status of `error`; `GN_STATUS_INVALID_ARGUMENT` when `error` is NULL.
+ * The status of `error`; `GN_STATUS_INVALID_ARGUMENT` when `error` is NULL. Thread-safe.
  */
 enum gn_status gn_error_status(const struct gn_error *error);
 
 /**
  * The message of `error`, UTF-8 and NUL-terminated; borrowed: valid until `gn_error_free(error)`.
- * Returns "" when `error` is NULL.
+ * Returns "" when `error` is NULL. Thread-safe.
  */
 const char *gn_error_message(const struct gn_error *error);
 
@@ -526,17 +542,24 @@ const char *gn_error_message(const struct gn_error *error);
 void gn_error_free(struct gn_error *error);
 
 /**
- * A static, human-readable name for a status ("GN_STATUS_TIMEOUT"); never NULL, never freed.
+ * A static, human-readable name for `status`, a `gn_status` value ("GN_STATUS_TIMEOUT"); never NULL,
+ * never freed. Any integer is accepted: one that is not a `gn_status` gets "GN_STATUS_UNKNOWN".
+ * Thread-safe.
  */
-const char *gn_status_name(enum gn_status status);
+const char *gn_status_name(int status);
 
 /**
- * Installs `callback` as the log sink for events up to `max_level`, replacing the previous one
- * (whose `drop` runs once its running calls end). `call` NULL or `max_level` `GN_LOG_LEVEL_OFF`
- * removes the sink. Independent of `GNAMING_LOG`, which logs to stderr. Thread-safe.
+ * Installs `callback` as the log sink for events up to `max_level`, a `gn_log_level` value,
+ * replacing the previous sink. When it returns, the previous sink's calls have ended and its `drop`
+ * has run. `call` NULL or `max_level` `GN_LOG_LEVEL_OFF` removes the sink. Independent of
+ * `GNAMING_LOG`, which logs to stderr. The library owns `callback` from here on, even on error.
+ *
+ * Fails with `GN_STATUS_INVALID_ARGUMENT` when `max_level` is not a `gn_log_level`, and with
+ * `GN_STATUS_BAD_STATE` from inside a log call; then the previous sink stays and `callback`'s
+ * `drop` runs before this returns. Thread-safe.
  */
 enum gn_status gn_log_set_callback(struct gn_log_callback callback,
-                                   enum gn_log_level max_level,
+                                   int max_level,
                                    struct gn_error **err_out);
 
 /**

@@ -7,6 +7,8 @@ package gnaming
 // #include "gnaming.h"
 import "C"
 
+import "math"
+
 // Status is libgnaming's gn_status: why a call failed.
 type Status int
 
@@ -28,7 +30,16 @@ const (
 
 // String is the C name of the status, as in "GN_STATUS_TIMEOUT".
 func (s Status) String() string {
-	return C.GoString(C.gn_status_name(C.enum_gn_status(s)))
+	return C.GoString(C.gn_status_name(cEnum(int(s))))
+}
+
+// cEnum passes an enum value to C, which takes it as an int and checks it; a value beyond int's range
+// becomes -1, which no enum has, rather than wrapping onto one that exists.
+func cEnum(v int) C.int {
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		return -1
+	}
+	return C.int(v)
 }
 
 // Error is a failed libgnaming call. Use errors.As to read its Status.

@@ -31,7 +31,7 @@ func ForwardLogs(max LogLevel) error {
 		return err
 	}
 	var cerr *C.gn_error
-	if st := C.gn_log_set_callback(C.gnaming_log_callback(), C.enum_gn_log_level(max), &cerr); st != C.GN_STATUS_OK {
+	if st := C.gn_log_set_callback(C.gnaming_log_callback(), cEnum(int(max)), &cerr); st != C.GN_STATUS_OK {
 		return takeError(st, cerr)
 	}
 	return nil

@@ -5,14 +5,15 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::error::{gn_error, gn_status};
-use super::panic::{guard, with_status};
-use super::str_arg;
+use super::panic::with_status;
+use super::plumbing::{borrow, borrow_str, edit_options, free_handle, new_handle};
 use crate::error::Error;
 use crate::etcd::cluster::{self, ClusterConfig, TlsConfig};
 
 /// How to reach one etcd cluster: endpoints, timeouts, TLS and credentials. Made by
 /// `gn_cluster_options_new`, freed by `gn_cluster_options_free`. Not thread-safe: do not change one
 /// object from two threads at once. `gn_cluster_register` copies it.
+#[derive(Clone)]
 pub struct gn_cluster_options {
     inner: ClusterConfig,
 }
@@ -21,30 +22,13 @@ pub struct gn_cluster_options {
 /// TLS, no credentials. Never NULL (NULL only if the process is out of memory).
 #[no_mangle]
 pub extern "C" fn gn_cluster_options_new() -> *mut gn_cluster_options {
-    guard(std::ptr::null_mut(), || Box::into_raw(Box::new(gn_cluster_options { inner: ClusterConfig::default() })))
+    new_handle(|| gn_cluster_options { inner: ClusterConfig::default() })
 }
 
 /// Frees an options object. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn gn_cluster_options_free(options: *mut gn_cluster_options) {
-    guard((), || {
-        if !options.is_null() {
-            // SAFETY: the caller owns `options`, made by this library, and gives it up here.
-            drop(unsafe { Box::from_raw(options) });
-        }
-    })
-}
-
-fn with_options(
-    options: *mut gn_cluster_options,
-    err_out: *mut *mut gn_error,
-    body: impl FnOnce(&mut ClusterConfig) -> Result<(), Error>,
-) -> gn_status {
-    with_status(err_out, || {
-        // SAFETY: NULL or a live options object that no other thread changes now.
-        let options = unsafe { options.as_mut() }.ok_or_else(|| Error::invalid_argument("options is NULL"))?;
-        body(&mut options.inner)
-    })
+    free_handle(options)
 }
 
 /// The cluster's members as "host:port,host:port" (each may start with http:// or https://).
@@ -55,10 +39,10 @@ pub extern "C" fn gn_cluster_options_set_endpoints(
     endpoints_csv: *const c_char,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_options(options, err_out, |o| {
+    edit_options(options, err_out, |o| {
         // SAFETY: NULL or a NUL-terminated string, as documented.
-        let csv = unsafe { str_arg(endpoints_csv, "endpoints_csv") }?;
-        o.endpoints = ClusterConfig::parse_endpoints(csv)?;
+        let csv = unsafe { borrow_str(endpoints_csv, "endpoints_csv") }?;
+        o.inner.endpoints = ClusterConfig::parse_endpoints(csv)?;
         Ok(())
     })
 }
@@ -77,8 +61,8 @@ pub extern "C" fn gn_cluster_options_set_dial_timeout_ms(
     ms: u32,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_options(options, err_out, |o| {
-        o.dial_timeout = millis(ms, "dial timeout")?;
+    edit_options(options, err_out, |o| {
+        o.inner.dial_timeout = millis(ms, "dial timeout")?;
         Ok(())
     })
 }
@@ -90,15 +74,15 @@ pub extern "C" fn gn_cluster_options_set_request_timeout_ms(
     ms: u32,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_options(options, err_out, |o| {
-        o.request_timeout = millis(ms, "request timeout")?;
+    edit_options(options, err_out, |o| {
+        o.inner.request_timeout = millis(ms, "request timeout")?;
         Ok(())
     })
 }
 
 fn read_pem(path: *const c_char, what: &str) -> Result<Vec<u8>, Error> {
     // SAFETY: NULL or a NUL-terminated string, as documented.
-    let path = unsafe { str_arg(path, what) }?;
+    let path = unsafe { borrow_str(path, what) }?;
     let pem = std::fs::read(path).map_err(|e| Error::invalid_argument(format!("{what} '{path}': {e}")))?;
     if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
         return Err(Error::invalid_argument(format!("{what} '{path}' is not a PEM file")));
@@ -118,7 +102,7 @@ pub extern "C" fn gn_cluster_options_set_tls(
     key_pem_path: *const c_char,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_options(options, err_out, |o| {
+    edit_options(options, err_out, |o| {
         let ca_pem = read_pem(ca_pem_path, "ca_pem_path")?;
         let identity = match (cert_pem_path.is_null(), key_pem_path.is_null()) {
             (true, true) => None,
@@ -129,7 +113,7 @@ pub extern "C" fn gn_cluster_options_set_tls(
                 return Err(Error::invalid_argument("cert_pem_path and key_pem_path go together: set both or neither"))
             }
         };
-        o.tls = Some(TlsConfig { ca_pem, identity });
+        o.inner.tls = Some(TlsConfig { ca_pem, identity });
         Ok(())
     })
 }
@@ -143,14 +127,14 @@ pub extern "C" fn gn_cluster_options_set_auth(
     password: *const c_char,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_options(options, err_out, |o| {
+    edit_options(options, err_out, |o| {
         // SAFETY: NULL or NUL-terminated strings, as documented.
-        let user = unsafe { str_arg(user, "user") }?;
-        let password = unsafe { str_arg(password, "password") }?;
+        let user = unsafe { borrow_str(user, "user") }?;
+        let password = unsafe { borrow_str(password, "password") }?;
         if user.is_empty() {
             return Err(Error::invalid_argument("user is empty"));
         }
-        o.auth = Some((user.to_string(), password.to_string()));
+        o.inner.auth = Some((user.to_string(), password.to_string()));
         Ok(())
     })
 }
@@ -169,8 +153,8 @@ pub extern "C" fn gn_cluster_register(
 ) -> gn_status {
     with_status(err_out, || {
         // SAFETY: the arguments follow this function's documented contract.
-        let name = unsafe { str_arg(name, "name") }?;
-        let options = unsafe { options.as_ref() }.ok_or_else(|| Error::invalid_argument("options is NULL"))?;
+        let name = unsafe { borrow_str(name, "name") }?;
+        let options = unsafe { borrow(options, "options") }?;
         cluster::register(name, options.inner.clone())
     })
 }

@@ -6,26 +6,20 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::error::{gn_error, gn_status};
-use super::panic::with_status;
+use super::plumbing::{borrow_opt_str, edit_options};
 use super::resolver::gn_resolver_options;
-use super::str_arg;
 use crate::dns::{self, DnsOptions, DEFAULT_SRV_LABEL};
 use crate::error::Error;
 
-/// Applies `change` to a copy of the DNS options and keeps it only if the result is valid.
+/// Applies `change` to the DNS options and keeps the result only if it is valid as a whole.
 fn edit(
     options: *mut gn_resolver_options,
     err_out: *mut *mut gn_error,
     change: impl FnOnce(&mut DnsOptions) -> Result<(), Error>,
 ) -> gn_status {
-    with_status(err_out, || {
-        // SAFETY: NULL or a live options object, which the caller does not use from another thread now.
-        let options = unsafe { options.as_mut() }.ok_or_else(|| Error::invalid_argument("options is NULL"))?;
-        let mut dns = options.inner.dns.clone();
-        change(&mut dns)?;
-        dns.validate()?;
-        options.inner.dns = dns;
-        Ok(())
+    edit_options(options, err_out, |o| {
+        change(&mut o.inner.dns)?;
+        o.inner.dns.validate()
     })
 }
 
@@ -40,11 +34,8 @@ pub extern "C" fn gn_resolver_options_set_dns_nameserver(
     err_out: *mut *mut gn_error,
 ) -> gn_status {
     edit(options, err_out, |dns| {
-        dns.nameserver = match nameserver.is_null() {
-            true => None,
-            // SAFETY: not NULL, and NUL-terminated as documented.
-            false => Some(dns::parse_nameserver(unsafe { str_arg(nameserver, "nameserver") }?)?),
-        };
+        // SAFETY: NULL or a NUL-terminated string, as documented.
+        dns.nameserver = unsafe { borrow_opt_str(nameserver, "nameserver") }?.map(dns::parse_nameserver).transpose()?;
         Ok(())
     })
 }
@@ -187,12 +178,9 @@ pub extern "C" fn gn_resolver_options_set_dns_srv_backends(
     err_out: *mut *mut gn_error,
 ) -> gn_status {
     edit(options, err_out, |dns| {
-        dns.srv_backends = match (enabled, service_label.is_null()) {
-            (false, _) => None,
-            (true, true) => Some(DEFAULT_SRV_LABEL.to_string()),
-            // SAFETY: not NULL, and NUL-terminated as documented.
-            (true, false) => Some(unsafe { str_arg(service_label, "service_label") }?.to_string()),
-        };
+        // SAFETY: NULL or a NUL-terminated string, as documented.
+        let label = unsafe { borrow_opt_str(service_label, "service_label") }?;
+        dns.srv_backends = enabled.then(|| label.unwrap_or(DEFAULT_SRV_LABEL).to_string());
         Ok(())
     })
 }
@@ -207,11 +195,8 @@ pub extern "C" fn gn_resolver_options_set_dns_client_hostname(
     err_out: *mut *mut gn_error,
 ) -> gn_status {
     edit(options, err_out, |dns| {
-        dns.client_hostname = match hostname.is_null() {
-            true => None,
-            // SAFETY: not NULL, and NUL-terminated as documented.
-            false => Some(unsafe { str_arg(hostname, "hostname") }?.to_string()),
-        };
+        // SAFETY: NULL or a NUL-terminated string, as documented.
+        dns.client_hostname = unsafe { borrow_opt_str(hostname, "hostname") }?.map(str::to_string);
         Ok(())
     })
 }

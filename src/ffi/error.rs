@@ -1,9 +1,10 @@
 //! Status codes and error objects at the C boundary. There is no thread-local "last error": a failing
 //! call hands its error object to the caller through an optional `gn_error **err_out`.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_int, CString};
 
 use super::panic::guard;
+use super::plumbing::{enum_row, enum_row_of, free_handle, on_handle, EnumRow, Out};
 use crate::error::{Error, ErrorKind};
 
 /// Result of every fallible call. `GN_STATUS_OK` is 0; every other value is a failure whose details,
@@ -38,21 +39,32 @@ pub enum gn_status {
     Internal = 11,
 }
 
+/// Every status: its C name and the error kind it reports. The one table for both directions and
+/// for `gn_status_name`.
+static STATUSES: [EnumRow<gn_status, Option<ErrorKind>>; 12] = [
+    EnumRow::new(gn_status::Ok, c"GN_STATUS_OK", None),
+    EnumRow::new(gn_status::InvalidArgument, c"GN_STATUS_INVALID_ARGUMENT", Some(ErrorKind::InvalidArgument)),
+    EnumRow::new(gn_status::InvalidTarget, c"GN_STATUS_INVALID_TARGET", Some(ErrorKind::InvalidTarget)),
+    EnumRow::new(gn_status::UnsupportedScheme, c"GN_STATUS_UNSUPPORTED_SCHEME", Some(ErrorKind::UnsupportedScheme)),
+    EnumRow::new(gn_status::Timeout, c"GN_STATUS_TIMEOUT", Some(ErrorKind::Timeout)),
+    EnumRow::new(gn_status::Closed, c"GN_STATUS_CLOSED", Some(ErrorKind::Closed)),
+    EnumRow::new(gn_status::BadState, c"GN_STATUS_BAD_STATE", Some(ErrorKind::BadState)),
+    EnumRow::new(gn_status::Unavailable, c"GN_STATUS_UNAVAILABLE", Some(ErrorKind::Unavailable)),
+    EnumRow::new(gn_status::PermissionDenied, c"GN_STATUS_PERMISSION_DENIED", Some(ErrorKind::PermissionDenied)),
+    EnumRow::new(gn_status::NotFound, c"GN_STATUS_NOT_FOUND", Some(ErrorKind::NotFound)),
+    EnumRow::new(gn_status::Runtime, c"GN_STATUS_RUNTIME", Some(ErrorKind::Runtime)),
+    EnumRow::new(gn_status::Internal, c"GN_STATUS_INTERNAL", Some(ErrorKind::Internal)),
+];
+
+impl From<gn_status> for c_int {
+    fn from(status: gn_status) -> c_int {
+        status as c_int
+    }
+}
+
 impl From<ErrorKind> for gn_status {
     fn from(kind: ErrorKind) -> Self {
-        match kind {
-            ErrorKind::InvalidArgument => gn_status::InvalidArgument,
-            ErrorKind::InvalidTarget => gn_status::InvalidTarget,
-            ErrorKind::UnsupportedScheme => gn_status::UnsupportedScheme,
-            ErrorKind::Timeout => gn_status::Timeout,
-            ErrorKind::Closed => gn_status::Closed,
-            ErrorKind::BadState => gn_status::BadState,
-            ErrorKind::Unavailable => gn_status::Unavailable,
-            ErrorKind::PermissionDenied => gn_status::PermissionDenied,
-            ErrorKind::NotFound => gn_status::NotFound,
-            ErrorKind::Runtime => gn_status::Runtime,
-            ErrorKind::Internal => gn_status::Internal,
-        }
+        enum_row_of(&STATUSES, Some(kind)).map_or(gn_status::Internal, |row| row.c)
     }
 }
 
@@ -68,59 +80,38 @@ pub struct gn_error {
 /// # Safety
 /// `err_out` is NULL or valid for a write of a pointer.
 pub(crate) unsafe fn set_error(err_out: *mut *mut gn_error, error: Error) {
-    if err_out.is_null() {
-        return;
-    }
+    // NULL: the caller wants no error object.
+    let Ok(out) = Out::new(err_out, "err_out") else { return };
     let status = gn_status::from(error.kind());
     // Messages come from our own text and from servers; a NUL inside is replaced, never fatal.
     let message = CString::new(error.message().replace('\0', "\\0")).unwrap_or_default();
-    err_out.write(Box::into_raw(Box::new(gn_error { status, message })));
+    let _ = out.put(gn_error { status, message });
 }
 
-/// The status of `error`; `GN_STATUS_INVALID_ARGUMENT` when `error` is NULL.
+/// The status of `error`; `GN_STATUS_INVALID_ARGUMENT` when `error` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_error_status(error: *const gn_error) -> gn_status {
-    // SAFETY: NULL or a live error made by this library.
-    guard(gn_status::Internal, || unsafe { error.as_ref() }.map_or(gn_status::InvalidArgument, |e| e.status))
+    on_handle(error, gn_status::InvalidArgument, |e| e.status)
 }
 
 /// The message of `error`, UTF-8 and NUL-terminated; borrowed: valid until `gn_error_free(error)`.
-/// Returns "" when `error` is NULL.
+/// Returns "" when `error` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_error_message(error: *const gn_error) -> *const c_char {
-    // SAFETY: NULL or a live error made by this library.
-    guard(c"".as_ptr(), || unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.message.as_ptr()))
+    on_handle(error, c"".as_ptr(), |e| e.message.as_ptr())
 }
 
 /// Frees an error. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn gn_error_free(error: *mut gn_error) {
-    guard((), || {
-        if !error.is_null() {
-            // SAFETY: the caller owns `error`, made by this library, and gives it up here.
-            drop(unsafe { Box::from_raw(error) });
-        }
-    })
+    free_handle(error)
 }
 
-/// A static, human-readable name for a status ("GN_STATUS_TIMEOUT"); never NULL, never freed.
+/// A static, human-readable name for `status`, a `gn_status` value ("GN_STATUS_TIMEOUT"); never NULL,
+/// never freed. Any integer is accepted: one that is not a `gn_status` gets "GN_STATUS_UNKNOWN".
+/// Thread-safe.
 #[no_mangle]
-pub extern "C" fn gn_status_name(status: gn_status) -> *const c_char {
-    guard(c"GN_STATUS_UNKNOWN".as_ptr(), || {
-        let name: &'static std::ffi::CStr = match status {
-            gn_status::Ok => c"GN_STATUS_OK",
-            gn_status::InvalidArgument => c"GN_STATUS_INVALID_ARGUMENT",
-            gn_status::InvalidTarget => c"GN_STATUS_INVALID_TARGET",
-            gn_status::UnsupportedScheme => c"GN_STATUS_UNSUPPORTED_SCHEME",
-            gn_status::Timeout => c"GN_STATUS_TIMEOUT",
-            gn_status::Closed => c"GN_STATUS_CLOSED",
-            gn_status::BadState => c"GN_STATUS_BAD_STATE",
-            gn_status::Unavailable => c"GN_STATUS_UNAVAILABLE",
-            gn_status::PermissionDenied => c"GN_STATUS_PERMISSION_DENIED",
-            gn_status::NotFound => c"GN_STATUS_NOT_FOUND",
-            gn_status::Runtime => c"GN_STATUS_RUNTIME",
-            gn_status::Internal => c"GN_STATUS_INTERNAL",
-        };
-        name.as_ptr()
-    })
+pub extern "C" fn gn_status_name(status: c_int) -> *const c_char {
+    let unknown = c"GN_STATUS_UNKNOWN";
+    guard(unknown.as_ptr(), || enum_row(&STATUSES, status).map_or(unknown, |row| row.name).as_ptr())
 }

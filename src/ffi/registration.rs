@@ -5,8 +5,8 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::error::{gn_error, gn_status};
-use super::panic::{guard, with_status};
-use super::{handle_arg, str_arg, write_out};
+use super::panic::with_status;
+use super::plumbing::{borrow, borrow_opt_str, borrow_str, edit_options, free_handle, new_handle, on_handle, Out};
 use crate::error::Error;
 use crate::etcd::registration::{Registration, RegistrationOptions, RegistrationState, MIN_TTL};
 
@@ -39,6 +39,7 @@ impl From<RegistrationState> for gn_registration_state {
 /// Options for `gn_registration_start`. Made by `gn_registration_options_new`, freed by
 /// `gn_registration_options_free`. Not thread-safe: do not change one object from two threads at
 /// once. `gn_registration_start` copies it.
+#[derive(Clone)]
 pub struct gn_registration_options {
     inner: RegistrationOptions,
 }
@@ -47,32 +48,13 @@ pub struct gn_registration_options {
 /// Never NULL (NULL only if the process is out of memory).
 #[no_mangle]
 pub extern "C" fn gn_registration_options_new() -> *mut gn_registration_options {
-    guard(std::ptr::null_mut(), || {
-        Box::into_raw(Box::new(gn_registration_options { inner: RegistrationOptions::default() }))
-    })
+    new_handle(|| gn_registration_options { inner: RegistrationOptions::default() })
 }
 
 /// Frees an options object. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn gn_registration_options_free(options: *mut gn_registration_options) {
-    guard((), || {
-        if !options.is_null() {
-            // SAFETY: the caller owns `options`, made by this library, and gives it up here.
-            drop(unsafe { Box::from_raw(options) });
-        }
-    })
-}
-
-fn with_options(
-    options: *mut gn_registration_options,
-    err_out: *mut *mut gn_error,
-    body: impl FnOnce(&mut RegistrationOptions) -> Result<(), Error>,
-) -> gn_status {
-    with_status(err_out, || {
-        // SAFETY: NULL or a live options object that no other thread changes now.
-        let options = unsafe { options.as_mut() }.ok_or_else(|| Error::invalid_argument("options is NULL"))?;
-        body(&mut options.inner)
-    })
+    free_handle(options)
 }
 
 /// The etcd cluster to register in: "" for the default cluster, a name given to
@@ -84,9 +66,9 @@ pub extern "C" fn gn_registration_options_set_cluster(
     cluster: *const c_char,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_options(options, err_out, |o| {
+    edit_options(options, err_out, |o| {
         // SAFETY: NULL or a NUL-terminated string, as documented.
-        o.cluster = unsafe { str_arg(cluster, "cluster") }?.to_string();
+        o.inner.cluster = unsafe { borrow_str(cluster, "cluster") }?.to_string();
         Ok(())
     })
 }
@@ -100,12 +82,12 @@ pub extern "C" fn gn_registration_options_set_ttl_ms(
     ttl_ms: u32,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_options(options, err_out, |o| {
+    edit_options(options, err_out, |o| {
         let ttl = Duration::from_millis(ttl_ms.into());
         if ttl < MIN_TTL {
             return Err(Error::invalid_argument(format!("TTL {ttl_ms} ms is below the minimum of 1000 ms")));
         }
-        o.ttl = ttl;
+        o.inner.ttl = ttl;
         Ok(())
     })
 }
@@ -119,16 +101,13 @@ pub extern "C" fn gn_registration_options_set_metadata_json(
     json: *const c_char,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_options(options, err_out, |o| {
-        if json.is_null() {
-            o.metadata = None;
-            return Ok(());
-        }
-        // SAFETY: a NUL-terminated string, as documented.
-        let text = unsafe { str_arg(json, "json") }?;
-        let value = serde_json::from_str(text)
+    edit_options(options, err_out, |o| {
+        // SAFETY: NULL or a NUL-terminated string, as documented.
+        let text = unsafe { borrow_opt_str(json, "json") }?;
+        o.inner.metadata = text
+            .map(serde_json::from_str)
+            .transpose()
             .map_err(|e| Error::invalid_argument(format!("metadata is not valid JSON: {e}")))?;
-        o.metadata = Some(value);
         Ok(())
     })
 }
@@ -141,8 +120,8 @@ pub extern "C" fn gn_registration_options_set_raw_value(
     raw: bool,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_options(options, err_out, |o| {
-        o.raw_value = raw;
+    edit_options(options, err_out, |o| {
+        o.inner.raw_value = raw;
         Ok(())
     })
 }
@@ -177,15 +156,11 @@ pub extern "C" fn gn_registration_start(
 ) -> gn_status {
     with_status(err_out, || {
         // SAFETY: the arguments follow this function's documented contract.
-        let service = unsafe { str_arg(service, "service") }?;
-        let address = unsafe { str_arg(address, "address") }?;
+        let service = unsafe { borrow_str(service, "service") }?;
+        let address = unsafe { borrow_str(address, "address") }?;
         let options = unsafe { options.as_ref() }.map(|o| o.inner.clone()).unwrap_or_default();
-        if registration_out.is_null() {
-            return Err(Error::invalid_argument("registration_out is NULL"));
-        }
-        let inner = Registration::start(service, address, &options)?;
-        // SAFETY: checked non-NULL above.
-        unsafe { write_out(registration_out, "registration_out", Box::into_raw(Box::new(gn_registration { inner }))) }
+        let out = unsafe { Out::new(registration_out, "registration_out") }?;
+        out.put(gn_registration { inner: Registration::start(service, address, &options)? })
     })
 }
 
@@ -200,7 +175,7 @@ pub extern "C" fn gn_registration_wait(
 ) -> gn_status {
     with_status(err_out, || {
         // SAFETY: NULL or a live registration.
-        let registration = unsafe { handle_arg(registration, "registration") }?;
+        let registration = unsafe { borrow(registration, "registration") }?;
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
         registration.inner.wait(timeout)
     })
@@ -209,10 +184,7 @@ pub extern "C" fn gn_registration_wait(
 /// The registration's state now; `GN_REGISTRATION_STATE_CLOSED` for NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_registration_get_state(registration: *const gn_registration) -> gn_registration_state {
-    guard(gn_registration_state::Closed, || {
-        // SAFETY: NULL or a live registration.
-        unsafe { registration.as_ref() }.map_or(gn_registration_state::Closed, |r| r.inner.state().into())
-    })
+    on_handle(registration, gn_registration_state::Closed, |r| r.inner.state().into())
 }
 
 /// Stops renewing, deletes the key (and revokes the lease when no other registration shares it) so
@@ -242,10 +214,5 @@ pub extern "C" fn gn_registration_close(
 /// logged) and releases the handle. NULL is a no-op. Must be the last call on this handle.
 #[no_mangle]
 pub extern "C" fn gn_registration_free(registration: *mut gn_registration) {
-    guard((), || {
-        if !registration.is_null() {
-            // SAFETY: the caller owns the handle and gives it up here; dropping closes it.
-            drop(unsafe { Box::from_raw(registration) });
-        }
-    })
+    free_handle(registration)
 }

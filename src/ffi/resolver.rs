@@ -5,12 +5,11 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
+use super::closure::{Closure, ClosureOwner};
 use super::error::{gn_error, gn_status};
-use super::panic::{guard, with_status};
+use super::panic::with_status;
+use super::plumbing::{borrow, borrow_str, edit_options, free_handle, new_handle, on_handle, Out};
 use super::update::gn_update;
-use super::{handle_arg, str_arg, write_out};
 use crate::error::Error;
 use crate::resolver::{Resolver, ResolverOptions, UpdateHandler};
 use crate::update::Update;
@@ -19,6 +18,7 @@ use crate::update::Update;
 /// most hosts). Made by `gn_resolver_options_new`, freed by `gn_resolver_options_free`. Not
 /// thread-safe: do not change one options object from two threads at once. `gn_resolver_start`
 /// copies it, so it may be freed or changed right after.
+#[derive(Clone)]
 pub struct gn_resolver_options {
     pub(crate) inner: ResolverOptions,
 }
@@ -26,18 +26,13 @@ pub struct gn_resolver_options {
 /// A new options object with every default. Never NULL (NULL only if the process is out of memory).
 #[no_mangle]
 pub extern "C" fn gn_resolver_options_new() -> *mut gn_resolver_options {
-    guard(std::ptr::null_mut(), || Box::into_raw(Box::new(gn_resolver_options { inner: ResolverOptions::default() })))
+    new_handle(|| gn_resolver_options { inner: ResolverOptions::default() })
 }
 
 /// Frees an options object. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn gn_resolver_options_free(options: *mut gn_resolver_options) {
-    guard((), || {
-        if !options.is_null() {
-            // SAFETY: the caller owns `options`, made by this library, and gives it up here.
-            drop(unsafe { Box::from_raw(options) });
-        }
-    })
+    free_handle(options)
 }
 
 /// The language of the gRPC stack that receives the updates ("c", "c++", "go", "python"...; default
@@ -49,14 +44,13 @@ pub extern "C" fn gn_resolver_options_set_client_language(
     language: *const c_char,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    with_status(err_out, || {
-        // SAFETY: the arguments follow this function's documented contract.
-        let options = unsafe { options.as_mut() }.ok_or_else(|| Error::invalid_argument("options is NULL"))?;
-        let language = unsafe { str_arg(language, "language") }?;
+    edit_options(options, err_out, |o| {
+        // SAFETY: NULL or a NUL-terminated string, as documented.
+        let language = unsafe { borrow_str(language, "language") }?;
         if language.is_empty() {
             return Err(Error::invalid_argument("language is empty"));
         }
-        options.inner.client_language = language.to_string();
+        o.inner.client_language = language.to_string();
         Ok(())
     })
 }
@@ -84,34 +78,16 @@ pub struct gn_update_callback {
     pub drop: Option<unsafe extern "C" fn(user_data: *mut c_void)>,
 }
 
-/// Runs the closure's `drop` when dropped.
-struct ForeignDrop {
-    user_data: *mut c_void,
-    drop: Option<unsafe extern "C" fn(*mut c_void)>,
-}
+type UpdateFn = unsafe extern "C" fn(*mut c_void, *const gn_update);
 
-// SAFETY: the header's contract makes user_data the host's to share across the library's threads.
-unsafe impl Send for ForeignDrop {}
-
-impl Drop for ForeignDrop {
-    fn drop(&mut self) {
-        if let Some(drop) = self.drop {
-            // SAFETY: the host's function, called once with its own user_data.
-            unsafe { drop(self.user_data) };
-        }
-    }
-}
-
-struct ForeignHandler {
-    call: unsafe extern "C" fn(*mut c_void, *const gn_update),
-    owner: ForeignDrop,
-}
+struct ForeignHandler(Closure<UpdateFn>);
 
 impl UpdateHandler for ForeignHandler {
     fn on_update(&mut self, update: &Arc<Update>) {
         let view = gn_update::new(Arc::clone(update));
+        let (call, user_data) = self.0.parts();
         // SAFETY: the host's function with its own user_data; `view` outlives the call.
-        unsafe { (self.call)(self.owner.user_data, &view) };
+        unsafe { call(user_data, &view) };
     }
 }
 
@@ -120,8 +96,23 @@ impl UpdateHandler for ForeignHandler {
 /// called from any thread, also at the same time; `gn_resolver_free` must be the last call on it.
 pub struct gn_resolver {
     resolver: Resolver,
-    /// A pull resolver's closure `drop`, run at close.
-    pull_owner: Mutex<Option<ForeignDrop>>,
+    /// A pull resolver's closure, released at close (a push resolver's belongs to its delivery).
+    pull_owner: Option<Arc<ClosureOwner>>,
+}
+
+impl gn_resolver {
+    fn close(&self) {
+        self.resolver.close();
+        if let Some(owner) = &self.pull_owner {
+            owner.release();
+        }
+    }
+}
+
+impl Drop for gn_resolver {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 /// Parses `target` and starts resolving it in the background.
@@ -143,22 +134,20 @@ pub extern "C" fn gn_resolver_start(
     resolver_out: *mut *mut gn_resolver,
     err_out: *mut *mut gn_error,
 ) -> gn_status {
-    let owner = ForeignDrop { user_data: callback.user_data, drop: callback.drop };
+    let (handler, owner) = Closure::take(callback.user_data, callback.call, callback.drop);
     with_status(err_out, move || {
         // SAFETY: the arguments follow this function's documented contract.
-        let target = unsafe { str_arg(target, "target") }?;
+        let target = unsafe { borrow_str(target, "target") }?;
         let options = unsafe { options.as_ref() }.map(|o| o.inner.clone()).unwrap_or_default();
-        if resolver_out.is_null() {
-            return Err(Error::invalid_argument("resolver_out is NULL"));
-        }
-        let (handler, pull_owner): (Option<Box<dyn UpdateHandler>>, _) = match callback.call {
-            Some(call) => (Some(Box::new(ForeignHandler { call, owner })), None),
-            None => (None, Some(owner)),
-        };
+        let out = unsafe { Out::new(resolver_out, "resolver_out") }?;
+        let pull_owner = handler.is_none().then_some(owner);
+        let handler = handler.map(|h| Box::new(ForeignHandler(h)) as Box<dyn UpdateHandler>);
         let resolver = Resolver::start(target, &options, handler)?;
-        let handle = Box::new(gn_resolver { resolver, pull_owner: Mutex::new(pull_owner) });
-        // SAFETY: checked non-NULL above.
-        unsafe { write_out(resolver_out, "resolver_out", Box::into_raw(handle)) }
+        if let Some(owner) = &pull_owner {
+            // So that `gn_runtime_shutdown` runs its `drop`, as it does for push resolvers.
+            crate::runtime::track_arc(owner);
+        }
+        out.put(gn_resolver { resolver, pull_owner })
     })
 }
 
@@ -168,7 +157,7 @@ pub extern "C" fn gn_resolver_start(
 pub extern "C" fn gn_resolver_resolve_now(resolver: *mut gn_resolver, err_out: *mut *mut gn_error) -> gn_status {
     with_status(err_out, || {
         // SAFETY: NULL or a live resolver.
-        unsafe { handle_arg(resolver, "resolver") }?.resolver.resolve_now();
+        unsafe { borrow(resolver, "resolver") }?.resolver.resolve_now();
         Ok(())
     })
 }
@@ -189,15 +178,11 @@ pub extern "C" fn gn_resolver_next(
     err_out: *mut *mut gn_error,
 ) -> gn_status {
     with_status(err_out, || {
-        // SAFETY: NULL or a live resolver.
-        let resolver = unsafe { handle_arg(resolver, "resolver") }?;
-        if update_out.is_null() {
-            return Err(Error::invalid_argument("update_out is NULL"));
-        }
+        // SAFETY: the arguments follow this function's documented contract.
+        let resolver = unsafe { borrow(resolver, "resolver") }?;
+        let out = unsafe { Out::new(update_out, "update_out") }?;
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        let update = resolver.resolver.next(timeout)?;
-        // SAFETY: checked non-NULL above.
-        unsafe { write_out(update_out, "update_out", Box::into_raw(Box::new(gn_update::new(update)))) }
+        out.put(gn_update::new(resolver.resolver.next(timeout)?))
     })
 }
 
@@ -208,32 +193,12 @@ pub extern "C" fn gn_resolver_next(
 /// `gn_resolver_free`.
 #[no_mangle]
 pub extern "C" fn gn_resolver_close(resolver: *mut gn_resolver) {
-    guard((), || {
-        // SAFETY: NULL or a live resolver.
-        if let Some(resolver) = unsafe { resolver.as_ref() } {
-            resolver.resolver.close();
-            let owner = resolver.pull_owner.lock().take();
-            if resolver.resolver.is_inherited() {
-                // The parent process owns this closure; the child's copy must not run its drop.
-                if let Some(owner) = owner {
-                    crate::runtime::abandon(Box::new(owner));
-                }
-            } else {
-                drop(owner);
-            }
-        }
-    })
+    on_handle(resolver, (), gn_resolver::close)
 }
 
 /// Closes the resolver (as `gn_resolver_close`) and releases the handle. NULL is a no-op. Must be the
 /// last call on this handle: no other thread may be using it.
 #[no_mangle]
 pub extern "C" fn gn_resolver_free(resolver: *mut gn_resolver) {
-    guard((), || {
-        if !resolver.is_null() {
-            gn_resolver_close(resolver);
-            // SAFETY: the caller owns the handle and gives it up here.
-            drop(unsafe { Box::from_raw(resolver) });
-        }
-    })
+    free_handle(resolver)
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_char, CString};
 
 use super::error::{gn_error, gn_status};
 use super::panic::{guard, with_status};
-use super::write_out;
+use super::plumbing::Out;
 use crate::error::Error;
 
 /// Writes the process-wide counters as a JSON object to `*json_out` (free it with `gn_string_free`):
@@ -16,12 +16,10 @@ use crate::error::Error;
 #[no_mangle]
 pub extern "C" fn gn_stats_json(json_out: *mut *mut c_char, err_out: *mut *mut gn_error) -> gn_status {
     with_status(err_out, || {
-        if json_out.is_null() {
-            return Err(Error::invalid_argument("json_out is NULL"));
-        }
+        // SAFETY: NULL or valid for a write, as documented.
+        let out = unsafe { Out::new(json_out, "json_out") }?;
         let json = CString::new(crate::etcd::stats::to_json()).map_err(|_| Error::invalid_argument("NUL in stats"))?;
-        // SAFETY: NULL (refused) or valid for a write, as documented.
-        unsafe { write_out(json_out, "json_out", json.into_raw()) }
+        out.write(json.into_raw())
     })
 }
 

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, CString};
 use std::sync::Arc;
 
-use super::panic::guard;
+use super::plumbing::{free_handle, on_handle};
 use crate::update::{AddressFamily, EndpointKind, ResolverState, Update};
 
 /// How to dial an address string.
@@ -116,18 +116,11 @@ impl gn_update {
     }
 }
 
-/// # Safety
-/// `update` is NULL or a live update.
-unsafe fn view<'a>(update: *const gn_update) -> Option<&'a gn_update> {
-    update.as_ref()
-}
-
 /// The update's state; `GN_RESOLVER_STATE_TRANSIENT_ERROR` for NULL.
 #[no_mangle]
 pub extern "C" fn gn_update_state(update: *const gn_update) -> gn_resolver_state {
-    // SAFETY: NULL or a live update.
-    guard(gn_resolver_state::TransientError, || match unsafe { view(update) }.map(|u| &u.update.state) {
-        Some(ResolverState::Ok) => gn_resolver_state::Ok,
+    on_handle(update, gn_resolver_state::TransientError, |u| match u.update.state {
+        ResolverState::Ok => gn_resolver_state::Ok,
         _ => gn_resolver_state::TransientError,
     })
 }
@@ -136,55 +129,39 @@ pub extern "C" fn gn_update_state(update: *const gn_update) -> gn_resolver_state
 /// Borrowed from the update.
 #[no_mangle]
 pub extern "C" fn gn_update_error_message(update: *const gn_update) -> *const c_char {
-    // SAFETY: NULL or a live update.
-    guard(std::ptr::null(), || {
-        unsafe { view(update) }.and_then(|u| u.error_message.as_ref()).map_or(std::ptr::null(), |m| m.as_ptr())
-    })
+    on_handle(update, std::ptr::null(), |u| u.error_message.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()))
 }
 
 /// The update's number, counting from 1 per resolver. A gap means updates were superseded before
 /// delivery (the latest complete list always wins). 0 for NULL.
 #[no_mangle]
 pub extern "C" fn gn_update_sequence(update: *const gn_update) -> u64 {
-    // SAFETY: NULL or a live update.
-    guard(0, || unsafe { view(update) }.map_or(0, |u| u.update.sequence))
+    on_handle(update, 0, |u| u.update.sequence)
 }
 
 /// How many entries the list has; 0 for NULL.
 #[no_mangle]
 pub extern "C" fn gn_update_address_count(update: *const gn_update) -> usize {
-    // SAFETY: NULL or a live update.
-    guard(0, || unsafe { view(update) }.map_or(0, |u| u.addresses.len()))
+    on_handle(update, 0, |u| u.addresses.len())
 }
 
 /// Entry `index` of the list, borrowed from the update; NULL when `update` is NULL or `index` is out
 /// of range.
 #[no_mangle]
 pub extern "C" fn gn_update_address(update: *const gn_update, index: usize) -> *const gn_address {
-    // SAFETY: NULL or a live update.
-    guard(std::ptr::null(), || {
-        unsafe { view(update) }.and_then(|u| u.addresses.get(index)).map_or(std::ptr::null(), |a| a as *const _)
-    })
+    on_handle(update, std::ptr::null(), |u| u.addresses.get(index).map_or(std::ptr::null(), |a| a as *const _))
 }
 
 /// The service config chosen for this client, as JSON text; NULL when there is none or `update` is
 /// NULL. Borrowed from the update.
 #[no_mangle]
 pub extern "C" fn gn_update_service_config(update: *const gn_update) -> *const c_char {
-    // SAFETY: NULL or a live update.
-    guard(std::ptr::null(), || {
-        unsafe { view(update) }.and_then(|u| u.service_config.as_ref()).map_or(std::ptr::null(), |c| c.as_ptr())
-    })
+    on_handle(update, std::ptr::null(), |u| u.service_config.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
 }
 
 /// Frees an update returned by `gn_resolver_next`. NULL is a no-op. Never pass the update a callback
 /// received: that one is borrowed.
 #[no_mangle]
 pub extern "C" fn gn_update_free(update: *mut gn_update) {
-    guard((), || {
-        if !update.is_null() {
-            // SAFETY: the caller owns `update`, made by `gn_resolver_next`, and gives it up here.
-            drop(unsafe { Box::from_raw(update) });
-        }
-    })
+    free_handle(update)
 }

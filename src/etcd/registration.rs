@@ -85,15 +85,14 @@ impl Registration {
         if options.ttl < MIN_TTL {
             return Err(Error::invalid_argument(format!("TTL {:?} is below the minimum {MIN_TTL:?}", options.ttl)));
         }
-        let runtime = runtime::handle()?;
+        let home = runtime::home()?;
         let cluster = cluster::for_name(&options.cluster)?;
         let prefix = format!("{service}/");
         let watch = watcher::subscribe(&cluster, &prefix)?;
-        let group = LeaseGroup::join(&cluster, options.ttl)?;
         let core = Arc::new(Core {
             key: format!("{prefix}{address}"),
             cluster,
-            group: Mutex::new(Some(Arc::clone(&group))),
+            group: Mutex::new(None),
             state: Mutex::new(RegistrationState::Registering),
             changed: Condvar::new(),
             task: Mutex::new(None),
@@ -102,10 +101,15 @@ impl Registration {
             _active: Gauge::up(&STATS.registrations_active),
         });
         let value = value::format(address, options.metadata.as_ref(), options.raw_value);
-        let mut slot = core.task.lock();
-        *slot = Some(runtime.spawn(hold(Arc::clone(&core), group, watch, value)).abort_handle());
-        drop(slot);
-        runtime::track_arc(&core);
+        // Closers wait while the registration is tracked, joins its group and spawns its task: a
+        // shutdown, which may close it as soon as it is tracked, then finds it whole. Tracking fails
+        // once a shutdown has begun (it would never close this one); nothing has started by then.
+        let serial = core.closing.lock();
+        runtime::track(&core, &home)?;
+        let group = LeaseGroup::join(&core.cluster, options.ttl)?;
+        *core.group.lock() = Some(Arc::clone(&group));
+        *core.task.lock() = Some(home.handle.spawn(hold(Arc::clone(&core), group, watch, value)).abort_handle());
+        drop(serial);
         Ok(Registration { core })
     }
 

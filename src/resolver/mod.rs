@@ -133,8 +133,8 @@ impl Resolver {
         options: &ResolverOptions,
         handler: Option<Box<dyn UpdateHandler>>,
     ) -> Result<Self, Error> {
-        let runtime = runtime::handle()?;
-        let delivery = Delivery::new(handler, runtime.clone());
+        let home = runtime::home()?;
+        let delivery = Delivery::new(handler, home.handle.clone());
         let resolve_now = Arc::new(Notify::new());
         let options = Arc::new(options.clone());
         let ctx = ResolverContext {
@@ -154,11 +154,17 @@ impl Resolver {
         };
         let shared =
             Arc::new(Shared { target, delivery, resolve_now, task: Mutex::new(None), pid: std::process::id() });
-        // Hold the task slot while spawning so a racing close cannot miss the abort handle.
+        // Hold the task slot while tracking and spawning, so that a shutdown's close, which may come as
+        // soon as the resolver is tracked, cannot miss the abort handle.
         let mut slot = shared.task.lock();
-        *slot = Some(runtime.spawn(body).abort_handle());
+        if let Err(e) = runtime::track(&shared, &home) {
+            // A shutdown began since `home`: it would never close this resolver, so it does not start.
+            drop(slot);
+            shared.delivery.close();
+            return Err(e);
+        }
+        *slot = Some(home.handle.spawn(body).abort_handle());
         drop(slot);
-        runtime::track_arc(&shared);
         tracing::debug!(scheme = shared.target.scheme(), "resolver started");
         Ok(Resolver { shared })
     }

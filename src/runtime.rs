@@ -111,6 +111,13 @@ pub(crate) struct Home {
     generation: u64,
 }
 
+impl Home {
+    /// Which runtime this is; another one installed later has a different generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
 /// The runtime for a new object, starting it if needed. Fails with `Closed` while a shutdown runs: an
 /// object started now would outlive the runtime it runs on.
 pub(crate) fn home() -> Result<Home, Error> {

@@ -34,7 +34,8 @@ static bool signal_members(const char *sig) {
 static void configure_cluster(void) {
   const char *endpoints = getenv("GNAMING_TEST_ETCD_ENDPOINTS");
   CHECK(endpoints && *endpoints && getenv("GNAMING_TEST_ETCD_DIR"),
-        "GNAMING_TEST_ETCD_ENDPOINTS and GNAMING_TEST_ETCD_DIR are not set: run under tests/harness/etcd_cluster.py run");
+        "GNAMING_TEST_ETCD_ENDPOINTS and GNAMING_TEST_ETCD_DIR are not set: "
+        "run under tests/harness/etcd_cluster.py run");
   if (!endpoints) return;
   members = 1;
   for (const char *p = endpoints; *p; p++) members += *p == ',';

@@ -3,8 +3,9 @@
  * start must either fail with GN_STATUS_CLOSED (a resolver's closure dropped before it returns) or give
  * an object that the shutdown closed or that lives on the fresh runtime: an etcd resolver must see an
  * address registered after the shutdown, a registration must reach REGISTERED. Every closure is dropped
- * exactly once by the end, and LeakSanitizer finds nothing. Runs under tests/harness/etcd_cluster.py run (GNAMING_TEST_ETCD_ENDPOINTS); built with
- * -Wall -Wextra -Werror, run under ASan+UBSan and valgrind. */
+ * exactly once by the end, and LeakSanitizer finds nothing. Runs under tests/harness/etcd_cluster.py
+ * run (GNAMING_TEST_ETCD_ENDPOINTS); built with -Wall -Wextra -Werror, run under ASan+UBSan and
+ * valgrind. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -71,7 +72,7 @@ static void on_drop(void *user_data) {
   atomic_fetch_add(&s->drops, 1);
 }
 
-static void *start_resolvers(void *arg) {
+static void *start_objects(void *arg) {
   starter *t = arg;
   double end = now_ms() + WAIT_MS;
   while (!atomic_load(&go) && now_ms() < end) sched_yield();
@@ -120,7 +121,8 @@ static void *shut_down(void *arg) {
 
 static void configure_cluster(void) {
   const char *endpoints = getenv("GNAMING_TEST_ETCD_ENDPOINTS");
-  CHECK(endpoints != NULL && *endpoints, "GNAMING_TEST_ETCD_ENDPOINTS is not set: run under tests/harness/etcd_cluster.py run");
+  CHECK(endpoints != NULL && *endpoints,
+        "GNAMING_TEST_ETCD_ENDPOINTS is not set: run under tests/harness/etcd_cluster.py run");
   if (!endpoints) return;
   gn_cluster_options *o = gn_cluster_options_new();
   CHECK(gn_cluster_options_set_endpoints(o, endpoints, NULL) == GN_STATUS_OK, "endpoints %s", endpoints);
@@ -177,7 +179,7 @@ static void one_round(int round) {
   pthread_t tids[STARTERS], shutter;
   for (int t = 0; t < STARTERS; t++) {
     threads[t].id = t;
-    pthread_create(&tids[t], NULL, start_resolvers, &threads[t]);
+    pthread_create(&tids[t], NULL, start_objects, &threads[t]);
   }
   pthread_create(&shutter, NULL, shut_down, &round);
   atomic_store(&go, 1);

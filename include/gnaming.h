@@ -619,8 +619,9 @@ enum gn_status gn_registration_options_set_raw_value(struct gn_registration_opti
  * - `registration_out`: receives the new registration on success; untouched on error.
  * - `err_out`: NULL, or receives an error on failure (free it with `gn_error_free`).
  *
- * Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service or address and `GN_STATUS_NOT_FOUND`
- * for an unknown cluster name; never because etcd is unreachable (that is retried). Thread-safe.
+ * Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service or address, `GN_STATUS_NOT_FOUND` for an
+ * unknown cluster name and `GN_STATUS_CLOSED` while `gn_runtime_shutdown` runs; never because etcd is
+ * unreachable (that is retried). Thread-safe.
  */
 enum gn_status gn_registration_start(const char *service,
                                      const char *address,
@@ -744,12 +745,16 @@ void gn_resolver_free(struct gn_resolver *resolver);
 enum gn_status gn_runtime_configure(size_t worker_threads, struct gn_error **err_out);
 
 /**
- * For hosts that unload the library: closes every live resolver (running their closures' `drop`),
- * then stops the runtime, waiting at most `timeout_ms` for its threads. Handles stay valid for
- * `_free` only. A later call that needs the runtime starts a new one. Fails with
- * `GN_STATUS_BAD_STATE` when called from a callback or a library thread. Thread-safe.
+ * For hosts that unload the library: closes every live resolver (running their closures' `drop`, push
+ * and pull alike) and registration, then stops the runtime, waiting at most `timeout_ms` for its
+ * threads. Handles stay valid for `_free` only. A resolver or registration started while this runs
+ * is either closed by it or fails with `GN_STATUS_CLOSED` (a resolver's closure dropped before its
+ * start returns); one started after it returns gets a new runtime. A second concurrent call waits
+ * for the first. Fails with `GN_STATUS_BAD_STATE` when called from a callback, a library thread or a
+ * closure's `drop` that a shutdown runs. Thread-safe.
  */
-enum gn_status gn_runtime_shutdown(uint32_t timeout_ms, struct gn_error **err_out);
+enum gn_status gn_runtime_shutdown(uint32_t timeout_ms,
+                                   struct gn_error **err_out);
 
 /**
  * Writes the process-wide counters as a JSON object to `*json_out` (free it with `gn_string_free`):

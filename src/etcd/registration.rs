@@ -2,7 +2,7 @@
 //! re-granted and re-put forever when the lease or the key is lost, removed at close.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use etcd_client::PutOptions;
@@ -85,15 +85,14 @@ impl Registration {
         if options.ttl < MIN_TTL {
             return Err(Error::invalid_argument(format!("TTL {:?} is below the minimum {MIN_TTL:?}", options.ttl)));
         }
-        let runtime = runtime::handle()?;
+        let home = runtime::home()?;
         let cluster = cluster::for_name(&options.cluster)?;
         let prefix = format!("{service}/");
         let watch = watcher::subscribe(&cluster, &prefix)?;
-        let group = LeaseGroup::join(&cluster, options.ttl)?;
         let core = Arc::new(Core {
             key: format!("{prefix}{address}"),
             cluster,
-            group: Mutex::new(Some(Arc::clone(&group))),
+            group: Mutex::new(None),
             state: Mutex::new(RegistrationState::Registering),
             changed: Condvar::new(),
             task: Mutex::new(None),
@@ -102,10 +101,15 @@ impl Registration {
             _active: Gauge::up(&STATS.registrations_active),
         });
         let value = value::format(address, options.metadata.as_ref(), options.raw_value);
-        let mut slot = core.task.lock();
-        *slot = Some(runtime.spawn(hold(Arc::clone(&core), group, watch, value)).abort_handle());
-        drop(slot);
-        runtime::track_arc(&core);
+        // Closers wait while the registration is tracked, joins its group and spawns its task: a
+        // shutdown, which may close it as soon as it is tracked, then finds it whole. Tracking fails
+        // once a shutdown has begun (it would never close this one); nothing has started by then.
+        let serial = core.closing.lock();
+        runtime::track(&core, &home)?;
+        let group = LeaseGroup::join(&core.cluster, options.ttl, &home);
+        *core.group.lock() = Some(Arc::clone(&group));
+        *core.task.lock() = Some(home.handle.spawn(hold(Arc::clone(&core), group, watch, value)).abort_handle());
+        drop(serial);
         Ok(Registration { core })
     }
 
@@ -196,6 +200,9 @@ impl Core {
             // Inherited through fork: the key and the lease belong to the parent.
             return Ok(());
         }
+        // Leave the group now rather than once etcd answers: the answer may never come (a timed-out
+        // close, a shutdown), and a registration starting later must not join a group left behind.
+        let revoke = group.leave();
         let cluster = Arc::clone(&self.cluster);
         let key = self.key.clone();
         let work = async move {
@@ -206,7 +213,7 @@ impl Core {
                     async move { c.delete(k, None).await }
                 })
                 .await;
-            let revoked = match group.leave() {
+            let revoked = match revoke {
                 Some(lease) => cluster
                     .call("lease revoke", move |mut c| async move { c.lease_revoke(lease).await })
                     .await
@@ -318,36 +325,53 @@ enum LeaseState {
 /// One lease and one keep-alive stream for every registration with the same cluster and TTL.
 struct LeaseGroup {
     key: GroupKey,
+    /// Keeps the cluster's allocation (not the cluster) alive while the group is listed, so that the
+    /// address in `key` cannot be reused by another cluster.
+    _cluster: Weak<Cluster>,
+    /// The runtime the keep-alive runs on; a group from an earlier runtime is dead.
+    generation: u64,
     lease: watch::Receiver<LeaseState>,
     lost: mpsc::UnboundedSender<i64>,
     task: AbortHandle,
     members: Mutex<usize>,
 }
 
-/// A lease group's identity: its cluster (by address) and TTL.
+/// A lease group's identity: its cluster (by address, held by the group's `Weak`) and TTL.
 type GroupKey = (usize, Duration);
 
 static GROUPS: Mutex<Option<HashMap<GroupKey, Arc<LeaseGroup>>>> = Mutex::new(None);
 
 impl LeaseGroup {
-    fn join(cluster: &Arc<Cluster>, ttl: Duration) -> Result<Arc<LeaseGroup>, Error> {
+    /// Joins the live group of `cluster` and `ttl`, or starts one on `home`. A listed group whose
+    /// keep-alive has ended (its runtime shut down) is replaced, never joined: its lease would never be
+    /// renewed again.
+    fn join(cluster: &Arc<Cluster>, ttl: Duration, home: &runtime::Home) -> Arc<LeaseGroup> {
         let key = (Arc::as_ptr(cluster) as usize, ttl);
         let mut groups = GROUPS.lock();
         let groups = groups.get_or_insert_with(HashMap::new);
-        if let Some(group) = groups.get(&key) {
+        if let Some(group) = groups.get(&key).filter(|g| g.generation == home.generation() && !g.task.is_finished()) {
             *group.members.lock() += 1;
-            return Ok(Arc::clone(group));
+            return Arc::clone(group);
         }
         let (tx, rx) = watch::channel(LeaseState::Pending);
         let (lost_tx, lost_rx) = mpsc::unbounded_channel();
-        let task = runtime::handle()?.spawn(keep_leased(Arc::clone(cluster), ttl, tx, lost_rx)).abort_handle();
-        let group = Arc::new(LeaseGroup { key, lease: rx, lost: lost_tx, task, members: Mutex::new(1) });
+        let task = home.handle.spawn(keep_leased(Arc::clone(cluster), ttl, tx, lost_rx)).abort_handle();
+        let group = Arc::new(LeaseGroup {
+            key,
+            _cluster: Arc::downgrade(cluster),
+            generation: home.generation(),
+            lease: rx,
+            lost: lost_tx,
+            task,
+            members: Mutex::new(1),
+        });
         groups.insert(key, Arc::clone(&group));
-        Ok(group)
+        group
     }
 
-    /// Leaves the group; the last one out stops the keep-alive and gets the lease to revoke.
-    fn leave(&self) -> Option<i64> {
+    /// Leaves the group; the last one out stops the keep-alive, unlists the group (unless a live one
+    /// has replaced it) and gets the lease to revoke.
+    fn leave(self: &Arc<Self>) -> Option<i64> {
         let mut groups = GROUPS.lock();
         let mut members = self.members.lock();
         *members -= 1;
@@ -355,7 +379,9 @@ impl LeaseGroup {
             return None;
         }
         if let Some(groups) = groups.as_mut() {
-            groups.remove(&self.key);
+            if groups.get(&self.key).is_some_and(|listed| Arc::ptr_eq(listed, self)) {
+                groups.remove(&self.key);
+            }
         }
         self.task.abort();
         match *self.lease.borrow() {

@@ -85,7 +85,8 @@ impl Drop for ClosureOwner {
     }
 }
 
-/// `gn_runtime_shutdown` closes every live object; a pull resolver's closure is one of them.
+/// A pull resolver closes its closure with itself: at `gn_resolver_close`, at `gn_runtime_shutdown`,
+/// or when its start fails.
 impl Closable for ClosureOwner {
     fn close(&self) {
         self.release();

@@ -144,8 +144,9 @@ pub struct gn_registration {
 /// - `registration_out`: receives the new registration on success; untouched on error.
 /// - `err_out`: NULL, or receives an error on failure (free it with `gn_error_free`).
 ///
-/// Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service or address and `GN_STATUS_NOT_FOUND`
-/// for an unknown cluster name; never because etcd is unreachable (that is retried). Thread-safe.
+/// Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service or address, `GN_STATUS_NOT_FOUND` for an
+/// unknown cluster name and `GN_STATUS_CLOSED` while `gn_runtime_shutdown` runs; never because etcd is
+/// unreachable (that is retried). Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_registration_start(
     service: *const c_char,

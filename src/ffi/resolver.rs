@@ -5,13 +5,15 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::closure::{Closure, ClosureOwner};
+use super::closure::Closure;
 use super::error::{gn_error, gn_status};
 use super::panic::with_status;
 use super::plumbing::{borrow, borrow_str, edit_options, free_handle, new_handle, on_handle, Out};
 use super::update::gn_update;
 use crate::error::Error;
 use crate::resolver::{Resolver, ResolverOptions, UpdateHandler};
+use crate::runtime::Closable;
+use crate::target::Target;
 use crate::update::Update;
 
 /// Options for `gn_resolver_start`, set one by one (the set grows with new versions; defaults suit
@@ -95,24 +97,9 @@ impl UpdateHandler for ForeignHandler {
 /// `gn_resolver_free`. `gn_resolver_close`, `gn_resolver_resolve_now` and `gn_resolver_next` may be
 /// called from any thread, also at the same time; `gn_resolver_free` must be the last call on it.
 pub struct gn_resolver {
+    /// Closes on drop; a pull resolver's closure is released by the resolver's own close (and by a
+    /// runtime shutdown), a push resolver's by its delivery.
     resolver: Resolver,
-    /// A pull resolver's closure, released at close (a push resolver's belongs to its delivery).
-    pull_owner: Option<Arc<ClosureOwner>>,
-}
-
-impl gn_resolver {
-    fn close(&self) {
-        self.resolver.close();
-        if let Some(owner) = &self.pull_owner {
-            owner.release();
-        }
-    }
-}
-
-impl Drop for gn_resolver {
-    fn drop(&mut self) {
-        self.close();
-    }
 }
 
 /// Parses `target` and starts resolving it in the background.
@@ -140,14 +127,10 @@ pub extern "C" fn gn_resolver_start(
         let target = unsafe { borrow_str(target, "target") }?;
         let options = unsafe { options.as_ref() }.map(|o| o.inner.clone()).unwrap_or_default();
         let out = unsafe { Out::new(resolver_out, "resolver_out") }?;
-        let pull_owner = handler.is_none().then_some(owner);
+        let pull_owner = handler.is_none().then_some(owner).map(|owner| owner as Arc<dyn Closable>);
         let handler = handler.map(|h| Box::new(ForeignHandler(h)) as Box<dyn UpdateHandler>);
-        let resolver = Resolver::start(target, &options, handler)?;
-        if let Some(owner) = &pull_owner {
-            // So that `gn_runtime_shutdown` runs its `drop`, as it does for push resolvers.
-            crate::runtime::track_arc(owner);
-        }
-        out.put(gn_resolver { resolver, pull_owner })
+        let resolver = Resolver::start_closing(Target::parse(target)?, &options, handler, pull_owner)?;
+        out.put(gn_resolver { resolver })
     })
 }
 
@@ -193,7 +176,7 @@ pub extern "C" fn gn_resolver_next(
 /// `gn_resolver_free`.
 #[no_mangle]
 pub extern "C" fn gn_resolver_close(resolver: *mut gn_resolver) {
-    on_handle(resolver, (), gn_resolver::close)
+    on_handle(resolver, (), |r| r.resolver.close())
 }
 
 /// Closes the resolver (as `gn_resolver_close`) and releases the handle. NULL is a no-op. Must be the

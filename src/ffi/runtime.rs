@@ -14,10 +14,13 @@ pub extern "C" fn gn_runtime_configure(worker_threads: usize, err_out: *mut *mut
     with_status(err_out, || runtime::configure(worker_threads))
 }
 
-/// For hosts that unload the library: closes every live resolver (running their closures' `drop`),
-/// then stops the runtime, waiting at most `timeout_ms` for its threads. Handles stay valid for
-/// `_free` only. A later call that needs the runtime starts a new one. Fails with
-/// `GN_STATUS_BAD_STATE` when called from a callback or a library thread. Thread-safe.
+/// For hosts that unload the library: closes every live resolver (running their closures' `drop`, push
+/// and pull alike) and registration, then stops the runtime, waiting at most `timeout_ms` for its
+/// threads. Handles stay valid for `_free` only. A resolver or registration started while this runs
+/// is either closed by it or fails with `GN_STATUS_CLOSED` (a resolver's closure dropped before its
+/// start returns); one started after it returns gets a new runtime. A second concurrent call waits
+/// for the first. Fails with `GN_STATUS_BAD_STATE` when called from a callback, a library thread or a
+/// closure's `drop` that a shutdown runs. Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_runtime_shutdown(timeout_ms: u32, err_out: *mut *mut gn_error) -> gn_status {
     with_status(err_out, || runtime::shutdown(Duration::from_millis(u64::from(timeout_ms))))

@@ -101,18 +101,24 @@ struct Shared {
     resolve_now: Arc<Notify>,
     task: Mutex<Option<AbortHandle>>,
     pid: u32,
+    /// Closed right after the delivery: a pull consumer's closure (a push consumer's handler is owned
+    /// by the delivery itself), so that `close` and a runtime shutdown release both alike.
+    also_close: Option<Arc<dyn Closable>>,
 }
 
 impl Closable for Shared {
     fn close(&self) {
-        if !runtime::is_own(self.pid) {
+        if runtime::is_own(self.pid) {
+            if let Some(task) = self.task.lock().take() {
+                task.abort();
+            }
+            self.delivery.close();
+        } else {
             self.delivery.abandon();
-            return;
         }
-        if let Some(task) = self.task.lock().take() {
-            task.abort();
+        if let Some(other) = &self.also_close {
+            other.close();
         }
-        self.delivery.close();
     }
 }
 
@@ -133,8 +139,30 @@ impl Resolver {
         options: &ResolverOptions,
         handler: Option<Box<dyn UpdateHandler>>,
     ) -> Result<Self, Error> {
-        let runtime = runtime::handle()?;
-        let delivery = Delivery::new(handler, Jobs::on(runtime.clone()));
+        Self::start_closing(target, options, handler, None)
+    }
+
+    /// As [`Resolver::start_parsed`]; `also_close` is closed whenever the resolver is (by `close`, a
+    /// runtime shutdown, or a failed start), right after its delivery.
+    pub(crate) fn start_closing(
+        target: Target,
+        options: &ResolverOptions,
+        handler: Option<Box<dyn UpdateHandler>>,
+        also_close: Option<Arc<dyn Closable>>,
+    ) -> Result<Self, Error> {
+        let close_also = |also_close: &Option<Arc<dyn Closable>>| {
+            if let Some(other) = also_close {
+                other.close();
+            }
+        };
+        let home = match runtime::home() {
+            Ok(home) => home,
+            Err(e) => {
+                close_also(&also_close);
+                return Err(e);
+            }
+        };
+        let delivery = Delivery::new(handler, Jobs::on(home.handle.clone()));
         let resolve_now = Arc::new(Notify::new());
         let options = Arc::new(options.clone());
         let ctx = ResolverContext {
@@ -149,16 +177,29 @@ impl Resolver {
             Ok(body) => body,
             Err(e) => {
                 delivery.close();
+                close_also(&also_close);
                 return Err(e);
             }
         };
-        let shared =
-            Arc::new(Shared { target, delivery, resolve_now, task: Mutex::new(None), pid: std::process::id() });
-        // Hold the task slot while spawning so a racing close cannot miss the abort handle.
+        let shared = Arc::new(Shared {
+            target,
+            delivery,
+            resolve_now,
+            task: Mutex::new(None),
+            pid: std::process::id(),
+            also_close,
+        });
+        // Hold the task slot while tracking and spawning, so that a shutdown's close, which may come as
+        // soon as the resolver is tracked, cannot miss the abort handle.
         let mut slot = shared.task.lock();
-        *slot = Some(runtime.spawn(body).abort_handle());
+        if let Err(e) = runtime::track(&shared, &home) {
+            // A shutdown began since `home`: it would never close this resolver, so it does not start.
+            drop(slot);
+            shared.close();
+            return Err(e);
+        }
+        *slot = Some(home.handle.spawn(body).abort_handle());
         drop(slot);
-        runtime::track_arc(&shared);
         tracing::debug!(scheme = shared.target.scheme(), "resolver started");
         Ok(Resolver { shared })
     }

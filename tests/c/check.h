@@ -3,6 +3,8 @@
 #ifndef GNAMING_TEST_CHECK_H
 #define GNAMING_TEST_CHECK_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,16 @@ static inline double now_ms(void) {
 static inline void sleep_us(long us) {
   struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
   nanosleep(&ts, NULL);
+}
+
+/* Waits until `*value` is at least `at_least`, polling every millisecond; false after `timeout_ms`. */
+static inline bool wait_for(atomic_int *value, int at_least, double timeout_ms) {
+  double end = now_ms() + timeout_ms;
+  while (atomic_load(value) < at_least) {
+    if (now_ms() > end) return false;
+    sleep_us(1000);
+  }
+  return true;
 }
 
 #endif

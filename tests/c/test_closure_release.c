@@ -37,15 +37,6 @@ static void run_bounded(void *(*fn)(void *), void *arg, int timeout_ms, const ch
   }
 }
 
-static bool wait_for(atomic_int *value, int at_least, double timeout_ms) {
-  double end = now_ms() + timeout_ms;
-  while (atomic_load(value) < at_least) {
-    if (now_ms() > end) return false;
-    sleep_us(1000);
-  }
-  return true;
-}
-
 /* --- many threads close one idle pull resolver whose drop is slow --- */
 
 typedef struct slow_closure {

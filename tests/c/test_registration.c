@@ -275,15 +275,6 @@ static void inside_drop(void *user_data) {
   atomic_fetch_add(&in->drops, 1);
 }
 
-static bool wait_int(atomic_int *v, int at_least, double timeout_ms) {
-  double end = now_ms() + timeout_ms;
-  while (atomic_load(v) < at_least) {
-    if (now_ms() > end) return false;
-    sleep_us(2000);
-  }
-  return true;
-}
-
 static void closing_inside_a_resolver_callback_returns_at_once_and_removes_the_address(void) {
   static inside in;
   atomic_store(&in.close_status, -1);
@@ -294,9 +285,9 @@ static void closing_inside_a_resolver_callback_returns_at_once_and_removes_the_a
   gn_update_callback cb = {&in, inside_call, inside_drop};
   gn_resolver *r = NULL;
   CHECK(gn_resolver_start("etcd://c/creg-inside", NULL, cb, &r, NULL) == GN_STATUS_OK, "resolver");
-  CHECK(wait_int(&in.close_status, 0, WAIT_MS), "the callback closed the registration");
+  CHECK(wait_for(&in.close_status, 0, WAIT_MS), "the callback closed the registration");
   CHECK(atomic_load(&in.close_status) == GN_STATUS_OK, "close inside the callback: %d", atomic_load(&in.close_status));
-  CHECK(wait_int(&in.empty_after_close, 1, WAIT_MS), "the resolver saw the address go");
+  CHECK(wait_for(&in.empty_after_close, 1, WAIT_MS), "the resolver saw the address go");
   CHECK(gn_registration_get_state(reg) == GN_REGISTRATION_STATE_CLOSED, "state");
   gn_resolver_free(r);
   CHECK(atomic_load(&in.drops) == 1, "drop ran %d times", atomic_load(&in.drops));

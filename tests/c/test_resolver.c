@@ -63,15 +63,6 @@ static gn_update_callback probe_callback(probe *p) {
   return cb;
 }
 
-static bool wait_for(atomic_int *value, int at_least, double timeout_ms) {
-  double end = now_ms() + timeout_ms;
-  while (atomic_load(value) < at_least) {
-    if (now_ms() > end) return false;
-    sleep_us(1000);
-  }
-  return true;
-}
-
 static void version_matches_the_header(void) {
   CHECK(strcmp(gn_version(), GN_VERSION_STRING) == 0, "library %s, header %s", gn_version(), GN_VERSION_STRING);
   CHECK(gn_abi_version() == GN_ABI_VERSION, "library ABI %u, header %d", gn_abi_version(), GN_ABI_VERSION);

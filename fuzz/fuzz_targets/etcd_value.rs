@@ -1,0 +1,35 @@
+//! The etcd value parser (`etcd::value::parse`) on any bytes: etcd's Go naming JSON and bare
+//! `host:port`. Never panics; what it reads is a valid entry that `value::format` writes back to the
+//! same entry in both formats; and an address `validate_address` accepts reads back from both formats.
+#![no_main]
+
+use gnaming::etcd::value::{format, parse, validate_address, Entry};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(Entry::Add(endpoint)) = parse(data) {
+        assert!(endpoint.weight >= 1, "{data:?}: weight {}", endpoint.weight);
+        assert!(validate_address(&endpoint.address).is_ok(), "{data:?}: read an invalid address {endpoint:?}");
+        let metadata: Option<Value> = endpoint
+            .metadata
+            .as_deref()
+            .map(|m| serde_json::from_str(m).unwrap_or_else(|e| panic!("{data:?}: metadata {m:?} is not JSON: {e}")));
+        let json = format(&endpoint.address, metadata.as_ref(), false);
+        assert_eq!(parse(json.as_bytes()), Ok(Entry::Add(endpoint.clone())), "{data:?}: written as {json:?}");
+        let raw = format(&endpoint.address, None, true);
+        let bare = gnaming::Endpoint { weight: 1, metadata: None, ..endpoint };
+        assert_eq!(parse(raw.as_bytes()), Ok(Entry::Add(bare)), "{data:?}: written as {raw:?}");
+    }
+
+    // The same bytes as an address to register: the check before registering and the reader agree.
+    let Ok(addr) = std::str::from_utf8(data) else { return };
+    let valid = validate_address(addr).is_ok();
+    let json = format(addr, None, false);
+    let read = parse(json.as_bytes());
+    assert_eq!(valid, matches!(read, Ok(Entry::Add(_))), "{addr:?}: validate_address and {json:?} read as {read:?}");
+    if let Ok(Entry::Add(from_json)) = read {
+        let raw = format(addr, None, true);
+        assert_eq!(parse(raw.as_bytes()), Ok(Entry::Add(from_json)), "{addr:?}: the bare form reads differently");
+    }
+});

@@ -1,0 +1,64 @@
+//! The target parser (`Target::parse`): never panics, fails only with the two target statuses and a
+//! message quoting the input, and a parsed target written back in canonical form parses to itself.
+#![no_main]
+
+use gnaming::target::{ClusterRef, Target, MAX_TARGET_LEN};
+use gnaming::ErrorKind;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(input) = std::str::from_utf8(data) else { return };
+    let target = match Target::parse(input) {
+        Ok(target) => target,
+        Err(e) => {
+            assert!(matches!(e.kind(), ErrorKind::InvalidTarget | ErrorKind::UnsupportedScheme), "{input:?}: {e}");
+            assert!(e.message().starts_with("invalid target '"), "{input:?}: {e}");
+            return;
+        }
+    };
+    let canonical = canonical(&target);
+    // Some addresses print longer than they can be written (`::ffff:a:b` prints as `::ffff:0.10.0.11`):
+    // a canonical form past the length limit does not exist.
+    if canonical.len() > MAX_TARGET_LEN {
+        return;
+    }
+    match Target::parse(&canonical) {
+        Ok(again) => assert_eq!(again, target, "{input:?} parsed, its canonical form {canonical:?} parses differently"),
+        Err(e) => panic!("{input:?} parsed, its canonical form {canonical:?} does not: {e}"),
+    }
+});
+
+/// The target written in the one form each scheme's documentation gives, from its parsed parts only.
+fn canonical(target: &Target) -> String {
+    let copies = |n: u32| if n == 1 { String::new() } else { format!("#{n}") };
+    match target {
+        Target::Ipv4(addrs) => format!("ipv4:{}", join(addrs.iter().map(|a| a.to_string()))),
+        Target::Ipv6(addrs) => format!("ipv6:{}", join(addrs.iter().map(|a| a.to_string()))),
+        // `unix:` + `//x` would read `x` as an authority; the empty authority keeps absolute paths whole.
+        Target::Unix(path) if path.starts_with('/') => format!("unix://{path}"),
+        Target::Unix(path) => format!("unix:{path}"),
+        Target::Passthrough(endpoint) => format!("passthrough:///{endpoint}"),
+        Target::Pass(entries) => {
+            format!(
+                "pass:///{}",
+                join(entries.iter().map(|e| format!("{}{}", e.host.with_port(e.port), copies(e.copies))))
+            )
+        }
+        Target::Etcd(t) => {
+            let authority = match &t.cluster {
+                ClusterRef::Default => "",
+                ClusterRef::Endpoint(endpoint) => endpoint,
+                ClusterRef::Named(name) => name,
+            };
+            format!("etcd://{authority}/{}{}", t.service, copies(t.copies))
+        }
+        Target::Dns(t) => {
+            let server = t.server.map(|s| s.to_string()).unwrap_or_default();
+            format!("dns://{server}/{}", t.host.with_port(t.port))
+        }
+    }
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(",")
+}

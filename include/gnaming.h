@@ -329,7 +329,8 @@ typedef struct gn_address {
    */
   uint32_t copy_index;
   /**
-   * Metadata as JSON text, exactly as the source had it; NULL when there is none.
+   * Metadata as JSON text: the same JSON value as the source had, written out compactly (key order
+   * and number forms may differ from the source's text); NULL when there is none.
    */
   const char *metadata_json;
 } gn_address;

@@ -38,7 +38,8 @@ pub struct Endpoint {
     pub weight: u32,
     /// 0..N-1 for an address asked for N times (`#N`).
     pub copy: u32,
-    /// Metadata as JSON text, exactly as the source had it.
+    /// Metadata as JSON text: the same JSON value as the source had, written out compactly (key order
+    /// and number forms may differ from the source's text).
     pub metadata: Option<String>,
 }
 

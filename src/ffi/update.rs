@@ -55,7 +55,8 @@ pub struct gn_address {
     /// 0..N-1 when the target asked for N connections to this address (`#N`): entries with the same
     /// `addr` differ here, so a stack must keep them apart to open N connections.
     pub copy_index: u32,
-    /// Metadata as JSON text, exactly as the source had it; NULL when there is none.
+    /// Metadata as JSON text: the same JSON value as the source had, written out compactly (key order
+    /// and number forms may differ from the source's text); NULL when there is none.
     pub metadata_json: *const c_char,
 }
 

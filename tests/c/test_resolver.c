@@ -382,6 +382,62 @@ static void shutdown_closes_live_resolvers_and_a_later_start_gets_a_new_runtime(
   CHECK(atomic_load(&q.drops) == 1, "drops %d", atomic_load(&q.drops));
 }
 
+/* A closure whose drop is slow and tries to shut the runtime down itself. */
+typedef struct slow_drop {
+  atomic_int drop_started;
+  atomic_int drop_finished;
+  atomic_int status_inside_drop;
+} slow_drop;
+
+static void ignore_update(void *user_data, const gn_update *update) {
+  (void)user_data;
+  (void)update;
+}
+
+static void slow_drop_that_shuts_down(void *user_data) {
+  slow_drop *d = user_data;
+  atomic_store(&d->drop_started, 1);
+  atomic_store(&d->status_inside_drop, gn_runtime_shutdown(1000, NULL));
+  sleep_us(300 * 1000);
+  atomic_store(&d->drop_finished, 1);
+}
+
+typedef struct shutdown_call {
+  gn_status status;
+  int drop_finished_at_return;
+  slow_drop *d;
+} shutdown_call;
+
+static void *call_shutdown(void *arg) {
+  shutdown_call *c = arg;
+  c->status = gn_runtime_shutdown(5000, NULL);
+  c->drop_finished_at_return = atomic_load(&c->d->drop_finished);
+  return NULL;
+}
+
+static void a_second_shutdown_waits_for_the_first_and_a_drop_cannot_shut_down(void) {
+  slow_drop d = {0};
+  gn_update_callback cb = {&d, ignore_update, slow_drop_that_shuts_down};
+  gn_resolver *r = NULL;
+  CHECK(gn_resolver_start("pass:///127.0.0.1:1", NULL, cb, &r, NULL) == GN_STATUS_OK, "start");
+  shutdown_call first = {GN_STATUS_INTERNAL, 0, &d}, second = {GN_STATUS_INTERNAL, 0, &d};
+  pthread_t t1, t2;
+  pthread_create(&t1, NULL, call_shutdown, &first);
+  /* The second shutdown starts while the first is inside the slow drop. */
+  CHECK(wait_for(&d.drop_started, 1, 5000), "the shutdown did not start dropping the closure");
+  pthread_create(&t2, NULL, call_shutdown, &second);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  CHECK(first.status == GN_STATUS_OK && second.status == GN_STATUS_OK, "shutdowns gave %s and %s",
+        gn_status_name(first.status), gn_status_name(second.status));
+  CHECK(first.drop_finished_at_return && second.drop_finished_at_return,
+        "a shutdown returned before the drop it ran had finished (first %d, second %d)", first.drop_finished_at_return,
+        second.drop_finished_at_return);
+  CHECK(atomic_load(&d.status_inside_drop) == GN_STATUS_BAD_STATE, "shutdown inside a drop that a shutdown runs gave %s",
+        gn_status_name(atomic_load(&d.status_inside_drop)));
+  gn_resolver_free(r);
+}
+
 int main(void) {
   RUN(version_matches_the_header);
   RUN(null_arguments_are_errors_and_frees_of_null_are_no_ops);
@@ -395,6 +451,7 @@ int main(void) {
   RUN(the_log_callback_receives_events_and_is_dropped_when_replaced);
   RUN(runtime_controls_refuse_what_would_break);
   RUN(shutdown_closes_live_resolvers_and_a_later_start_gets_a_new_runtime);
+  RUN(a_second_shutdown_waits_for_the_first_and_a_drop_cannot_shut_down);
   gn_runtime_shutdown(5000, NULL);
   return check_summary();
 }

@@ -32,12 +32,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from etcd_cluster import EtcdCluster  # noqa: E402
 
-SECTIONS = ("latency", "failover", "scale", "footprint")
+SECTIONS = ("latency", "failover", "scale", "footprint", "xds")
 
 FULL = dict(changes=2000, interval_ms=10, graceful=20, kills=3, ttl_ms=2000, endpoints=10000,
-            resolvers=1000, registrations=10000, registration_ttl_ms=10000, steady_s=20)
+            resolvers=1000, registrations=10000, registration_ttl_ms=10000, steady_s=20,
+            xds_samples=30, xds_stable=2, xds_workers=3, xds_pace_ms=2)
 SMOKE = dict(changes=50, interval_ms=5, graceful=2, kills=1, ttl_ms=2000, endpoints=100,
-             resolvers=20, registrations=100, registration_ttl_ms=3000, steady_s=2)
+             resolvers=20, registrations=100, registration_ttl_ms=3000, steady_s=2,
+             xds_samples=3, xds_stable=2, xds_workers=3, xds_pace_ms=2)
 
 # The issue's targets. Each: figure key, bound, unit, how a value compares ("max": value ≤ bound).
 TARGETS = [
@@ -61,6 +63,10 @@ TARGETS = [
     ("footprint.idle_rss_mib", 10, "MiB", "idle RSS after start (C process, one resolver)"),
     ("footprint.rss_many_mib", 50, "MiB", "RSS with {resolvers:,} resolvers (C process)"),
     ("footprint.many_watches", 1, "watches", "etcd watches for {resolvers:,} resolvers on one target"),
+    ("xds.conns_per_change.go_xds", 0, "connections", "Go xDS: connections opened to unchanged backends per change"),
+    ("xds.conns_per_change.py_xds", 0, "connections",
+     "Python xDS: connections opened to unchanged backends per change"),
+    ("xds.conns_per_change.cpp_xds", 0, "connections", "C++ xDS: connections opened to unchanged backends per change"),
 ]
 
 SENTINEL = 0xFFFFFE  # an endpoint index the writer never uses
@@ -71,6 +77,17 @@ PATHS = [  # key, label
     ("go_gnaming", "(c) Go binding → ClientConn.UpdateState"),
     ("go_etcd", "(d) etcd client/v3/naming/resolver → ClientConn.UpdateState"),
     ("python", "(e) Python binding callback"),
+]
+
+
+# The "xDS vs native" paths: key, label, kind. Each is one client process calling the same service.
+XDS_PATHS = [
+    ("go_xds", "Go: grpc-go 1.85 xDS client, `xds:///`", "xds"),
+    ("go_native", "Go: libgnaming's resolver.Builder, `etcd:///`", "native"),
+    ("py_xds", "Python: grpcio xDS client, `xds:///`", "xds"),
+    ("py_native", "Python: `gnaming.grpc.Channel`, `etcd:///`", "native"),
+    ("cpp_xds", "C++: Debian libgrpc++ 1.51 xDS client, `xds:///`", "xds"),
+    ("cpp_native", "C++: libgnaming_grpc plugin, `etcd:///`", "native"),
 ]
 
 
@@ -182,6 +199,7 @@ class Bench:
         self.member0 = self.endpoints.split(",")[0]
         self.gobench = os.path.join(args.build_dir, "gobench")
         self.gn_bench = os.path.join(args.build_dir, "gn_bench")
+        self.grpcbench = os.path.join(args.build_dir, "grpcbench")
         self.log_dir = os.path.join(args.build_dir, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
         lib = os.path.join(ROOT, "target", "release", "libgnaming.so")
@@ -459,6 +477,110 @@ class Bench:
         })
         self.results["footprint"] = res
 
+    # ---- 5. xDS vs native ------------------------------------------------------------------------
+
+    def xds(self):
+        cfg = self.cfg
+        service = "bench-xds"  # a plain name, so the xDS target is the short form xds:///bench-xds
+        stable, samples = cfg["xds_stable"], cfg["xds_samples"]
+        bootstrap = os.path.join(self.log_dir, "xds-bootstrap.json")
+        agent = self.proc("xds_agent", [os.path.join(ROOT, "target", "release", "gnaming"), "xds-agent",
+                                        "--listen", "127.0.0.1:0", "--bootstrap-out", bootstrap,
+                                        "--etcd", self.member0])
+        listening = agent.expect("xds-agent listening on ", 30)
+        backends = self.proc("xds_backends", [self.grpcbench, "backends", "-n", str(stable + samples),
+                                              "-endpoints", self.endpoints, "-prefix", service])
+        addrs = backends.expect("backends ", 30).split()[1:]
+
+        def change(op, i):
+            backends.send(f"{op} {i}")
+            return int(backends.expect(f"{op} {i} ", 30).split()[3])
+
+        for i in range(stable):
+            change("put", i)
+        env = dict(self.env, GRPC_XDS_BOOTSTRAP=bootstrap)
+        pace, workers = str(cfg["xds_pace_ms"]), str(cfg["xds_workers"])
+        xds_target, native_target = f"xds:///{service}", f"etcd:///{service}"
+        py = [self.args.grpc_python, os.path.join(ROOT, "bench", "py_grpc_client.py")]
+        argv = {
+            "go_xds": [self.grpcbench, "client", "-target", xds_target],
+            "go_native": [self.grpcbench, "client", "-target", native_target],
+            "py_xds": py + ["xds", xds_target],
+            "py_native": py + ["native", native_target],
+            "cpp_xds": [os.path.join(self.args.build_dir, "cpp_grpc_client_xds"), xds_target],
+            "cpp_native": [os.path.join(self.args.build_dir, "cpp_grpc_client_native"), native_target],
+        }
+        clients = {}
+        for key, _, _ in XDS_PATHS:
+            if key.startswith("go_"):
+                a = argv[key] + ["-name", key, "-workers", workers, "-pace", pace + "ms"]
+            else:
+                a = argv[key] + [key, workers, pace]
+            clients[key] = Proc(f"xds_{key}", a, env=env, log_dir=self.log_dir)
+        # Ready: every client has had an answer from every stable backend, in whatever order.
+        for c in clients.values():
+            waiting, deadline = set(addrs[:stable]), time.monotonic() + 60
+            while waiting:
+                waiting.discard(c._next_line(deadline, f"answers from {sorted(waiting)}", 60).split()[1])
+        backends.send("conns")
+        conns_before = json.loads(backends.expect("conns ", 30)[6:])
+        lat = {k: [] for k in clients}
+        missed = {k: 0 for k in clients}
+        still_called = {k: 0 for k in clients}
+
+        def remove(i):
+            change("del", i)
+            # A removed backend must go quiet on every path; the ones still calling it are counted.
+            backends.send(f"quiet {i} 200ms")
+            words = backends.expect(f"quiet {i} ", 30).split()
+            if words[2] == "busy":
+                for k in words[3].split(","):
+                    still_called[k] += 1
+
+        for k in range(samples):
+            i = stable + k
+            start = change("put", i)
+            for key, c in clients.items():
+                try:
+                    lat[key].append(int(c.expect(f"new {addrs[i]} ", 10).split()[2]) - start)
+                except RuntimeError:
+                    missed[key] += 1
+            if k > 0:
+                remove(i - 1)
+        remove(stable + samples - 1)
+        changes = 2 * samples
+        backends.send("conns")
+        conns_after = json.loads(backends.expect("conns ", 30)[6:])
+        rpcs = {}
+        for key, c in clients.items():
+            lines = c.collect(30)
+            rpcs[key] = json.loads(next(l for l in lines if l.startswith("rpcs "))[5:])
+            c.finish()
+        backends.finish()
+        agent.p.send_signal(signal.SIGTERM)
+        agent_exit = agent.p.wait(timeout=30)
+        opened = {}
+        for key in clients:
+            before, after = conns_before.get(key, {}), conns_after.get(key, {})
+            opened[key] = sum(after.get(a, 0) - before.get(a, 0) for a in addrs[:stable])
+        self.results["xds"] = {
+            "command": self.command("xds"),
+            "agent": listening.split()[3],
+            "agent_exit": agent_exit,
+            "samples": samples,
+            "changes": changes,
+            "stable_backends": stable,
+            "workers": cfg["xds_workers"],
+            "pace_ms": cfg["xds_pace_ms"],
+            "latency": {k: summary_ms(v) for k, v in lat.items()},
+            "missed": missed,
+            "removed_still_called": still_called,
+            "conns_at_start": {k: sum(conns_before.get(k, {}).get(a, 0) for a in addrs[:stable]) for k in clients},
+            "conns_opened_unchanged": opened,
+            "conns_per_change": {k: round(v / changes, 3) for k, v in opened.items()},
+            "rpcs": rpcs,
+        }
+
 
 # ---- derived figures, targets, sanity --------------------------------------------------------------
 
@@ -488,6 +610,10 @@ def flat(results):
         f["footprint.idle_rss_mib"] = round(fp["idle_rss_kib"] / 1024, 2)
         f["footprint.rss_many_mib"] = round(fp["rss_kib_many"] / 1024, 2)
         f["footprint.many_watches"] = fp["many_watches"]
+    xd = results.get("xds")
+    if xd:
+        for k, v in xd["conns_per_change"].items():
+            f[f"xds.conns_per_change.{k}"] = v
     return f
 
 
@@ -544,6 +670,17 @@ def sanity(results, sections):
         need(fp["stripped_so_bytes"] > 0 and fp["runtime_threads"] >= 1 and fp["idle_rss_kib"] > 0,
              f"footprint: {fp}")
         need(fp["many_watches"] >= 1, f"watches: {fp['many_watches']}")
+    if "xds" in sections:
+        xd = results["xds"]
+        need(xd["agent_exit"] == 0, f"xds agent exited {xd['agent_exit']} on SIGTERM")
+        for k, _, _ in XDS_PATHS:
+            s = xd["latency"][k]
+            need(s is not None and s["n"] == xd["samples"], f"xds {k}: saw {s and s['n']} of {xd['samples']} new backends")
+            need(s is None or s["p50_ms"] >= 0 and s["max_ms"] >= s["p99_ms"] >= s["p50_ms"], f"xds {k}: {s}")
+            need(xd["removed_still_called"][k] == 0, f"xds {k}: called {xd['removed_still_called'][k]} removed backends")
+            need(xd["rpcs"][k]["failed"] == 0, f"xds {k}: RPCs {xd['rpcs'][k]}")
+            need(xd["conns_at_start"][k] >= xd["stable_backends"], f"xds {k}: {xd['conns_at_start'][k]} connections at start")
+            need(xd["conns_opened_unchanged"][k] >= 0, f"xds {k}: {xd['conns_opened_unchanged'][k]} connections opened")
     return problems
 
 
@@ -713,7 +850,35 @@ def markdown(doc):
               f"| idle RSS after start (one etcd resolver) | {fmt(fp['idle_rss_kib'] / 1024)} MiB |",
               f"| RSS with {fp['many_resolvers']:,} resolvers | {fmt(fp['rss_kib_many'] / 1024)} MiB |",
               f"| etcd watches for {fp['many_resolvers']:,} resolvers (`watches_active`) | {fp['many_watches']} |", ""]
+    if "xds" in r:
+        L += markdown_xds(r["xds"])
     return "\n".join(L)
+
+
+def markdown_xds(xd):
+    L = ["## 5. xDS vs native", "",
+         f"`{xd['command']}` — one service in etcd, `bench-xds`, followed by six client processes at once, two per "
+         f"stack: the stack's xDS client on `xds:///bench-xds`, fed by `gnaming xds-agent` (listening on "
+         f"{xd['agent']}, its bootstrap file in `GRPC_XDS_BOOTSTRAP`), which reads etcd itself, and the stack's native libgnaming path on "
+         f"`etcd:///bench-xds`. The agent and every native resolver read the same member. One Go process serves "
+         f"{xd['stable_backends']} unchanged backends and one fresh backend per sample, all on 127.0.0.1; each "
+         f"client runs {xd['workers']} callers that pause {xd['pace_ms']} ms after each reply, with round_robin. "
+         f"A sample: a clientv3 put of a new backend's entry, then each client's first reply from that backend "
+         f"(time from just before the put), then the previous sample's backend deleted and waited on until no "
+         f"client calls it; {xd['samples']} samples, {xd['changes']} list changes. The callers' pause puts up to "
+         f"about {xd['pace_ms']} ms of sampling delay into every path alike.", "",
+         "| path | n | p50 ms | p90 ms | p99 ms | max ms | missed | connections at start | opened to unchanged "
+         "backends | per change | removed backend still called | RPCs ok / failed |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, label, _ in XDS_PATHS:
+        s, rp = xd["latency"][key], xd["rpcs"][key]
+        lat = "| | | | |" if s is None else \
+            f"{s['n']} | {fmt(s['p50_ms'], 1)} | {fmt(s['p90_ms'], 1)} | {fmt(s['p99_ms'], 1)} | {fmt(s['max_ms'], 1)}"
+        L.append(f"| {label} | {lat} | {xd['missed'][key]} | {xd['conns_at_start'][key]} | "
+                 f"{xd['conns_opened_unchanged'][key]} | {fmt(xd['conns_per_change'][key], 2)} | "
+                 f"{xd['removed_still_called'][key]} | {rp['ok']} / {rp['failed']} |")
+    L.append("")
+    return L
 
 
 def main():
@@ -723,6 +888,8 @@ def main():
     ap.add_argument("--md", help="markdown table to write")
     ap.add_argument("--json", help="JSON results to write")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--grpc-python", default=os.path.join(ROOT, "build", "venv", "bin", "python"),
+                    help="a Python with grpcio, for the xds section's Python clients")
     args = ap.parse_args()
     sections = [s for s in args.only.split(",") if s]
     for s in sections:
@@ -757,6 +924,12 @@ def main():
             old = json.load(f)
         if old.get("config", {}).get("smoke") == args.smoke:
             results = dict(old.get("results", {}), **b.results)
+            # A section rerun here replaces its recorded failure too.
+            errors = {k: v for k, v in results.get("errors", {}).items() if k not in sections}
+            errors.update(b.results.get("errors", {}))
+            results.pop("errors", None)
+            if errors:
+                results["errors"] = errors
             dates = dict(old.get("dates", {}), **dates)
     cfg = SMOKE if args.smoke else FULL
     doc = {

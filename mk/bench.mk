@@ -4,9 +4,11 @@
 # BENCH_ARGS='--only latency' reruns one section into them. test-bench-smoke runs it with tiny counts
 # in `make test`, checking only that every figure is produced and sane, so the suite cannot rot.
 # The Go programs (bench/go) use the Go binding through a replace directive and etcd's client from
-# the Go module proxy.
+# the Go module proxy. The xds section (xDS vs native) also runs `gnaming xds-agent`, grpc-go's xDS
+# client (bench/go/grpcbench), grpcio from the Python venv (mk/python.mk) and a C++ client built twice:
+# on Debian's libgrpc++ alone and linked with the grpc-core plugin (mk/cpp.mk).
 TEST_TARGETS += test-bench-smoke
-APT_PACKAGES += etcd-server gcc binutils
+APT_PACKAGES += etcd-server gcc binutils g++ libgrpc++-dev python3-venv
 
 BENCH_DIR := $(BUILD)/bench
 BENCH_GO ?= go
@@ -14,16 +16,25 @@ BENCH_PYTHON ?= python3
 BENCH_ARGS ?=
 
 .PHONY: bench bench-build test-bench-smoke
-bench-build: lib
+BENCH_CXX_FLAGS := -std=c++17 -O2 -Wall -Wextra -Werror
+BENCH_PY_ARGS = --grpc-python $(abspath $(PY_VENV))/bin/python
+
+bench-build: lib cli cpp python-install
 	@mkdir -p $(BENCH_DIR)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -pthread bench/gn_bench.c -o $(BENCH_DIR)/gn_bench \
 	  -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR))
 	cd bench/go && CGO_ENABLED=1 $(BENCH_GO) build -buildvcs=false -o $(abspath $(BENCH_DIR))/gobench .
+	cd bench/go && CGO_ENABLED=1 $(BENCH_GO) build -buildvcs=false -o $(abspath $(BENCH_DIR))/grpcbench ./grpcbench
+	$(CXX) $(BENCH_CXX_FLAGS) bench/cpp_grpc_client.cc -o $(BENCH_DIR)/cpp_grpc_client_xds \
+	  $$(pkg-config --cflags --libs grpc++)
+	$(CXX) $(BENCH_CXX_FLAGS) bench/cpp_grpc_client.cc -o $(BENCH_DIR)/cpp_grpc_client_native \
+	  $$(pkg-config --cflags --libs grpc++) -L$(CPP_BUILD) -Wl,--no-as-needed -lgnaming_grpc -Wl,--as-needed \
+	  -Wl,-rpath,$(abspath $(CPP_BUILD)) -Wl,-rpath,$(abspath $(RELEASE_DIR))
 
 bench: bench-build
-	$(BENCH_PYTHON) bench/bench.py --md BENCHMARKS.md --json bench/results.json $(BENCH_ARGS)
+	$(BENCH_PYTHON) bench/bench.py --md BENCHMARKS.md --json bench/results.json $(BENCH_PY_ARGS) $(BENCH_ARGS)
 
 test-bench-smoke: bench-build
-	timeout 300 $(BENCH_PYTHON) bench/bench.py --smoke --md $(BENCH_DIR)/smoke.md --json $(BENCH_DIR)/smoke.json >$(BENCH_DIR)/smoke.out 2>&1 \
+	timeout 300 $(BENCH_PYTHON) bench/bench.py --smoke --md $(BENCH_DIR)/smoke.md --json $(BENCH_DIR)/smoke.json $(BENCH_PY_ARGS) >$(BENCH_DIR)/smoke.out 2>&1 \
 	  || { cat $(BENCH_DIR)/smoke.out; echo "0 passed, 1 failed"; exit 1; }
 	@tail -1 $(BENCH_DIR)/smoke.out; echo "1 passed, 0 failed"

@@ -491,10 +491,17 @@ class Bench:
         backends = self.proc("xds_backends", [self.grpcbench, "backends", "-n", str(stable + samples),
                                               "-endpoints", self.endpoints, "-prefix", service])
         addrs = backends.expect("backends ", 30).split()[1:]
+        put_response = []
 
         def change(op, i):
             backends.send(f"{op} {i}")
-            return int(backends.expect(f"{op} {i} ", 30).split()[3])
+            _, _, _, start, done = backends.expect(f"{op} {i} ", 30).split()
+            put_response.append(int(done) - int(start))
+            return int(start)
+
+        def conns(path):
+            backends.send("conns")
+            return json.loads(backends.expect("conns ", 30)[6:]).get(path, {})
 
         for i in range(stable):
             change("put", i)
@@ -510,76 +517,74 @@ class Bench:
             "cpp_xds": [os.path.join(self.args.build_dir, "cpp_grpc_client_xds"), xds_target],
             "cpp_native": [os.path.join(self.args.build_dir, "cpp_grpc_client_native"), native_target],
         }
-        clients = {}
+        res = {"command": self.command("xds"), "agent": listening.split()[3], "samples": samples,
+               "changes": 2 * samples, "stable_backends": stable, "workers": cfg["xds_workers"],
+               "pace_ms": cfg["xds_pace_ms"], "paths": {}}
+        # One path at a time, each with the machine to itself: run together, the six clients' callers
+        # share two cores and every path's latency grows with the others' load.
         for key, _, _ in XDS_PATHS:
             if key.startswith("go_"):
                 a = argv[key] + ["-name", key, "-workers", workers, "-pace", pace + "ms"]
             else:
                 a = argv[key] + [key, workers, pace]
-            clients[key] = Proc(f"xds_{key}", a, env=env, log_dir=self.log_dir)
-        # Ready: every client has had an answer from every stable backend, in whatever order.
-        for c in clients.values():
-            waiting, deadline = set(addrs[:stable]), time.monotonic() + 60
+            raw = self.go(f"xds_raw_{key}", "raw", "-endpoints", self.member0, "-prefix", service)
+            raw.expect("ready", 60)
+            t_started = mono_ns()
+            client = Proc(f"xds_{key}", a, env=env, log_dir=self.log_dir)
+            # Ready: the client has had an answer from every stable backend, in whatever order.
+            waiting, deadline, first_rpc = set(addrs[:stable]), time.monotonic() + 60, None
             while waiting:
-                waiting.discard(c._next_line(deadline, f"answers from {sorted(waiting)}", 60).split()[1])
-        backends.send("conns")
-        conns_before = json.loads(backends.expect("conns ", 30)[6:])
-        lat = {k: [] for k in clients}
-        missed = {k: 0 for k in clients}
-        still_called = {k: 0 for k in clients}
+                line = client._next_line(deadline, f"answers from {sorted(waiting)}", 60).split()
+                first_rpc = first_rpc or int(line[2]) - t_started
+                waiting.discard(line[1])
+            conns_before = conns(key)
+            lat, answered, put_starts, missed, still_called = [], {}, {}, 0, 0
 
-        def remove(i):
-            change("del", i)
-            # A removed backend must go quiet on every path; the ones still calling it are counted.
-            backends.send(f"quiet {i} 200ms")
-            words = backends.expect(f"quiet {i} ", 30).split()
-            if words[2] == "busy":
-                for k in words[3].split(","):
-                    still_called[k] += 1
+            def remove(i):
+                nonlocal still_called
+                change("del", i)
+                # A removed backend must go quiet: the client stops calling it.
+                backends.send(f"quiet {i} 200ms")
+                still_called += backends.expect(f"quiet {i} ", 30).split()[2] == "busy"
 
-        for k in range(samples):
-            i = stable + k
-            start = change("put", i)
-            for key, c in clients.items():
+            for k in range(samples):
+                i = stable + k
+                start = put_starts[addrs[i]] = change("put", i)
                 try:
-                    lat[key].append(int(c.expect(f"new {addrs[i]} ", 10).split()[2]) - start)
+                    answered[addrs[i]] = int(client.expect(f"new {addrs[i]} ", 10).split()[2])
+                    lat.append(answered[addrs[i]] - start)
                 except RuntimeError:
-                    missed[key] += 1
-            if k > 0:
-                remove(i - 1)
-        remove(stable + samples - 1)
-        changes = 2 * samples
-        backends.send("conns")
-        conns_after = json.loads(backends.expect("conns ", 30)[6:])
-        rpcs = {}
-        for key, c in clients.items():
-            lines = c.collect(30)
-            rpcs[key] = json.loads(next(l for l in lines if l.startswith("rpcs "))[5:])
-            c.finish()
+                    missed += 1
+                if k > 0:
+                    remove(i - 1)
+            remove(stable + samples - 1)
+            conns_after = conns(key)
+            lines = client.collect(30)
+            client.finish()
+            watched = {}
+            for line in raw.collect(30):
+                op, addr, t = line.split()
+                if op == "put":
+                    watched.setdefault(addr, int(t))
+            raw.finish()
+            opened = sum(conns_after.get(a, 0) - conns_before.get(a, 0) for a in addrs[:stable])
+            res["paths"][key] = {
+                "first_rpc_ms": round(first_rpc / 1e6, 2),
+                "raw_watch": summary_ms([watched[a] - t for a, t in put_starts.items() if a in watched]),
+                "latency": summary_ms(lat),
+                "over_raw_watch": summary_ms([t - watched[a] for a, t in answered.items() if a in watched]),
+                "missed": missed,
+                "removed_still_called": still_called,
+                "conns_at_start": sum(conns_before.get(a, 0) for a in addrs[:stable]),
+                "conns_opened_unchanged": opened,
+                "conns_per_change": round(opened / (2 * samples), 3),
+                "rpcs": json.loads(next(line for line in lines if line.startswith("rpcs "))[5:]),
+            }
         backends.finish()
         agent.p.send_signal(signal.SIGTERM)
-        agent_exit = agent.p.wait(timeout=30)
-        opened = {}
-        for key in clients:
-            before, after = conns_before.get(key, {}), conns_after.get(key, {})
-            opened[key] = sum(after.get(a, 0) - before.get(a, 0) for a in addrs[:stable])
-        self.results["xds"] = {
-            "command": self.command("xds"),
-            "agent": listening.split()[3],
-            "agent_exit": agent_exit,
-            "samples": samples,
-            "changes": changes,
-            "stable_backends": stable,
-            "workers": cfg["xds_workers"],
-            "pace_ms": cfg["xds_pace_ms"],
-            "latency": {k: summary_ms(v) for k, v in lat.items()},
-            "missed": missed,
-            "removed_still_called": still_called,
-            "conns_at_start": {k: sum(conns_before.get(k, {}).get(a, 0) for a in addrs[:stable]) for k in clients},
-            "conns_opened_unchanged": opened,
-            "conns_per_change": {k: round(v / changes, 3) for k, v in opened.items()},
-            "rpcs": rpcs,
-        }
+        res["agent_exit"] = agent.p.wait(timeout=30)
+        res["put_response"] = summary_ms(put_response)
+        self.results["xds"] = res
 
 
 # ---- derived figures, targets, sanity --------------------------------------------------------------
@@ -612,8 +617,8 @@ def flat(results):
         f["footprint.many_watches"] = fp["many_watches"]
     xd = results.get("xds")
     if xd:
-        for k, v in xd["conns_per_change"].items():
-            f[f"xds.conns_per_change.{k}"] = v
+        for k, v in xd["paths"].items():
+            f[f"xds.conns_per_change.{k}"] = v["conns_per_change"]
     return f
 
 
@@ -674,13 +679,15 @@ def sanity(results, sections):
         xd = results["xds"]
         need(xd["agent_exit"] == 0, f"xds agent exited {xd['agent_exit']} on SIGTERM")
         for k, _, _ in XDS_PATHS:
-            s = xd["latency"][k]
+            p = xd["paths"][k]
+            s = p["latency"]
             need(s is not None and s["n"] == xd["samples"], f"xds {k}: saw {s and s['n']} of {xd['samples']} new backends")
             need(s is None or s["p50_ms"] >= 0 and s["max_ms"] >= s["p99_ms"] >= s["p50_ms"], f"xds {k}: {s}")
-            need(xd["removed_still_called"][k] == 0, f"xds {k}: called {xd['removed_still_called'][k]} removed backends")
-            need(xd["rpcs"][k]["failed"] == 0, f"xds {k}: RPCs {xd['rpcs'][k]}")
-            need(xd["conns_at_start"][k] >= xd["stable_backends"], f"xds {k}: {xd['conns_at_start'][k]} connections at start")
-            need(xd["conns_opened_unchanged"][k] >= 0, f"xds {k}: {xd['conns_opened_unchanged'][k]} connections opened")
+            need(p["over_raw_watch"] is not None, f"xds {k}: no put seen by the raw watch")
+            need(p["removed_still_called"] == 0, f"xds {k}: called {p['removed_still_called']} removed backends")
+            need(p["rpcs"]["failed"] == 0, f"xds {k}: RPCs {p['rpcs']}")
+            need(p["conns_at_start"] >= xd["stable_backends"], f"xds {k}: {p['conns_at_start']} connections at start")
+            need(p["conns_opened_unchanged"] >= 0, f"xds {k}: {p['conns_opened_unchanged']} connections opened")
     return problems
 
 
@@ -857,26 +864,36 @@ def markdown(doc):
 
 def markdown_xds(xd):
     L = ["## 5. xDS vs native", "",
-         f"`{xd['command']}` — one service in etcd, `bench-xds`, followed by six client processes at once, two per "
-         f"stack: the stack's xDS client on `xds:///bench-xds`, fed by `gnaming xds-agent` (listening on "
-         f"{xd['agent']}, its bootstrap file in `GRPC_XDS_BOOTSTRAP`), which reads etcd itself, and the stack's native libgnaming path on "
-         f"`etcd:///bench-xds`. The agent and every native resolver read the same member. One Go process serves "
-         f"{xd['stable_backends']} unchanged backends and one fresh backend per sample, all on 127.0.0.1; each "
-         f"client runs {xd['workers']} callers that pause {xd['pace_ms']} ms after each reply, with round_robin. "
-         f"A sample: a clientv3 put of a new backend's entry, then each client's first reply from that backend "
-         f"(time from just before the put), then the previous sample's backend deleted and waited on until no "
-         f"client calls it; {xd['samples']} samples, {xd['changes']} list changes. The callers' pause puts up to "
-         f"about {xd['pace_ms']} ms of sampling delay into every path alike.", "",
-         "| path | n | p50 ms | p90 ms | p99 ms | max ms | missed | connections at start | opened to unchanged "
-         "backends | per change | removed backend still called | RPCs ok / failed |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         f"`{xd['command']}` — one service in etcd, `bench-xds`, called by two clients per stack: the stack's own "
+         f"xDS client on `xds:///bench-xds`, fed by `gnaming xds-agent` (listening on {xd['agent']}, its bootstrap "
+         f"file in `GRPC_XDS_BOOTSTRAP`), and the stack's native libgnaming path on `etcd:///bench-xds`. The agent, "
+         f"every native resolver and a raw clientv3 watch (the floor) read the same member. One Go process serves "
+         f"{xd['stable_backends']} unchanged backends and the fresh ones, all on 127.0.0.1, and counts the client "
+         f"connections each gets from each path (distinct peer addresses). Each client process runs "
+         f"{xd['workers']} callers that pause {xd['pace_ms']} ms after each reply, with round_robin; the clients "
+         f"run one after another, each with the machine to itself. A sample: a clientv3 put of a fresh "
+         f"backend's entry, then the client's first reply from that backend (latency from just before the put; "
+         f"over the floor: minus the time the raw watch saw that put), then the previous sample's backend deleted "
+         f"and waited on until the client stops calling it; {xd['samples']} samples, {xd['changes']} list changes "
+         f"per path. The put's own response took p50 {fmt(xd['put_response']['p50_ms'], 1)} ms, p99 "
+         f"{fmt(xd['put_response']['p99_ms'], 1)} ms. The callers' pause puts up to about {xd['pace_ms']} ms of "
+         f"sampling delay into every path alike.", "",
+         "| path | n | p50 ms | p90 ms | p99 ms | max ms | over the floor p50 | p90 | p99 | missed | "
+         "first RPC after start ms | connections to unchanged backends at start | opened by the changes | "
+         "per change | removed backend still called | RPCs ok / failed |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, label, _ in XDS_PATHS:
-        s, rp = xd["latency"][key], xd["rpcs"][key]
-        lat = "| | | | |" if s is None else \
+        p = xd["paths"].get(key)
+        if p is None:
+            L.append(f"| {label} | not measured |" + " |" * 15)
+            continue
+        s, o, rp = p["latency"], p["over_raw_watch"], p["rpcs"]
+        lat = " | | | |" if s is None else \
             f"{s['n']} | {fmt(s['p50_ms'], 1)} | {fmt(s['p90_ms'], 1)} | {fmt(s['p99_ms'], 1)} | {fmt(s['max_ms'], 1)}"
-        L.append(f"| {label} | {lat} | {xd['missed'][key]} | {xd['conns_at_start'][key]} | "
-                 f"{xd['conns_opened_unchanged'][key]} | {fmt(xd['conns_per_change'][key], 2)} | "
-                 f"{xd['removed_still_called'][key]} | {rp['ok']} / {rp['failed']} |")
+        ov = "— | — | —" if o is None else f"{fmt(o['p50_ms'], 1)} | {fmt(o['p90_ms'], 1)} | {fmt(o['p99_ms'], 1)}"
+        L.append(f"| {label} | {lat} | {ov} | {p['missed']} | {fmt(p['first_rpc_ms'], 0)} | {p['conns_at_start']} | "
+                 f"{p['conns_opened_unchanged']} | {fmt(p['conns_per_change'], 2)} | {p['removed_still_called']} | "
+                 f"{rp['ok']} / {rp['failed']} |")
     L.append("")
     return L
 

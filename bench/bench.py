@@ -485,7 +485,7 @@ class Bench:
         stable, samples = cfg["xds_stable"], cfg["xds_samples"]
         bootstrap = os.path.join(self.log_dir, "xds-bootstrap.json")
         agent = self.proc("xds_agent", [os.path.join(ROOT, "target", "release", "gnaming"), "xds-agent",
-                                        "--listen", "127.0.0.1:0", "--bootstrap-out", bootstrap,
+                                        "--listen", self.args.xds_listen, "--bootstrap-out", bootstrap,
                                         "--etcd", self.member0])
         listening = agent.expect("xds-agent listening on ", 30)
         backends = self.proc("xds_backends", [self.grpcbench, "backends", "-n", str(stable + samples),
@@ -529,6 +529,12 @@ class Bench:
                 a = argv[key] + [key, workers, pace]
             raw = self.go(f"xds_raw_{key}", "raw", "-endpoints", self.member0, "-prefix", service)
             raw.expect("ready", 60)
+            # On xDS paths a bare ADS client of the agent's also records when each endpoint is pushed.
+            ads = None
+            if key.endswith("_xds"):
+                ads = Proc(f"xds_ads_{key}", [self.grpcbench, "ads", "-server", res["agent"], "-name", service],
+                           env=self.env, log_dir=self.log_dir)
+                ads.expect("ready", 30)
             t_started = mono_ns()
             client = Proc(f"xds_{key}", a, env=env, log_dir=self.log_dir)
             # Ready: the client has had an answer from every stable backend, in whatever order.
@@ -567,12 +573,22 @@ class Bench:
                 if op == "put":
                     watched.setdefault(addr, int(t))
             raw.finish()
+            pushed = {}
+            if ads:
+                for line in ads.collect(30):
+                    _, addr, t = line.split()
+                    pushed[addr] = int(t)
+                ads.finish()
             opened = sum(conns_after.get(a, 0) - conns_before.get(a, 0) for a in addrs[:stable])
             res["paths"][key] = {
                 "first_rpc_ms": round(first_rpc / 1e6, 2),
                 "raw_watch": summary_ms([watched[a] - t for a, t in put_starts.items() if a in watched]),
                 "latency": summary_ms(lat),
                 "over_raw_watch": summary_ms([t - watched[a] for a, t in answered.items() if a in watched]),
+                # xDS paths: from the raw watch to the agent's push, and from the push to the first reply.
+                "push_over_raw_watch": summary_ms([pushed[a] - watched[a] for a in put_starts
+                                                   if a in pushed and a in watched]),
+                "client_after_push": summary_ms([t - pushed[a] for a, t in answered.items() if a in pushed]),
                 "missed": missed,
                 "removed_still_called": still_called,
                 "conns_at_start": sum(conns_before.get(a, 0) for a in addrs[:stable]),
@@ -905,6 +921,7 @@ def main():
     ap.add_argument("--md", help="markdown table to write")
     ap.add_argument("--json", help="JSON results to write")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--xds-listen", default="127.0.0.1:0", help="where the xds section's agent listens")
     ap.add_argument("--grpc-python", default=os.path.join(ROOT, "build", "venv", "bin", "python"),
                     help="a Python with grpcio, for the xds section's Python clients")
     args = ap.parse_args()

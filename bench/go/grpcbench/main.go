@@ -2,6 +2,7 @@
 //
 //	grpcbench backends -n N -endpoints E -prefix P
 //	grpcbench client -target T -name PATH [-workers 3] [-pace 2ms]
+//	grpcbench ads -server ADDR -name NAME (ads.go)
 //
 // backends serves N gRPC servers on 127.0.0.1 (any method; the reply is the server's own address),
 // puts and deletes their etcd entries on command, and counts the distinct client connections (peer
@@ -49,6 +50,8 @@ func main() {
 		err = cmdBackends(os.Args[2:])
 	case "client":
 		err = cmdClient(os.Args[2:])
+	case "ads":
+		err = cmdADS(os.Args[2:])
 	default:
 		usage()
 	}
@@ -59,7 +62,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: grpcbench backends|client [flags]")
+	fmt.Fprintln(os.Stderr, "usage: grpcbench backends|client|ads [flags]")
 	os.Exit(2)
 }
 

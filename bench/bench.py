@@ -192,7 +192,10 @@ class Proc:
 class Bench:
     def __init__(self, args, cluster):
         self.args = args
-        self.cfg = SMOKE if args.smoke else FULL
+        self.cfg = dict(SMOKE if args.smoke else FULL)
+        for key in ("xds_workers", "xds_pace_ms"):
+            if getattr(args, key) is not None:
+                self.cfg[key] = getattr(args, key)
         self.cluster = cluster
         self.endpoints = cluster.endpoints
         # Every observer reads from the same member, so overheads compare clients, not members.
@@ -911,6 +914,50 @@ def markdown_xds(xd):
                  f"{p['conns_opened_unchanged']} | {fmt(p['conns_per_change'], 2)} | {p['removed_still_called']} | "
                  f"{rp['ok']} / {rp['failed']} |")
     L.append("")
+    paths = xd["paths"]
+    xds_keys = [k for k, _, kind in XDS_PATHS if kind == "xds" and k in paths]
+    if xds_keys:
+        L += ["Where an xDS path's time goes: a bare ADS client of the agent's (`grpcbench ads`, subscribed to the "
+              "same name during that path's run) records when each new endpoint is pushed.", "",
+              "| xDS path | agent's push over the floor p50 ms | p90 | max | client's own part after the push p50 ms | "
+              "p90 | max |", "|---|---|---|---|---|---|---|"]
+        for k in xds_keys:
+            pu, cl = paths[k]["push_over_raw_watch"], paths[k]["client_after_push"]
+            cells = [fmt(x[q], 1) if x else "—" for x in (pu, cl) for q in ("p50_ms", "p90_ms", "max_ms")]
+            L.append(f"| {dict((a, b) for a, b, _ in XDS_PATHS)[k]} | {' | '.join(cells)} |")
+        L += ["", "Why the xDS rows trail the native ones: apart from the samples near 40 ms (below), not the agent, "
+              "whose push follows the raw watch by well under a millisecond at p50, but the clients' pick. Every "
+              "endpoint sits in a "
+              "locality of its own, which is how weights reach round_robin in every stack, and both grpc-go and "
+              "grpc-core choose the locality of each RPC *at random* by weight (grpc-go `balancer/weightedtarget`: "
+              "`NewRandomWRR = wrr.NewRandom`; grpc-core 1.51 `weighted_target.cc`: `absl::Uniform`). With "
+              f"{xd['stable_backends'] + 1} equal backends the new one is reached after a geometric number of picks "
+              f"(each a 1 in {xd['stable_backends'] + 1} chance, no bound), where native round_robin reaches it "
+              f"within {xd['stable_backends'] + 1} picks. So this figure, which waits for an RPC to land on the new "
+              "backend, grows on xDS paths with the time between picks: rerun with `--xds-workers 8 --xds-pace-ms "
+              "0.2` and the gap shrinks, with `--xds-workers 1 --xds-pace-ms 10` it widens (on 2026-11-30, grpc-go "
+              "over the floor p50 3.7 vs 2.5 ms native at the first, 30.2 vs 17.7 ms at the second). Over many RPCs "
+              "the shares are the same; only the order is random.", ""]
+        first = {k: paths[k]["first_rpc_ms"] for k in paths}
+        slow_start = [k for k in ("go", "cpp") if f"{k}_xds" in first and f"{k}_native" in first
+                      and first[f"{k}_xds"] - first[f"{k}_native"] >= 38]
+        if slow_start:
+            L += ["The first RPC after start costs the Go and C++ xDS clients about 40 ms (or a multiple) more than "
+                  "their native paths, and single samples near 40 ms show up in the xDS tails: that is Linux's "
+                  "delayed-ACK timer (40 ms minimum) meeting Nagle's algorithm on the agent's ADS sockets, which are "
+                  "accepted without TCP_NODELAY. grpc-core's own trace (`GRPC_TRACE=xds_client`) showed the first "
+                  "Listener response 48 ms after the request, and 5 ms with an agent that sets TCP_NODELAY on "
+                  "accepted sockets, which also brought the first RPC after start from 87 to 33 ms (Go) and from "
+                  "121 to 27 ms (C++), and left no sample between 37 and 50 ms in 2 × 100 grpc-go samples, where "
+                  "the unchanged agent had 2 (measured 2026-11-30). Over a unix socket (no Nagle) grpc-go's "
+                  "maximum fell from 43–45 ms to 16–20 ms.", ""]
+    py = paths.get("py_native")
+    if py and py["conns_opened_unchanged"] > 0:
+        L += [f"`gnaming.grpc.Channel` opened {py['conns_opened_unchanged']} connections to the "
+              f"{xd['stable_backends']} unchanged backends over {xd['changes']} changes "
+              f"({fmt(py['conns_per_change'], 2)} per change): grpcio has no resolver API, so the channel swaps "
+              "whole grpcio channels when the list changes, and each new channel connects to every backend again "
+              "(the old one closes after its grace period). Python's xDS path keeps its connections.", ""]
     return L
 
 
@@ -922,6 +969,8 @@ def main():
     ap.add_argument("--json", help="JSON results to write")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--xds-listen", default="127.0.0.1:0", help="where the xds section's agent listens")
+    ap.add_argument("--xds-workers", type=int, help="callers per client in the xds section")
+    ap.add_argument("--xds-pace-ms", type=float, help="pause after each reply, per caller, in the xds section")
     ap.add_argument("--grpc-python", default=os.path.join(ROOT, "build", "venv", "bin", "python"),
                     help="a Python with grpcio, for the xds section's Python clients")
     args = ap.parse_args()
@@ -965,7 +1014,7 @@ def main():
             if errors:
                 results["errors"] = errors
             dates = dict(old.get("dates", {}), **dates)
-    cfg = SMOKE if args.smoke else FULL
+    cfg = b.cfg
     doc = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),

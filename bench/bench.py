@@ -698,7 +698,10 @@ def sanity(results, sections):
         xd = results["xds"]
         need(xd["agent_exit"] == 0, f"xds agent exited {xd['agent_exit']} on SIGTERM")
         for k, _, _ in XDS_PATHS:
-            p = xd["paths"][k]
+            p = xd["paths"].get(k)
+            if p is None:
+                problems.append(f"xds {k}: not measured")
+                continue
             s = p["latency"]
             need(s is not None and s["n"] == xd["samples"], f"xds {k}: saw {s and s['n']} of {xd['samples']} new backends")
             need(s is None or s["p50_ms"] >= 0 and s["max_ms"] >= s["p99_ms"] >= s["p50_ms"], f"xds {k}: {s}")

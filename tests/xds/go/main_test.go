@@ -80,7 +80,9 @@ func launchUnderAgent() int {
 			fmt.Fprintf(os.Stderr, "running the tests: %v\n", err)
 			return 2
 		}
-		code = exit.ExitCode()
+		// Say how the test process ended: a signal or an exit without a test failure leaves no other trace.
+		fmt.Fprintf(os.Stderr, "the test process ended: %v\n", exit)
+		code = max(exit.ExitCode(), 1)
 	}
 	if err := agent.stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: xds-agent did not exit cleanly on SIGTERM: %v\n", err)

@@ -230,7 +230,11 @@ func dialXDS(t testing.TB, service string) pb.GreeterClient {
 
 // answeredBy makes one RPC and returns the address of the greeter that answered it.
 func answeredBy(c pb.GreeterClient) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	return answeredByCtx(context.Background(), c)
+}
+
+func answeredByCtx(ctx context.Context, c pb.GreeterClient) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	r, err := c.SayHello(ctx, &pb.HelloRequest{Name: "xds-go"})
 	if err != nil {
@@ -239,12 +243,15 @@ func answeredBy(c pb.GreeterClient) (string, error) {
 	return r.GetMessage(), nil
 }
 
-// window sends n RPCs and returns the sorted set of greeters that answered and the failures.
-func window(c pb.GreeterClient, n int) ([]string, []error) {
+// window sends up to n RPCs, none past deadline, and returns the sorted set of greeters that
+// answered and the failures.
+func window(c pb.GreeterClient, n int, deadline time.Time) ([]string, []error) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
 	seen := map[string]bool{}
 	var errs []error
-	for range n {
-		who, err := answeredBy(c)
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		who, err := answeredByCtx(ctx, c)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -271,13 +278,14 @@ func waitAnsweringWithin(t testing.TB, c pb.GreeterClient, timeout time.Duration
 	t.Helper()
 	want = sortedCopy(want)
 	start := time.Now()
+	deadline := start.Add(timeout)
 	var got []string
 	var errs []error
-	for time.Since(start) < timeout {
-		got, errs = window(c, n)
+	for time.Now().Before(deadline) {
+		got, errs = window(c, n, deadline)
 		if len(errs) == 0 && slices.Equal(got, want) {
 			took := time.Since(start)
-			if again, errs := window(c, n); len(errs) > 0 || !slices.Equal(again, want) {
+			if again, errs := window(c, n, time.Now().Add(timeout)); len(errs) > 0 || !slices.Equal(again, want) {
 				t.Fatalf("answering greeters changed back:\n want %v\n got  %v (failures: %v)", want, again, errs)
 			}
 			return took

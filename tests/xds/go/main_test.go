@@ -1,6 +1,8 @@
-// Package xdsgo tests grpc-go's own xDS client (google.golang.org/grpc/xds) on xds:///SERVICE targets
-// served by `gnaming xds-agent`, against greeter servers registered through the Go binding in the real
-// etcd cluster that tests/harness/etcd_cluster.py starts around `go test`.
+// Package xdsgo tests grpc-go's xDS client through `gnaming xds-agent`; this file runs the tests under the agent.
+//
+// grpc-go's own xDS client (google.golang.org/grpc/xds) calls xds:///SERVICE targets served by the
+// agent, against greeter servers registered through the Go binding in the real etcd cluster that
+// tests/harness/etcd_cluster.py starts around `go test`.
 package xdsgo
 
 // TestMain runs the test binary in one of three roles:

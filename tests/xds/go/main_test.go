@@ -84,6 +84,11 @@ func launchUnderAgent() int {
 		}
 		// Say how the test process ended: a signal or an exit without a test failure leaves no other trace.
 		fmt.Fprintf(os.Stderr, "the test process ended: %v\n", exit)
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGPIPE {
+			// Go forwards a SIGPIPE raised on a thread it did not start to the default action: a
+			// library thread wrote to a closed connection (etcd going away) without SIGPIPE blocked.
+			fmt.Fprintln(os.Stderr, "SIGPIPE on a non-Go thread: libgnaming's threads must block SIGPIPE so that a write to a closed connection fails with EPIPE")
+		}
 		code = max(exit.ExitCode(), 1)
 	}
 	if err := agent.stop(); err != nil {

@@ -59,7 +59,9 @@ function main() {
   function call() {
     if (stopping) return;
     const metadata = new grpc.Metadata({ waitForReady: waitForFirst });
-    client.sayHello({ name: args.name }, metadata, { deadline: Date.now() + 2000 }, (err, reply) => {
+    // The first call also waits for the xDS client's start.
+    const deadline = Date.now() + (waitForFirst ? 20000 : 2000);
+    client.sayHello({ name: args.name }, metadata, { deadline }, (err, reply) => {
       if (err) {
         failed++;
         failures.push(Date.now());

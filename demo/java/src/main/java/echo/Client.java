@@ -97,9 +97,11 @@ public final class Client {
     long nextStatus = System.nanoTime();
     while (stop.getCount() > 0) {
       try {
-        CallOptions options = CallOptions.DEFAULT.withDeadlineAfter(2, TimeUnit.SECONDS);
-        HelloReply reply = ClientCalls.blockingUnaryCall(channel, SAY_HELLO,
-            waitForFirst ? options.withWaitForReady() : options, request);
+        // The first call also waits for the xDS client's start (seconds in a cold JVM).
+        CallOptions options = waitForFirst
+            ? CallOptions.DEFAULT.withWaitForReady().withDeadlineAfter(20, TimeUnit.SECONDS)
+            : CallOptions.DEFAULT.withDeadlineAfter(2, TimeUnit.SECONDS);
+        HelloReply reply = ClientCalls.blockingUnaryCall(channel, SAY_HELLO, options, request);
         waitForFirst = false;
         counts.merge(reply.getMessage(), 1L, Long::sum);
         lastAnswer.put(reply.getMessage(), System.currentTimeMillis());

@@ -33,7 +33,7 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "demo"
 TTL = 2.0  # registration lease TTL, seconds: how long a killed server stays listed at most
-AGENT = ROOT / "target" / "release" / "gnaming"
+AGENT = Path(os.environ.get("GNAMING_BIN", ROOT / "target" / "release" / "gnaming"))  # runs xds-agent
 XDS_LANGS = ("java", "node")  # clients on xds:///echo through the agent
 
 _spec = importlib.util.spec_from_file_location("etcd_cluster", ROOT / "tests" / "harness" / "etcd_cluster.py")

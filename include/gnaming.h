@@ -255,6 +255,19 @@ typedef struct gn_resolver_options gn_resolver_options;
 typedef struct gn_update gn_update;
 
 /**
+ * Options for `gn_xds_server_start` and `gn_xds_default_configure`, set one by one. Made by
+ * `gn_xds_options_new`, freed by `gn_xds_options_free`. Not thread-safe: do not change one options
+ * object from two threads at once. Copied by the calls that take it.
+ */
+typedef struct gn_xds_options gn_xds_options;
+
+/**
+ * A running xDS server (state-of-the-world ADS over gRPC). Made by `gn_xds_server_start`, stopped by
+ * `gn_xds_server_close`, released by `gn_xds_server_free`. Thread-safe.
+ */
+typedef struct gn_xds_server gn_xds_server;
+
+/**
  * A closure that receives log events: `call(user_data, level, target, message)`; `target` names
  * the library module and `message` is the text, both NUL-terminated UTF-8 borrowed for the call.
  * Calls may come from several library threads at once. `drop(user_data)` runs exactly once, after
@@ -762,7 +775,9 @@ enum gn_status gn_runtime_shutdown(uint32_t timeout_ms,
  * `updates_delivered` (updates published by every resolver), `watch_restarts`, `relists`,
  * `compactions_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
  * current `watches_active`, `keepalive_streams`, `registrations_active`,
- * `registrations_registered`, `clusters_connected`. New keys may appear in later versions.
+ * `registrations_registered`, `clusters_connected`; for the xDS servers `xds_streams_total`,
+ * `xds_pushes`, `xds_acks`, `xds_nacks` and the current `xds_servers_active`, `xds_streams_active`,
+ * `xds_resolvers_active`. New keys may appear in later versions.
  * `*json_out` is written on success only. Thread-safe.
  */
 enum gn_status gn_stats_json(char **json_out, struct gn_error **err_out);
@@ -811,6 +826,141 @@ const char *gn_update_service_config(const struct gn_update *update);
  * received: that one is borrowed.
  */
 void gn_update_free(struct gn_update *update);
+
+/**
+ * A new options object with every default: listen on 127.0.0.1, any free port; bare names use the
+ * etcd scheme; no node id check; default resolver options. Never NULL (NULL only if the process is
+ * out of memory).
+ */
+struct gn_xds_options *gn_xds_options_new(void);
+
+/**
+ * Frees an options object. NULL is a no-op.
+ */
+void gn_xds_options_free(struct gn_xds_options *options);
+
+/**
+ * Where the server listens: `"IP:PORT"` or `"localhost:PORT"` (port 0: any free port), `"unix:/path"`
+ * (created with mode 0600), or `"unix:"` for a socket in a new private directory (mode 0700).
+ * A non-loopback address fails here and at start unless `gn_xds_options_set_allow_non_loopback`
+ * allowed it first: the server answers anyone who can connect. On error the options are unchanged.
+ */
+enum gn_status gn_xds_options_set_listen(struct gn_xds_options *options,
+                                         const char *address,
+                                         struct gn_error **err_out);
+
+/**
+ * Allows (`true`) or refuses (`false`, the default) a listen address other than loopback.
+ */
+enum gn_status gn_xds_options_set_allow_non_loopback(struct gn_xds_options *options,
+                                                     bool allow,
+                                                     struct gn_error **err_out);
+
+/**
+ * The scheme of bare listener names: with `"etcd"` (the default) `xds:///echo` serves
+ * `etcd:///echo`; with `"dns"` it serves `dns:///echo`. Fails for a scheme libgnaming does not serve.
+ */
+enum gn_status gn_xds_options_set_default_scheme(struct gn_xds_options *options,
+                                                 const char *scheme,
+                                                 struct gn_error **err_out);
+
+/**
+ * With `true`, the server answers only clients whose bootstrap carries this server's node id (as
+ * `gn_xds_server_bootstrap_json` writes it) and ends other streams with PERMISSION_DENIED. Default
+ * `false`: any client that can connect is answered.
+ */
+enum gn_status gn_xds_options_set_node_id_check(struct gn_xds_options *options,
+                                                bool on,
+                                                struct gn_error **err_out);
+
+/**
+ * Options for the resolvers the server starts (a DNS nameserver, for instance); copied.
+ */
+enum gn_status gn_xds_options_set_resolver_options(struct gn_xds_options *options,
+                                                   const struct gn_resolver_options *resolver_options,
+                                                   struct gn_error **err_out);
+
+/**
+ * Starts an xDS server on the library's runtime.
+ *
+ * Each listener name a client asks for (see the README's mapping) starts one resolver, shared by every
+ * stream asking for it and closed when none does. `options` NULL means defaults; copied.
+ * `*server_out` is written on success only. Thread-safe.
+ */
+enum gn_status gn_xds_server_start(const struct gn_xds_options *options,
+                                   struct gn_xds_server **server_out,
+                                   struct gn_error **err_out);
+
+/**
+ * The address the server listens on: `"127.0.0.1:PORT"`, `"[::1]:PORT"` or `"unix:/path"`. Free
+ * `*address_out` with `gn_string_free`; written on success only. Thread-safe.
+ */
+enum gn_status gn_xds_server_address(const struct gn_xds_server *server,
+                                     char **address_out,
+                                     struct gn_error **err_out);
+
+/**
+ * The bootstrap JSON that points a gRPC xDS client at this server (for `GRPC_XDS_BOOTSTRAP_CONFIG`,
+ * or a file named by `GRPC_XDS_BOOTSTRAP`). Free `*json_out` with `gn_string_free`; written on
+ * success only. Thread-safe.
+ */
+enum gn_status gn_xds_server_bootstrap_json(const struct gn_xds_server *server,
+                                            char **json_out,
+                                            struct gn_error **err_out);
+
+/**
+ * Stops the server: it stops listening, ends every stream (clients keep their last endpoints and
+ * retry), and closes its resolvers; waits up to 5 s for its connections to end. Idempotent; NULL
+ * is a no-op; thread-safe. The handle stays valid until `gn_xds_server_free`.
+ */
+void gn_xds_server_close(struct gn_xds_server *server);
+
+/**
+ * Closes the server (as `gn_xds_server_close`) and releases the handle. NULL is a no-op. Must be the
+ * last call on this handle.
+ */
+void gn_xds_server_free(struct gn_xds_server *server);
+
+/**
+ * The `xds:///` target that reaches `target` through `server` (NULL: a server with the default
+ * options, whose bare names use etcd): `"etcd:///echo"` gives `"xds:///echo"`, other targets
+ * `"xds:///"` and the whole target, percent-encoded where needed. `#N` is kept but an xDS client
+ * opens one connection per address. Fails for an invalid target. Free `*xds_target_out` with
+ * `gn_string_free`; written on success only. Thread-safe.
+ */
+enum gn_status gn_xds_target(const struct gn_xds_server *server,
+                             const char *target,
+                             char **xds_target_out,
+                             struct gn_error **err_out);
+
+/**
+ * Sets the options of the process-wide default server. Must come before its first use
+ * (`gn_xds_default_bootstrap_json`, `gn_xds_install_bootstrap`); afterwards it fails with
+ * `GN_STATUS_BAD_STATE`. Copied. Thread-safe.
+ */
+enum gn_status gn_xds_default_configure(const struct gn_xds_options *options,
+                                        struct gn_error **err_out);
+
+/**
+ * The bootstrap JSON of the process-wide default server, which starts on first use (and again in a
+ * forked child, or after `gn_runtime_shutdown`). Free `*json_out` with `gn_string_free`; written on
+ * success only. Thread-safe.
+ */
+enum gn_status gn_xds_default_bootstrap_json(char **json_out, struct gn_error **err_out);
+
+/**
+ * Points this process's gRPC xDS clients at the default server (started if needed) by setting
+ * `GRPC_XDS_BOOTSTRAP_CONFIG`; then `xds:///echo` works in any gRPC stack of the process.
+ *
+ * Rule: call it before any gRPC thread reads the environment, that is before the first `xds:`
+ * channel (grpc-go reads it at package init: there, use `gnaming xds-agent`). gRPC reads a
+ * bootstrap once per process, so a later server (after fork or shutdown) is not seen by a process
+ * that already made an `xds:` channel. Fails with `GN_STATUS_BAD_STATE` when `GRPC_XDS_BOOTSTRAP` is
+ * set, or `GRPC_XDS_BOOTSTRAP_CONFIG` holds a bootstrap this library did not install (one it
+ * installed in a parent before fork is replaced). Not thread-safe with respect to other threads
+ * reading or writing the environment.
+ */
+enum gn_status gn_xds_install_bootstrap(struct gn_error **err_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,7 +3,8 @@
 //! Data flow, module by module:
 //! target string → [`target`] parser → [`resolver`] task on the [`runtime`] (one backend per scheme:
 //! [`resolver::static_list`], [`etcd`], [`dns`]) → complete [`update::Update`] → delivery to a
-//! callback or a pull queue ([`resolver::delivery`]) → the C ABI in `ffi`, which every binding wraps.
+//! callback or a pull queue ([`resolver::delivery`]) → the C ABI in `ffi`, which every binding wraps;
+//! or → the embedded [`xds`] server, which serves the same lists to gRPC's own xDS clients.
 
 pub mod dns;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod resolver;
 pub mod runtime;
 pub mod target;
 pub mod update;
+pub mod xds;
 
 mod ffi;
 

@@ -1,5 +1,6 @@
 //! `gnaming`: the operator's tool — what a target resolves to now (`resolve`), every change as it
-//! happens (`watch`), and a registration held until Ctrl-C (`register`).
+//! happens (`watch`), a registration held until Ctrl-C (`register`), and the local xDS agent that
+//! serves discovery to any gRPC stack's xDS client (`xds-agent`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gnaming::etcd::{ClusterConfig, Registration, RegistrationOptions};
 use gnaming::update::{AddressFamily, EndpointKind};
+use gnaming::xds::{XdsOptions, XdsServer};
 use gnaming::{Error, ErrorKind, Resolver, ResolverOptions, Update};
 use serde_json::{json, Value};
 
@@ -18,6 +20,8 @@ usage:
   gnaming watch TARGET [--json]                         print every update until Ctrl-C
   gnaming register SERVICE ADDR [--ttl SECONDS] [--metadata JSON] [--wait SECONDS]
                                                         register until Ctrl-C, then deregister
+  gnaming xds-agent [--listen ADDR] [--bootstrap-out FILE] [--default-scheme SCHEME]
+                                                        serve xds:///NAME to gRPC xDS clients until Ctrl-C
   gnaming COMMAND --help                                help for one command
   gnaming --version
 
@@ -52,6 +56,29 @@ Registers ADDR (host:port) under SERVICE in etcd, keeps the lease alive, and on 
 deletes the key so that watchers see the removal at once. --ttl is the lease TTL (default 10).
 --metadata is JSON stored with the address (a numeric \"weight\" sets the entry's weight). Exits 3
 when not registered within --wait seconds (default 10).";
+
+const XDS_AGENT_HELP: &str = "\
+usage: gnaming xds-agent [--listen 127.0.0.1:0 | --listen unix:PATH | --listen unix:] [--bootstrap-out FILE]
+                         [--default-scheme etcd] [--allow-non-loopback] [--node-id-check]
+                         [--etcd ENDPOINTS] [--nameserver IP:PORT]
+
+Serves every target gRPC's xDS clients ask for over ADS (state of the world), so that a program in any
+language gets etcd and DNS discovery with no libgnaming code: GRPC_XDS_BOOTSTRAP=FILE and the target
+xds:///echo (etcd:///echo; any full target works too: xds:///dns:///host:443).
+
+  --listen ADDR           loopback IP:PORT (default 127.0.0.1:0, any free port), unix:PATH (mode 0600),
+                          or unix: for a socket in a new private directory
+  --bootstrap-out FILE    write the clients' bootstrap JSON there (atomically, mode 0644) once listening;
+                          without it the bootstrap is printed on stdout
+  --default-scheme S      the scheme of bare names (default etcd)
+  --allow-non-loopback    allow a --listen address other than loopback (the server answers anyone)
+  --node-id-check         answer only clients whose bootstrap carries this agent's node id
+
+Prints `xds-agent listening on ADDR bootstrap FILE` when ready, logs on stderr (GNAMING_LOG, default
+info), and exits 0 on SIGTERM or Ctrl-C after closing every stream and resolver.";
+
+/// Options of `xds-agent` that take no value.
+const FLAGS: &[&str] = &["allow-non-loopback", "node-id-check"];
 
 /// A failure with the exit code it maps to.
 struct Failure(u8, String);
@@ -93,6 +120,13 @@ impl Args {
                         Some((n, v)) => (n.to_string(), Some(v.to_string())),
                         None => (name.to_string(), None),
                     };
+                    if FLAGS.contains(&name.as_str()) && with_value.contains(&name.as_str()) {
+                        if inline.is_some() {
+                            return Err(usage(format!("--{name} takes no value")));
+                        }
+                        args.values.push((name, String::new()));
+                        continue;
+                    }
                     if !with_value.contains(&name.as_str()) && !["etcd", "nameserver"].contains(&name.as_str()) {
                         return Err(usage(format!("unknown option --{name}")));
                     }
@@ -152,6 +186,7 @@ fn main() -> ExitCode {
         Some("resolve") => resolve(raw),
         Some("watch") => watch(raw),
         Some("register") => register(raw),
+        Some("xds-agent") => xds_agent(raw),
         Some(other) => Err(usage(format!("unknown command '{other}'"))),
     };
     match outcome {
@@ -241,6 +276,73 @@ fn register(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
     registration.close(Duration::from_secs(3))?;
     println!("{} deregistered {}", timestamp(), registration.key());
     Ok(())
+}
+
+fn xds_agent(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
+    let args = Args::parse(
+        raw,
+        &["listen", "bootstrap-out", "default-scheme", "allow-non-loopback", "node-id-check"],
+    )?;
+    if args.help {
+        println!("{XDS_AGENT_HELP}");
+        return Ok(());
+    }
+    if !args.positional.is_empty() {
+        return Err(usage(format!("xds-agent takes no positional arguments, got '{}'", args.positional.join(" "))));
+    }
+    if std::env::var_os("GNAMING_LOG").is_none() {
+        std::env::set_var("GNAMING_LOG", "info");
+    }
+    let mut options = XdsOptions { resolver: args.common()?, ..Default::default() };
+    options.resolver.client_language = "xds".into();
+    if let Some(listen) = args.value("listen") {
+        options.listen = listen.to_string();
+    }
+    options.allow_non_loopback = args.value("allow-non-loopback").is_some();
+    options.check_node_id = args.value("node-id-check").is_some();
+    if let Some(scheme) = args.value("default-scheme") {
+        options.default_scheme = scheme.to_string();
+    }
+    // Bad options are usage errors (exit 2), caught before anything starts listening.
+    gnaming::xds::names::check_scheme(&options.default_scheme).map_err(|e| usage(e.message()))?;
+    gnaming::xds::server::check_listen(&options.listen, options.allow_non_loopback).map_err(|e| usage(e.message()))?;
+    let bootstrap_out = args.value("bootstrap-out").map(std::path::PathBuf::from);
+    let server = XdsServer::start(&options)?;
+    match &bootstrap_out {
+        Some(path) => {
+            write_atomically(path, server.bootstrap_json())
+                .map_err(|e| Failure(1, format!("cannot write the bootstrap to {}: {e}", path.display())))?;
+            println!("xds-agent listening on {} bootstrap {}", server.address(), path.display());
+        }
+        None => {
+            println!("xds-agent listening on {} bootstrap -", server.address());
+            println!("{}", server.bootstrap_json());
+        }
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let waited = wait_for_signal();
+    tracing::info!("xds-agent: stopping");
+    server.close();
+    if let Some(path) = &bootstrap_out {
+        // Only our own file: a newer agent may have replaced it since.
+        if std::fs::read_to_string(path).is_ok_and(|text| text == server.bootstrap_json()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    waited
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a reader never sees half of it.
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?;
+    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// Blocks this (non-runtime) thread until Ctrl-C or SIGTERM.

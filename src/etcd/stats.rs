@@ -19,6 +19,13 @@ pub struct Stats {
     pub registrations_active: AtomicI64,
     pub registrations_registered: AtomicI64,
     pub clusters_connected: AtomicI64,
+    pub xds_streams_total: AtomicU64,
+    pub xds_pushes: AtomicU64,
+    pub xds_acks: AtomicU64,
+    pub xds_nacks: AtomicU64,
+    pub xds_servers_active: AtomicI64,
+    pub xds_streams_active: AtomicI64,
+    pub xds_resolvers_active: AtomicI64,
 }
 
 pub static STATS: Stats = Stats {
@@ -35,6 +42,13 @@ pub static STATS: Stats = Stats {
     registrations_active: AtomicI64::new(0),
     registrations_registered: AtomicI64::new(0),
     clusters_connected: AtomicI64::new(0),
+    xds_streams_total: AtomicU64::new(0),
+    xds_pushes: AtomicU64::new(0),
+    xds_acks: AtomicU64::new(0),
+    xds_nacks: AtomicU64::new(0),
+    xds_servers_active: AtomicI64::new(0),
+    xds_streams_active: AtomicI64::new(0),
+    xds_resolvers_active: AtomicI64::new(0),
 };
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -76,6 +90,13 @@ pub fn to_json() -> String {
         "registrations_active": g(&s.registrations_active),
         "registrations_registered": g(&s.registrations_registered),
         "clusters_connected": g(&s.clusters_connected),
+        "xds_streams_total": u(&s.xds_streams_total),
+        "xds_pushes": u(&s.xds_pushes),
+        "xds_acks": u(&s.xds_acks),
+        "xds_nacks": u(&s.xds_nacks),
+        "xds_servers_active": g(&s.xds_servers_active),
+        "xds_streams_active": g(&s.xds_streams_active),
+        "xds_resolvers_active": g(&s.xds_resolvers_active),
     })
     .to_string()
 }

@@ -16,6 +16,7 @@ pub mod resolver;
 pub mod runtime;
 pub mod stats;
 pub mod update;
+pub mod xds;
 
 use std::ffi::c_char;
 

@@ -11,7 +11,9 @@ use crate::error::Error;
 /// `updates_delivered` (updates published by every resolver), `watch_restarts`, `relists`,
 /// `compactions_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
 /// current `watches_active`, `keepalive_streams`, `registrations_active`,
-/// `registrations_registered`, `clusters_connected`. New keys may appear in later versions.
+/// `registrations_registered`, `clusters_connected`; for the xDS servers `xds_streams_total`,
+/// `xds_pushes`, `xds_acks`, `xds_nacks` and the current `xds_servers_active`, `xds_streams_active`,
+/// `xds_resolvers_active`. New keys may appear in later versions.
 /// `*json_out` is written on success only. Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_stats_json(json_out: *mut *mut c_char, err_out: *mut *mut gn_error) -> gn_status {

@@ -1,0 +1,157 @@
+//! The one mapping between xDS listener names and libgnaming targets, both ways.
+//!
+//! A client dials `xds:///NAME` and asks for the listener NAME (percent-decoded by gRPC; decoded here
+//! again, which leaves an already decoded name as it is unless it holds a literal `%XX`):
+//! - NAME that starts with a libgnaming scheme (`dns:///host:443`, `etcd://prod/echo`,
+//!   `pass:///127.0.0.1:1,127.0.0.1:2`) is that target;
+//! - any other NAME (`echo`) means `<default scheme>:///NAME`, the default scheme being etcd unless
+//!   the server was told otherwise.
+//!
+//! The same NAME is the Cluster's and the ClusterLoadAssignment's name, so one name is one target
+//! through all three resource types.
+
+use crate::error::Error;
+use crate::target::{Target, SCHEMES};
+
+/// The scheme a bare name resolves with unless the server is told otherwise.
+pub const DEFAULT_SCHEME: &str = "etcd";
+
+/// The target a listener name stands for, as text (the key under which its resolver is shared).
+pub fn target_for_listener(name: &str, default_scheme: &str) -> Result<String, Error> {
+    let decoded = percent_decode(name)?;
+    if decoded.is_empty() {
+        return Err(Error::invalid_argument("xds: the listener name is empty"));
+    }
+    Ok(if names_scheme(&decoded) { decoded } else { format!("{default_scheme}:///{decoded}") })
+}
+
+/// The `xds:///` target that reaches `target` through a server whose default scheme is
+/// `default_scheme`: the short form `xds:///NAME` when `target` is `<default>:///NAME` with a plain
+/// NAME, otherwise `xds:///` and the whole target, percent-encoded where a URI path cannot hold it.
+/// `#N` survives the trip but means one connection per address to an xDS client.
+pub fn xds_target_for(target: &str, default_scheme: &str) -> Result<String, Error> {
+    Target::parse(target)?;
+    check_scheme(default_scheme)?;
+    let short = target.strip_prefix(default_scheme).and_then(|rest| rest.strip_prefix(":///"));
+    if let Some(name) = short.filter(|n| !n.is_empty() && !names_scheme(n) && n.bytes().all(is_plain)) {
+        return Ok(format!("xds:///{name}"));
+    }
+    Ok(format!("xds:///{}", percent_encode(target)))
+}
+
+/// Checks a default scheme given by an operator.
+pub fn check_scheme(scheme: &str) -> Result<(), Error> {
+    if SCHEMES.contains(&scheme) {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument(format!(
+            "xds: unknown default scheme '{scheme}' (libgnaming serves: {})",
+            SCHEMES.join(", ")
+        )))
+    }
+}
+
+/// Whether `name` begins with one of libgnaming's schemes and a ':'.
+fn names_scheme(name: &str) -> bool {
+    name.split_once(':').is_some_and(|(scheme, _)| SCHEMES.contains(&scheme))
+}
+
+/// Characters a short name keeps as they are: the ones no scheme or URI parser treats specially.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+}
+
+/// Percent-encodes what a URI path cannot hold as is (RFC 3986 pchar plus '/'); keeps the rest
+/// readable.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> Result<String, Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => {
+                    return Err(Error::invalid_argument(format!("xds: bad percent-encoding in listener name '{text}'")))
+                }
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out)
+        .map_err(|_| Error::invalid_argument(format!("xds: listener name '{text}' does not decode to UTF-8")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_name_means_the_default_scheme() {
+        assert_eq!(target_for_listener("echo", "etcd").unwrap(), "etcd:///echo");
+        assert_eq!(target_for_listener("echo.test:50051", "dns").unwrap(), "dns:///echo.test:50051");
+    }
+
+    #[test]
+    fn a_full_target_is_taken_as_it_is_and_decoded() {
+        assert_eq!(target_for_listener("dns:///host:443", "etcd").unwrap(), "dns:///host:443");
+        assert_eq!(target_for_listener("etcd://prod/echo", "dns").unwrap(), "etcd://prod/echo");
+        assert_eq!(target_for_listener("pass:///%5B::1%5D:1%232", "etcd").unwrap(), "pass:///[::1]:1#2");
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_the_reason() {
+        assert!(target_for_listener("", "etcd").is_err());
+        let e = target_for_listener("a%zz", "etcd").unwrap_err();
+        assert!(e.message().contains("percent"), "{}", e.message());
+    }
+
+    #[test]
+    fn the_short_form_is_used_only_where_it_maps_back_to_the_same_target() {
+        assert_eq!(xds_target_for("etcd:///echo", "etcd").unwrap(), "xds:///echo");
+        assert_eq!(xds_target_for("etcd:///echo", "dns").unwrap(), "xds:///etcd:///echo");
+        assert_eq!(xds_target_for("etcd://prod/echo", "etcd").unwrap(), "xds:///etcd://prod/echo");
+        assert_eq!(xds_target_for("etcd:///echo#2", "etcd").unwrap(), "xds:///etcd:///echo%232");
+        assert_eq!(xds_target_for("pass:///[::1]:1", "etcd").unwrap(), "xds:///pass:///%5B::1%5D:1");
+    }
+
+    #[test]
+    fn every_xds_target_maps_back_to_its_target() {
+        for (target, scheme) in [
+            ("etcd:///echo", "etcd"),
+            ("etcd:///echo", "dns"),
+            ("dns:///host.test:443", "etcd"),
+            ("etcd://prod/echo#3", "etcd"),
+            ("pass:///127.0.0.1:1#2,[::1]:2", "etcd"),
+            ("unix:///tmp/x.sock", "etcd"),
+        ] {
+            let xds = xds_target_for(target, scheme).unwrap();
+            let name = xds.strip_prefix("xds:///").unwrap();
+            assert_eq!(target_for_listener(name, scheme).unwrap(), target, "via {xds}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_target_or_scheme_has_no_xds_form() {
+        assert!(xds_target_for("nosuch:///x", "etcd").is_err());
+        assert!(xds_target_for("etcd:///echo", "nosuch").is_err());
+    }
+}

@@ -14,7 +14,7 @@ XDS_AGENT_PY := $(BUILD)/xds-agent/py
 .PHONY: xds-clients test-xds-agent
 
 $(XDS_JAVA_CLIENT): demo/java/pom.xml $(wildcard demo/java/src/main/java/echo/*.java) examples/cpp/helloworld.proto
-	mvn -q -B -Dstyle.color=never -f demo/java/pom.xml package
+	mvn -q -B -f demo/java/pom.xml package
 
 # Debian ships npm apart from nodejs; NodeSource's nodejs package brings its own.
 $(XDS_NODE_CLIENT): demo/node/package.json demo/node/package-lock.json

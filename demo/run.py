@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "demo"
 TTL = 2.0  # registration lease TTL, seconds: how long a killed server stays listed at most
 AGENT = Path(os.environ.get("GNAMING_BIN", ROOT / "target" / "release" / "gnaming"))  # runs xds-agent
-XDS_LANGS = ("java", "node")  # clients on xds:///echo through the agent
 
 _spec = importlib.util.spec_from_file_location("etcd_cluster", ROOT / "tests" / "harness" / "etcd_cluster.py")
 etcd_cluster = importlib.util.module_from_spec(_spec)
@@ -221,7 +220,11 @@ class Demo:
         self.agent = subprocess.Popen([str(AGENT), "xds-agent", "--listen", "127.0.0.1:0", "--bootstrap-out",
                                        str(bootstrap)], stdout=subprocess.PIPE, stderr=log, env=self.env,
                                       text=True, start_new_session=True)
-        line = self.agent.stdout.readline()  # the agent's first line says it is ready
+        first: list[str] = []  # the agent's first line says it is ready
+        reader = threading.Thread(target=lambda: first.append(self.agent.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(15)
+        line = first[0] if first else ""
         if not line.startswith("xds-agent listening on "):
             raise RuntimeError(f"gnaming xds-agent did not start (see {BUILD / 'logs' / 'xds-agent.log'})")
         self.agent_addr = line.split()[3]

@@ -9,16 +9,16 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
 };
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address,
-    AggregatedConfigSource, ApiVersion, ConfigSource, Locality, Metadata, SocketAddress,
+    address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address, AggregatedConfigSource,
+    ApiVersion, ConfigSource, Locality, Metadata, SocketAddress,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint as XdsEndpointProto, LbEndpoint, LocalityLbEndpoints,
 };
 use envoy_types::pb::envoy::config::listener::v3::{ApiListener, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    route::Action, route_action::ClusterSpecifier, route_match::PathSpecifier, Route, RouteAction,
-    RouteConfiguration, RouteMatch, VirtualHost,
+    route::Action, route_action::ClusterSpecifier, route_match::PathSpecifier, Route, RouteAction, RouteConfiguration,
+    RouteMatch, VirtualHost,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -86,7 +86,9 @@ pub fn convert(list: &[Endpoint]) -> Converted {
                 }
             }
             AddressFamily::Name => out.skipped.push(format!("{} (not a host:port)", entry.address)),
-            AddressFamily::Unix => out.skipped.push(format!("{} (xDS clients cannot dial unix sockets)", entry.address)),
+            AddressFamily::Unix => {
+                out.skipped.push(format!("{} (xDS clients cannot dial unix sockets)", entry.address))
+            }
         }
     }
     out
@@ -132,18 +134,17 @@ pub fn balancing_from_service_config(service_config: Option<&str>) -> Balancing 
 }
 
 /// Whether a client may be sent ring_hash: grpc-core before 1.52 crashes on it (grpc/grpc#31766).
-/// Clients are told apart by the `user_agent_name` and `user_agent_version` of their xDS node.
+/// Clients are told apart by their xDS node's `user_agent_name` and `user_agent_version`. grpc-core
+/// stacks say "gRPC C-core linux" and "C-core 29.0.0" (grpc++ 1.51) or "C-core 58.0.0 Python 1.85.3"
+/// (grpcio): the core library's own version, 30 being grpc 1.52.
 pub fn client_takes_ring_hash(user_agent_name: &str, user_agent_version: &str) -> bool {
-    let not_core = ["go", "java", "node"].iter().any(|s| user_agent_name.to_ascii_lowercase().contains(s));
-    if not_core {
+    if !user_agent_name.contains("C-core") && !user_agent_version.contains("C-core") {
         return true;
     }
-    let mut parts = user_agent_version.trim_start_matches('v').split('.').map(|p| p.parse::<u32>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(major), Some(minor)) => (major, minor) >= (1, 52),
-        // Unknown version of a C-core stack: assume the worst.
-        _ => false,
-    }
+    let core = user_agent_version.split("C-core").nth(1).unwrap_or(user_agent_version);
+    let major = core.trim().split(['.', ' ']).next().and_then(|m| m.parse::<u32>().ok());
+    // An unknown version of a C-core stack: assume the worst.
+    major.is_some_and(|m| m >= 30)
 }
 
 fn any_of<T: Message + Name>(message: &T) -> Any {
@@ -159,7 +160,10 @@ pub fn listener(name: &str) -> Listener {
             name: name.to_string(),
             domains: vec!["*".to_string()],
             routes: vec![Route {
-                r#match: Some(RouteMatch { path_specifier: Some(PathSpecifier::Prefix(String::new())), ..Default::default() }),
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(PathSpecifier::Prefix(String::new())),
+                    ..Default::default()
+                }),
                 action: Some(Action::Route(RouteAction {
                     cluster_specifier: Some(ClusterSpecifier::Cluster(name.to_string())),
                     ..Default::default()
@@ -259,7 +263,9 @@ pub fn assignment_any(name: &str, endpoints: &[XdsEndpoint]) -> Any {
 /// JSON metadata as a protobuf Struct; a value that is not an object sits under "value".
 fn as_struct(json: &serde_json::Value) -> Struct {
     match json {
-        serde_json::Value::Object(map) => Struct { fields: map.iter().map(|(k, v)| (k.clone(), as_value(v))).collect() },
+        serde_json::Value::Object(map) => {
+            Struct { fields: map.iter().map(|(k, v)| (k.clone(), as_value(v))).collect() }
+        }
         other => Struct { fields: [("value".to_string(), as_value(other))].into_iter().collect() },
     }
 }
@@ -344,14 +350,19 @@ mod tests {
         assert_eq!(balancing_from_service_config(Some(rh)), Balancing::RingHash);
         let rr = r#"{"loadBalancingConfig":[{"round_robin":{}},{"ring_hash_experimental":{}}]}"#;
         assert_eq!(balancing_from_service_config(Some(rr)), Balancing::RoundRobin);
-        assert_eq!(balancing_from_service_config(Some(r#"{"loadBalancingPolicy":"pick_first"}"#)), Balancing::RoundRobin);
+        assert_eq!(
+            balancing_from_service_config(Some(r#"{"loadBalancingPolicy":"pick_first"}"#)),
+            Balancing::RoundRobin
+        );
     }
 
     #[test]
     fn old_grpc_core_never_gets_ring_hash() {
-        assert!(!client_takes_ring_hash("gRPC C-core", "1.51.1"));
-        assert!(client_takes_ring_hash("gRPC C-core", "1.52.0"));
-        assert!(!client_takes_ring_hash("gRPC C-core", ""));
+        // As seen from Debian's grpc++ 1.51.1 and grpcio 1.85.3.
+        assert!(!client_takes_ring_hash("gRPC C-core linux", "C-core 29.0.0"));
+        assert!(client_takes_ring_hash("gRPC C-core linux", "C-core 30.0.0"));
+        assert!(client_takes_ring_hash("gRPC C-core linux Python", "C-core 58.0.0 Python 1.85.3"));
+        assert!(!client_takes_ring_hash("gRPC C-core linux", ""));
         assert!(client_takes_ring_hash("gRPC Go", "1.85.0"));
         assert!(client_takes_ring_hash("gRPC Java", "1.85.1"));
     }

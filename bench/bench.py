@@ -928,9 +928,8 @@ def markdown_xds(xd):
             pu, cl = paths[k]["push_over_raw_watch"], paths[k]["client_after_push"]
             cells = [fmt(x[q], 1) if x else "—" for x in (pu, cl) for q in ("p50_ms", "p90_ms", "max_ms")]
             L.append(f"| {dict((a, b) for a, b, _ in XDS_PATHS)[k]} | {' | '.join(cells)} |")
-        L += ["", "Why the xDS rows trail the native ones: apart from the samples near 40 ms (below), not the agent, "
-              "whose push follows the raw watch by well under a millisecond at p50, but the clients' pick. Every "
-              "endpoint sits in a "
+        L += ["", "Why the xDS rows trail the native ones: not the agent, whose push follows the raw watch by well under a "
+              "millisecond at p50, but the clients' pick. Every endpoint sits in a "
               "locality of its own, which is how weights reach round_robin in every stack, and both grpc-go and "
               "grpc-core choose the locality of each RPC *at random* by weight (grpc-go `balancer/weightedtarget`: "
               "`NewRandomWRR = wrr.NewRandom`; grpc-core 1.51 `weighted_target.cc`: `absl::Uniform`). With "
@@ -941,23 +940,12 @@ def markdown_xds(xd):
               "0.2` and the gap shrinks, with `--xds-workers 1 --xds-pace-ms 10` it widens (on 2026-11-30, grpc-go "
               "over the floor p50 3.7 vs 2.5 ms native at the first, 30.2 vs 17.7 ms at the second). Over many RPCs "
               "the shares are the same; only the order is random.", ""]
-        first = {k: paths[k]["first_rpc_ms"] for k in paths}
-        names = {"go": "Go", "py": "Python", "cpp": "C++"}
-        slow_start = [f"{names[k]} {fmt(first[k + '_xds'], 0)} ms against {fmt(first[k + '_native'], 0)} ms native"
-                      for k in ("go", "cpp") if k + "_xds" in first and k + "_native" in first
-                      and first[k + "_xds"] - first[k + "_native"] >= 30]
-        tails = [k for k in xds_keys if paths[k]["over_raw_watch"] and paths[k]["over_raw_watch"]["max_ms"] >= 30]
-        if slow_start or tails:
-            L += ["Samples near 40 ms in the xDS tails" + (", and a slow first RPC after start (" +
-                  "; ".join(slow_start) + ")" if slow_start else "") + ", come from the agent's ADS sockets: "
-                  "they are accepted without TCP_NODELAY, and Nagle's algorithm holding back a small write meets "
-                  "the client's delayed ACK (40 ms minimum on Linux). It strikes some runs and not others. "
-                  "grpc-core's own trace (`GRPC_TRACE=xds_client`) showed the first Listener response 48 ms after "
-                  "the request, and 5 ms with an agent that sets TCP_NODELAY on accepted sockets; that agent also "
-                  "brought the first RPC after start from 87 to 33 ms (Go) and from 121 to 27 ms (C++), and left no "
-                  "sample between 37 and 50 ms in 2 × 100 grpc-go samples, where the unchanged agent had 2 "
-                  "(measured 2026-11-30). Over a unix socket (no Nagle) grpc-go's maximum fell from 43–45 ms to "
-                  "16–20 ms.", ""]
+        L += ["The agent sets TCP_NODELAY on the ADS connections it accepts. Without it, Nagle's algorithm holding "
+              "back the agent's second small write met the client's delayed ACK (40 ms minimum on Linux): "
+              "grpc-core's own trace (`GRPC_TRACE=xds_client`) showed the first Listener response 48 ms after the "
+              "request (5 ms with TCP_NODELAY), the first RPC after start took 87 ms in Go and 121 ms in C++ (33 and "
+              "27 ms with it), and samples of 37–45 ms sat in every xDS path's tail (measured 2026-11-30, before "
+              "the fix).", ""]
     py = paths.get("py_native")
     if py and py["conns_opened_unchanged"] > 0:
         L += [f"`gnaming.grpc.Channel` opened {py['conns_opened_unchanged']} connections to the "

@@ -5,10 +5,11 @@
 # in `make test`, checking only that every figure is produced and sane, so the suite cannot rot.
 # The Go programs (bench/go) use the Go binding through a replace directive and etcd's client from
 # the Go module proxy. The xds section (xDS vs native) also runs `gnaming xds-agent`, grpc-go's xDS
-# client (bench/go/grpcbench), grpcio from the Python venv (mk/python.mk) and a C++ client built twice:
-# on Debian's libgrpc++ alone and linked with the grpc-core plugin (mk/cpp.mk).
+# client (bench/go/grpcbench), grpcio from the Python venv (mk/python.mk), a C++ client built twice:
+# on Debian's libgrpc++ alone and linked with the grpc-core plugin (mk/cpp.mk), and the demo's Java and
+# Node xDS clients (mk/xds-agent.mk).
 TEST_TARGETS += test-bench-smoke
-APT_PACKAGES += etcd-server gcc binutils g++ libgrpc++-dev python3-venv
+APT_PACKAGES += etcd-server gcc binutils g++ libgrpc++-dev python3-venv maven nodejs openjdk-17-jdk-headless
 
 BENCH_DIR := $(BUILD)/bench
 BENCH_GO ?= go
@@ -19,7 +20,7 @@ BENCH_ARGS ?=
 BENCH_CXX_FLAGS := -std=c++17 -O2 -Wall -Wextra -Werror
 BENCH_PY_ARGS = --grpc-python $(abspath $(PY_VENV))/bin/python
 
-bench-build: lib cli cpp python-install
+bench-build: lib cli cpp python-install xds-clients
 	@mkdir -p $(BENCH_DIR)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -pthread bench/gn_bench.c -o $(BENCH_DIR)/gn_bench \
 	  -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR))

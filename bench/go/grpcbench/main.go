@@ -1,10 +1,11 @@
-// grpcbench: the Go side of the "xDS vs native" bench section (bench/bench.py drives it). Two roles:
+// grpcbench: the Go side of the "xDS vs native" bench section (bench/bench.py drives it). Three roles:
 //
 //	grpcbench backends -n N -endpoints E -prefix P
 //	grpcbench client -target T -name PATH [-workers 3] [-pace 2ms]
 //	grpcbench ads -server ADDR -name NAME (ads.go)
 //
-// backends serves N gRPC servers on 127.0.0.1 (any method; the reply is the server's own address),
+// backends serves N gRPC servers on 127.0.0.1 (any method; the reply is the server's own address;
+// the demo's Greeter clients get it as a HelloReply),
 // puts and deletes their etcd entries on command, and counts the distinct client connections (peer
 // addresses) each server saw from each path, a path being named by its clients in every request.
 // client calls T (xds:///NAME through grpc-go's xDS client, or etcd:///NAME through libgnaming's Go
@@ -34,6 +35,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/encoding/protowire"
 	_ "google.golang.org/grpc/xds" // the xds:/// resolver and its balancers
 )
 
@@ -100,10 +102,20 @@ type backend struct {
 	lastRPC map[string]int64           // path → time of its last RPC here
 }
 
+// greeterMethod is the demo's Java and Node clients' RPC: request and reply are one-string protobuf
+// messages (helloworld.HelloRequest.name, HelloReply.message), so the path name and the address travel
+// in field 1 there, and raw everywhere else.
+const greeterMethod = "/helloworld.Greeter/SayHello"
+
 func (b *backend) handle(_ any, stream grpc.ServerStream) error {
 	var req []byte
 	if err := stream.RecvMsg(&req); err != nil {
 		return err
+	}
+	method, _ := grpc.MethodFromServerStream(stream)
+	greeter := method == greeterMethod
+	if greeter {
+		req = stringField1(req)
 	}
 	path := string(req)
 	b.mu.Lock()
@@ -116,7 +128,31 @@ func (b *backend) handle(_ any, stream grpc.ServerStream) error {
 	}
 	b.mu.Unlock()
 	reply := []byte(b.addr)
+	if greeter {
+		reply = append(protowire.AppendTag(nil, 1, protowire.BytesType), protowire.AppendString(nil, b.addr)...)
+	}
 	return stream.SendMsg(&reply)
+}
+
+// stringField1 is field 1 of a protobuf message when it is a string, else empty.
+func stringField1(msg []byte) []byte {
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			return nil
+		}
+		msg = msg[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(msg)
+			return v
+		}
+		n = protowire.ConsumeFieldValue(num, typ, msg)
+		if n < 0 {
+			return nil
+		}
+		msg = msg[n:]
+	}
+	return nil
 }
 
 // busyPaths names the paths that called the server within the last `within`.

@@ -834,7 +834,8 @@ def markdown(doc):
             L.append(f"| {t['label']} | undefined | ≤ {t['target']} {t['unit']} | — | etcd's resolver was not later "
                      f"than the raw watch there, so there is no overhead to divide by |")
             continue
-        miss = "" if t["met"] else f"{fmt(t['missed_by'], 3)} {t['unit']} ({fmt(t['missed_by_factor'])}× the target)"
+        miss = "" if t["met"] else f"{fmt(t['missed_by'], 3)} {t['unit']}" + \
+            ("" if t["missed_by_factor"] is None else f" ({fmt(t['missed_by_factor'])}× the target)")
         L.append(f"| {t['label']} | {fmt(t['value'], 3)} {t['unit']} | ≤ {t['target']} {t['unit']} | "
                  f"{'yes' if t['met'] else 'no'} | {miss} |")
     L.append("")

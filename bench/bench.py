@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark suite: propagation latency, failover, scale and footprint, measured side by side
-with etcd's own Go naming resolver on one real 3-member etcd cluster (tests/harness), in one run.
+with etcd's own Go naming resolver on one real 3-member etcd cluster (tests/harness), in one run, and
+each gRPC stack's xDS client (fed by `gnaming xds-agent`) beside its native libgnaming path.
 
     bench.py [--smoke] [--only SECTION,...] [--md FILE] [--json FILE]
 
@@ -11,8 +12,11 @@ recorded with how far they were missed, never enforced.
 The programs it drives (built by mk/bench.mk into build/bench): gobench (bench/go: the writer, the
 raw clientv3 watch, libgnaming's Go binding and etcd's client/v3/naming/resolver behind a recording
 resolver.ClientConn), gn_bench (bench/gn_bench.c: the C API) and bench/py_observe.py (the Python
-binding). Every time is CLOCK_MONOTONIC, which all processes on the machine share, so one change
-can be followed from the writer's put into every observer. Standard library only.
+binding); for the xds section, grpcbench (bench/go/grpcbench: the backends, grpc-go clients and a bare
+ADS observer), bench/py_grpc_client.py (grpcio, from the venv given by --grpc-python),
+cpp_grpc_client_xds/_native (bench/cpp_grpc_client.cc) and the demo's Java and Node clients. Every
+time is CLOCK_MONOTONIC, which all processes on the machine share, so one change can be followed from
+the writer's put into every observer. Standard library only.
 """
 
 import argparse

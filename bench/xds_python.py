@@ -9,7 +9,8 @@ Needs grpcio and the gnaming package (`make python-install`, then build/venv/bin
 --etcd (or $GNAMING_ETCD_ENDPOINTS) it starts a cluster with tests/harness/etcd_cluster.py.
 
 Latency: a backend is registered while a client sends unary RPCs back to back; the time runs from
-just before the Registration starts (lease grant and put) to the first reply from that backend.
+just before the Registration starts (lease grant and put) to the first reply from that backend, and
+is split at the moment a separate libgnaming resolver on the same target delivers the new list.
 Connections: `--unchanged` backends stay registered while one more is registered and removed
 `--changes` times; each server counts the distinct client ports it sees. Twice: "busy", with RPCs
 right after every change, and "idle", with none for `--idle` seconds after each change, which is
@@ -123,13 +124,25 @@ def run_path(kind, service, unchanged, samples, changes, idle, grace):
         for b in steady:
             first_reply_from(echo, b.name, time.monotonic() + CHANGE_TIMEOUT_S)
 
-        latencies = []
-        for _ in range(samples):
-            start = time.monotonic()
-            reg = gnaming.Registration(service, churn.address)
-            latencies.append(first_reply_from(echo, churn.name, start + CHANGE_TIMEOUT_S) - start)
-            reg.close()
-            until_gone(echo, churn.name, time.monotonic() + CHANGE_TIMEOUT_S)
+        latencies, seen_latencies = [], []
+        seen_at = {}
+
+        def on_update(update):
+            if any(a.addr == churn.address for a in update.addresses):
+                seen_at.setdefault("t", time.monotonic())
+
+        # A resolver of its own on the same target splits the time into etcd + libgnaming (put →
+        # list delivered) and the client's part (list delivered → first RPC on the new backend).
+        with gnaming.Resolver(f"etcd:///{service}", on_update):
+            for _ in range(samples):
+                seen_at.clear()
+                start = time.monotonic()
+                reg = gnaming.Registration(service, churn.address)
+                answered = first_reply_from(echo, churn.name, start + CHANGE_TIMEOUT_S)
+                latencies.append(answered - start)
+                seen_latencies.append(seen_at.get("t", answered) - start)
+                reg.close()
+                until_gone(echo, churn.name, time.monotonic() + CHANGE_TIMEOUT_S)
 
         before = sum(b.connections() for b in steady)
         for change in range(changes):
@@ -161,6 +174,8 @@ def run_path(kind, service, unchanged, samples, changes, idle, grace):
         out["grace_s"] = grace
     if samples:
         out["put_to_first_rpc"] = summary_ms(latencies)
+        out["put_to_list_delivered"] = summary_ms(seen_latencies)
+        out["list_delivered_to_first_rpc"] = summary_ms([a - b for a, b in zip(latencies, seen_latencies)])
     return out
 
 
@@ -182,7 +197,9 @@ def main():
         gnaming.configure_cluster("", endpoints=endpoints)
         gnaming.xds.install_bootstrap()
         tag = f"bench-xds-python-{os.getpid()}"
-        result = {"grpcio": grpc.__version__, "gnaming": gnaming.version()}
+        # Other work on the machine shows in the tails: the load before and after is kept with them.
+        result = {"grpcio": grpc.__version__, "gnaming": gnaming.version(), "cpus": os.cpu_count(),
+                  "loadavg_before": os.getloadavg()}
         for kind in ("xds", "native"):
             result[kind] = {
                 # RPCs flow right after every change; the native channel keeps its default grace.
@@ -193,6 +210,7 @@ def main():
                 "idle": run_path(kind, f"{tag}-{kind}-idle", args.unchanged, 0, args.changes,
                                  idle=args.idle, grace=args.idle / 2),
             }
+        result["loadavg_after"] = os.getloadavg()
         result["xds_counters"] = gnaming.xds.stats()
     finally:
         if cluster is not None:

@@ -205,6 +205,33 @@ def test_a_private_server_feeds_a_channel_given_its_bootstrap_per_channel(xds, b
             assert Echo(ch)(timeout=10, wait_for_ready=True) == "s0"
 
 
+def test_with_the_node_id_check_only_a_client_with_the_servers_node_id_is_answered(xds, backends):
+    (a,) = backends(1)
+    with gnaming.XdsServer(node_id_check=True) as server:
+        target = server.xds_target(f"pass:///{a.address}")
+        stranger = server.bootstrap
+        stranger["node"]["id"] = "someone-else"
+        option = "grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config"
+        with grpc.insecure_channel(target, [(option, server.bootstrap_json)]) as ch:
+            assert Echo(ch)(timeout=10, wait_for_ready=True) == "s0"
+        with grpc.insecure_channel(target, [(option, json.dumps(stranger))]) as ch:
+            with pytest.raises(grpc.RpcError) as info:
+                Echo(ch)(timeout=2, wait_for_ready=True)
+            assert info.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE), info.value
+    assert a.calls == 1, f"only the client with the server's node id may reach s0, observed {a.calls} calls"
+
+
+def test_resolver_options_reach_the_server_and_bad_ones_are_refused_before_it_starts():
+    with gnaming.XdsServer(default_scheme="dns", dns_nameserver="127.0.0.1:53") as server:
+        assert server.xds_target("dns:///localhost") == "xds:///localhost"
+        assert server.xds_target("etcd:///echo") == "xds:///etcd:///echo"
+    assert gnaming.xds_target("dns:///localhost") == "xds:///dns:///localhost"
+    with pytest.raises(gnaming.InvalidArgumentError):
+        gnaming.XdsServer(dns_nameserver="not an address")
+    with pytest.raises(gnaming.GnamingError):
+        gnaming.XdsServer(default_scheme="no-such-scheme")
+
+
 def test_configuring_the_default_server_after_its_first_use_is_refused(xds):
     with pytest.raises(gnaming.BadStateError):
         gnaming.xds.configure_default(default_scheme="dns")

@@ -9,8 +9,10 @@ C_LINK := -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR))
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no --track-fds=no
 # A forked child cannot free what its parent's runtime threads allocated (those threads do not exist
-# in it), so the fork test's valgrind run checks memory errors but not leaks; its ASan run checks both.
+# in it), so the fork tests' valgrind runs (test_fork, test_xds) check memory errors but not leaks;
+# their ASan runs check both.
 VALGRIND_FLAGS_test_fork := --leak-check=no
+VALGRIND_FLAGS_test_xds := --leak-check=no
 # valgrind runs threads one at a time, ~40x slower: the close race runs fewer rounds there.
 VALGRIND_ENV_test_close_race := GN_CLOSE_RACE_ITERATIONS=2000
 # A dead member or a slow runner must not hang the suite.

@@ -121,6 +121,11 @@ fn bad_input_exits_2_with_the_reason() {
         (&["register", "svc", "127.0.0.1:1", "--ttl", "0.5", "--etcd", "127.0.0.1:1"], "below the minimum"),
         (&["frobnicate"], "unknown command"),
         (&["resolve", "pass:///a:1", "--bogus"], "unknown option --bogus"),
+        (&["xds-agent", "--listen", "0.0.0.0:0"], "non-loopback"),
+        (&["xds-agent", "--listen", "example.com:1"], "must be an IP address"),
+        (&["xds-agent", "--default-scheme", "nope"], "unknown default scheme"),
+        (&["xds-agent", "--allow-non-loopback=yes"], "takes no value"),
+        (&["xds-agent", "extra"], "no positional arguments"),
     ];
     for (args, needle) in cases {
         let out = gnaming(args);
@@ -132,7 +137,13 @@ fn bad_input_exits_2_with_the_reason() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["resolve", "--help"], &["watch", "--help"], &["register", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["resolve", "--help"],
+        &["watch", "--help"],
+        &["register", "--help"],
+        &["xds-agent", "--help"],
+    ] {
         let out = gnaming(args);
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("usage"), "{args:?}: {}", text(&out.stdout));
@@ -180,4 +191,27 @@ fn watch_sees_a_registration_made_by_register_and_its_removal_on_sigterm() {
     assert!(status.success(), "register exited with {status}");
     watch.wait_line(Duration::from_secs(2), "with the address removed", |l| addresses(l).is_empty());
     assert!(watch.terminate().success());
+}
+
+#[test]
+fn the_xds_agent_writes_its_bootstrap_serves_and_cleans_up_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("gnaming-cli-xds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bootstrap.json");
+    let agent = Running::start(&["xds-agent", "--listen", "unix:", "--bootstrap-out", file.to_str().unwrap()]);
+    let line =
+        agent.wait_line(Duration::from_secs(10), "saying it listens", |l| l.starts_with("xds-agent listening on "));
+    let address = line.split_whitespace().nth(3).expect("an address").to_string();
+    assert!(address.starts_with("unix:/"), "{line}");
+    let bootstrap: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(bootstrap["xds_servers"][0]["server_uri"], address.as_str());
+    assert!(bootstrap["node"]["locality"].is_object(), "Node's xDS client needs a locality: {bootstrap}");
+    use std::os::unix::fs::PermissionsExt;
+    let socket = std::path::PathBuf::from(address.trim_start_matches("unix:"));
+    assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+    let status = agent.terminate();
+    assert_eq!(status.code(), Some(0), "SIGTERM must end the agent cleanly");
+    assert!(!file.exists(), "the agent removes its bootstrap file");
+    assert!(!socket.exists(), "the agent removes its socket");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -279,10 +279,7 @@ fn register(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
 }
 
 fn xds_agent(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
-    let args = Args::parse(
-        raw,
-        &["listen", "bootstrap-out", "default-scheme", "allow-non-loopback", "node-id-check"],
-    )?;
+    let args = Args::parse(raw, &["listen", "bootstrap-out", "default-scheme", "allow-non-loopback", "node-id-check"])?;
     if args.help {
         println!("{XDS_AGENT_HELP}");
         return Ok(());

@@ -9,16 +9,16 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
 };
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address,
-    AggregatedConfigSource, ApiVersion, ConfigSource, Locality, Metadata, SocketAddress,
+    address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address, AggregatedConfigSource,
+    ApiVersion, ConfigSource, Locality, Metadata, SocketAddress,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint as XdsEndpointProto, LbEndpoint, LocalityLbEndpoints,
 };
 use envoy_types::pb::envoy::config::listener::v3::{ApiListener, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    route::Action, route_action::ClusterSpecifier, route_match::PathSpecifier, Route, RouteAction,
-    RouteConfiguration, RouteMatch, VirtualHost,
+    route::Action, route_action::ClusterSpecifier, route_match::PathSpecifier, Route, RouteAction, RouteConfiguration,
+    RouteMatch, VirtualHost,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -86,7 +86,9 @@ pub fn convert(list: &[Endpoint]) -> Converted {
                 }
             }
             AddressFamily::Name => out.skipped.push(format!("{} (not a host:port)", entry.address)),
-            AddressFamily::Unix => out.skipped.push(format!("{} (xDS clients cannot dial unix sockets)", entry.address)),
+            AddressFamily::Unix => {
+                out.skipped.push(format!("{} (xDS clients cannot dial unix sockets)", entry.address))
+            }
         }
     }
     out
@@ -159,7 +161,10 @@ pub fn listener(name: &str) -> Listener {
             name: name.to_string(),
             domains: vec!["*".to_string()],
             routes: vec![Route {
-                r#match: Some(RouteMatch { path_specifier: Some(PathSpecifier::Prefix(String::new())), ..Default::default() }),
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(PathSpecifier::Prefix(String::new())),
+                    ..Default::default()
+                }),
                 action: Some(Action::Route(RouteAction {
                     cluster_specifier: Some(ClusterSpecifier::Cluster(name.to_string())),
                     ..Default::default()
@@ -259,7 +264,9 @@ pub fn assignment_any(name: &str, endpoints: &[XdsEndpoint]) -> Any {
 /// JSON metadata as a protobuf Struct; a value that is not an object sits under "value".
 fn as_struct(json: &serde_json::Value) -> Struct {
     match json {
-        serde_json::Value::Object(map) => Struct { fields: map.iter().map(|(k, v)| (k.clone(), as_value(v))).collect() },
+        serde_json::Value::Object(map) => {
+            Struct { fields: map.iter().map(|(k, v)| (k.clone(), as_value(v))).collect() }
+        }
         other => Struct { fields: [("value".to_string(), as_value(other))].into_iter().collect() },
     }
 }
@@ -344,7 +351,10 @@ mod tests {
         assert_eq!(balancing_from_service_config(Some(rh)), Balancing::RingHash);
         let rr = r#"{"loadBalancingConfig":[{"round_robin":{}},{"ring_hash_experimental":{}}]}"#;
         assert_eq!(balancing_from_service_config(Some(rr)), Balancing::RoundRobin);
-        assert_eq!(balancing_from_service_config(Some(r#"{"loadBalancingPolicy":"pick_first"}"#)), Balancing::RoundRobin);
+        assert_eq!(
+            balancing_from_service_config(Some(r#"{"loadBalancingPolicy":"pick_first"}"#)),
+            Balancing::RoundRobin
+        );
     }
 
     #[test]

@@ -117,6 +117,7 @@ struct Shared {
     bootstrap: String,
     default_scheme: String,
     registry: Arc<Registry>,
+    ctx: Arc<StreamContext>,
     stop: watch::Sender<bool>,
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     socket: Option<PathBuf>,
@@ -162,15 +163,17 @@ impl XdsServer {
         let home = runtime::home()?;
         let node_id = format!("gnaming-{}-{:016x}", std::process::id(), rand::random::<u64>());
         let (stop, stopping) = watch::channel(false);
-        let registry = Arc::new(Registry::new(options.resolver.clone(), options.default_scheme.clone(), home.handle.clone()));
+        let registry =
+            Arc::new(Registry::new(options.resolver.clone(), options.default_scheme.clone(), home.handle.clone()));
         let ctx = Arc::new(StreamContext {
             registry: Arc::clone(&registry),
             node_id: node_id.clone(),
             check_node_id: options.check_node_id,
+            streams: Default::default(),
             stopping: stopping.clone(),
         });
-        let service = AggregatedDiscoveryServiceServer::new(Ads { ctx })
-            .max_decoding_message_size(4 << 20);
+        let service =
+            AggregatedDiscoveryServiceServer::new(Ads { ctx: Arc::clone(&ctx) }).max_decoding_message_size(4 << 20);
         let router = tonic::transport::Server::builder().add_service(service);
         let shutdown = until_stopped(stopping);
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
@@ -181,7 +184,8 @@ impl XdsServer {
                     .map_err(|e| Error::new(ErrorKind::Unavailable, format!("xds: cannot listen on {addr}: {e}")))?;
                 let local = listener.local_addr().map_err(|e| internal(format!("xds: {e}")))?;
                 listener.set_nonblocking(true).map_err(|e| internal(format!("xds: {e}")))?;
-                let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| internal(format!("xds: {e}")))?;
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).map_err(|e| internal(format!("xds: {e}")))?;
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 home.handle.spawn(async move {
                     if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
@@ -224,6 +228,7 @@ impl XdsServer {
             bootstrap,
             default_scheme: options.default_scheme.clone(),
             registry,
+            ctx,
             stop,
             done: Mutex::new(Some(done_rx)),
             socket,
@@ -261,6 +266,11 @@ impl XdsServer {
     /// How many targets the server resolves now (one per target, however many streams ask).
     pub fn resolvers(&self) -> usize {
         self.shared.registry.resolvers()
+    }
+
+    /// How many ADS streams are open now.
+    pub fn streams(&self) -> usize {
+        self.shared.ctx.streams.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -315,7 +325,9 @@ fn make_private_dir() -> Result<PathBuf, Error> {
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(internal(format!("xds: cannot create a private directory in {}: {e}", base.display()))),
+            Err(e) => {
+                return Err(internal(format!("xds: cannot create a private directory in {}: {e}", base.display())))
+            }
         }
     }
     Err(internal("xds: cannot find a free private directory name"))
@@ -350,7 +362,10 @@ pub fn configure_default(options: &XdsOptions) -> Result<(), Error> {
     parse_listen(&options.listen, options.allow_non_loopback)?;
     let mut d = DEFAULT.lock();
     if d.server.as_ref().is_some_and(|s| runtime::is_own(s.shared.pid) && !s.is_closed()) {
-        return Err(Error::new(ErrorKind::BadState, "xds: the default server already runs; configure it before first use"));
+        return Err(Error::new(
+            ErrorKind::BadState,
+            "xds: the default server already runs; configure it before first use",
+        ));
     }
     d.options = options.clone();
     d.configured = true;
@@ -397,7 +412,9 @@ pub fn install_bootstrap() -> Result<String, Error> {
         if current != ours && !ours_before {
             return Err(Error::new(
                 ErrorKind::BadState,
-                format!("xds: {BOOTSTRAP_CONFIG_ENV} already holds another xDS bootstrap; libgnaming will not replace it"),
+                format!(
+                    "xds: {BOOTSTRAP_CONFIG_ENV} already holds another xDS bootstrap; libgnaming will not replace it"
+                ),
             ));
         }
     }

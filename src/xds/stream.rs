@@ -35,6 +35,8 @@ pub struct StreamContext {
     /// The node id of the server's bootstrap, checked when `check_node_id` is on.
     pub node_id: String,
     pub check_node_id: bool,
+    /// This server's open streams.
+    pub streams: std::sync::atomic::AtomicUsize,
     /// Turns true when the server stops.
     pub stopping: watch::Receiver<bool>,
 }
@@ -68,12 +70,17 @@ struct AdsStream {
 }
 
 /// Serves one stream until the client goes away or the server stops; sends on `out`.
-pub async fn run<S>(ctx: Arc<StreamContext>, mut inbound: S, out: mpsc::Sender<Result<DiscoveryResponse, Status>>, peer: String)
-where
+pub async fn run<S>(
+    ctx: Arc<StreamContext>,
+    mut inbound: S,
+    out: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    peer: String,
+) where
     S: Stream<Item = Result<DiscoveryRequest, Status>> + Unpin,
 {
     let _active = Gauge::up(&STATS.xds_streams_active);
     bump(&STATS.xds_streams_total);
+    ctx.streams.fetch_add(1, Ordering::Relaxed);
     let stopped = super::server::until_stopped(ctx.stopping.clone());
     tokio::pin!(stopped);
     let mut stream = AdsStream {
@@ -113,6 +120,7 @@ where
         let _ = stream.out.try_send(Err(status));
     }
     stream.release_all();
+    stream.ctx.streams.fetch_sub(1, Ordering::Relaxed);
     tracing::debug!(peer = stream.peer.as_str(), "xds: stream closed");
 }
 
@@ -174,11 +182,19 @@ impl AdsStream {
         }
         if let Some(node) = node {
             let version = match &node.user_agent_version_type {
-                Some(envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType::UserAgentVersion(v)) => v.as_str(),
+                Some(envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType::UserAgentVersion(v)) => {
+                    v.as_str()
+                }
                 _ => "",
             };
             self.ring_hash_ok = resources::client_takes_ring_hash(&node.user_agent_name, version);
-            tracing::debug!(peer = self.peer.as_str(), node = node.id.as_str(), agent = node.user_agent_name.as_str(), version, "xds: client");
+            tracing::debug!(
+                peer = self.peer.as_str(),
+                node = node.id.as_str(),
+                agent = node.user_agent_name.as_str(),
+                version,
+                "xds: client"
+            );
         }
         self.node_seen = true;
         Ok(())

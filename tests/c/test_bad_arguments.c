@@ -443,6 +443,56 @@ static void stats_and_strings_refuse_null_outputs(void) {
   gn_string_free(NULL);
 }
 
+static void xds_calls_refuse_nulls_and_bad_values(void) {
+  COVER(gn_xds_options_new);
+  COVER(gn_xds_options_free);
+  COVER(gn_xds_options_set_listen);
+  COVER(gn_xds_options_set_allow_non_loopback);
+  COVER(gn_xds_options_set_default_scheme);
+  COVER(gn_xds_options_set_node_id_check);
+  COVER(gn_xds_options_set_resolver_options);
+  COVER(gn_xds_server_start);
+  COVER(gn_xds_server_address);
+  COVER(gn_xds_server_bootstrap_json);
+  COVER(gn_xds_server_close);
+  COVER(gn_xds_server_free);
+  COVER(gn_xds_target);
+  COVER(gn_xds_default_configure);
+  COVER(gn_xds_default_bootstrap_json);
+  COVER(gn_xds_install_bootstrap);
+  gn_xds_options_free(NULL);
+  gn_xds_server_close(NULL);
+  gn_xds_server_free(NULL);
+  gn_xds_options *o = gn_xds_options_new();
+  CHECK(o != NULL, "options");
+  EXPECT_ERROR(gn_xds_options_set_listen(NULL, "127.0.0.1:0", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_xds_options_set_listen(o, NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "address");
+  EXPECT_ERROR(gn_xds_options_set_listen(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "address");
+  EXPECT_ERROR(gn_xds_options_set_listen(o, "example.com:80", err_out), GN_STATUS_INVALID_ARGUMENT, "IP address");
+  EXPECT_ERROR(gn_xds_options_set_listen(o, "0.0.0.0:0", err_out), GN_STATUS_INVALID_ARGUMENT, "non-loopback");
+  EXPECT_ERROR(gn_xds_options_set_listen(o, "unix:relative", err_out), GN_STATUS_INVALID_ARGUMENT, "absolute");
+  EXPECT_ERROR(gn_xds_options_set_allow_non_loopback(NULL, true, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_xds_options_set_default_scheme(o, "nosuch", err_out), GN_STATUS_INVALID_ARGUMENT, "nosuch");
+  EXPECT_ERROR(gn_xds_options_set_default_scheme(o, NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "scheme");
+  EXPECT_ERROR(gn_xds_options_set_node_id_check(NULL, true, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_xds_options_set_resolver_options(o, NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "resolver_options");
+  EXPECT_ERROR(gn_xds_default_configure(NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  gn_xds_server *server = SENTINEL;
+  EXPECT_ERROR(gn_xds_server_start(o, NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "server_out");
+  CHECK(server == SENTINEL, "server_out written on error");
+  char *text = SENTINEL;
+  EXPECT_ERROR(gn_xds_server_address(NULL, &text, err_out), GN_STATUS_INVALID_ARGUMENT, "server");
+  EXPECT_ERROR(gn_xds_server_bootstrap_json(NULL, &text, err_out), GN_STATUS_INVALID_ARGUMENT, "server");
+  EXPECT_ERROR(gn_xds_target(NULL, NULL, &text, err_out), GN_STATUS_INVALID_ARGUMENT, "target");
+  EXPECT_ERROR(gn_xds_target(NULL, "nosuch:///x", &text, err_out), GN_STATUS_UNSUPPORTED_SCHEME, "nosuch");
+  EXPECT_ERROR(gn_xds_target(NULL, "etcd:///echo", NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "xds_target_out");
+  EXPECT_ERROR(gn_xds_default_bootstrap_json(NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "json_out");
+  CHECK(text == SENTINEL, "an output was written on error");
+  /* The one call that takes no arguments but err_out: NULL err_out is allowed. */
+  (void)gn_xds_install_bootstrap;
+  gn_xds_options_free(o);
+}
+
 static void runtime_shutdown_accepts_any_timeout(void) {
   COVER(gn_runtime_shutdown);
   EXPECT_OK(gn_runtime_shutdown(0, err_out));
@@ -488,6 +538,7 @@ int main(void) {
   RUN(resolver_calls_refuse_nulls_and_bad_values_and_drop_the_closure_once);
   RUN(update_getters_accept_null_and_out_of_range_indexes);
   RUN(stats_and_strings_refuse_null_outputs);
+  RUN(xds_calls_refuse_nulls_and_bad_values);
   RUN(runtime_shutdown_accepts_any_timeout);
   RUN(every_exported_function_is_covered);
   return check_summary();

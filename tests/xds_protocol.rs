@@ -1,0 +1,431 @@
+//! The xDS server's protocol against a client of our own: every name answered, NACKs never answered
+//! by a resend, stale nonces ignored, resubscriptions, shared and released resolvers, outages, the
+//! node id check and a private unix socket. Lists come from static targets and a real etcd.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{rt, EtcdCluster};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::{node::UserAgentVersionType, Node};
+use envoy_types::pb::envoy::config::endpoint::v3::{lb_endpoint::HostIdentifier, ClusterLoadAssignment};
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use gnaming::etcd::{Registration, RegistrationOptions};
+use gnaming::xds::resources::{ASSIGNMENT_TYPE, CLUSTER_TYPE, LISTENER_TYPE};
+use gnaming::xds::{XdsOptions, XdsServer};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+const WAIT: Duration = Duration::from_secs(10);
+/// How long "nothing was sent" is watched for.
+const QUIET: Duration = Duration::from_millis(700);
+
+/// One ADS stream of a test client.
+struct Ads {
+    tx: mpsc::Sender<DiscoveryRequest>,
+    rx: Streaming<DiscoveryResponse>,
+    node: Option<Node>,
+}
+
+fn node(id: &str) -> Node {
+    Node { id: id.into(), user_agent_name: "gnaming-test".into(), ..Default::default() }
+}
+
+async fn connect(address: &str) -> Ads {
+    connect_as(address, node("test")).await
+}
+
+async fn connect_as(address: &str, node: Node) -> Ads {
+    let mut client = if let Some(path) = address.strip_prefix("unix:") {
+        let path = path.to_string();
+        let channel = tonic::transport::Endpoint::try_from("http://unix.socket")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+                }
+            }))
+            .await
+            .expect("connects over the unix socket");
+        AggregatedDiscoveryServiceClient::new(channel)
+    } else {
+        AggregatedDiscoveryServiceClient::connect(format!("http://{address}")).await.expect("connects")
+    };
+    let (tx, requests) = mpsc::channel(16);
+    let rx =
+        client.stream_aggregated_resources(ReceiverStream::new(requests)).await.expect("stream opens").into_inner();
+    Ads { tx, rx, node: Some(node) }
+}
+
+impl Ads {
+    async fn send(&mut self, type_url: &str, names: &[&str], version: &str, nonce: &str, nack: Option<&str>) {
+        let request = DiscoveryRequest {
+            version_info: version.into(),
+            node: self.node.take(),
+            resource_names: names.iter().map(|n| n.to_string()).collect(),
+            type_url: type_url.into(),
+            response_nonce: nonce.into(),
+            error_detail: nack.map(|m| RpcStatus { code: 3, message: m.into(), details: vec![] }),
+            ..Default::default()
+        };
+        self.tx.send(request).await.expect("stream open");
+    }
+
+    async fn ask(&mut self, type_url: &str, names: &[&str]) {
+        self.send(type_url, names, "", "", None).await;
+    }
+
+    /// The next response, or `None` when none comes within `within`.
+    async fn next_within(&mut self, within: Duration) -> Option<DiscoveryResponse> {
+        match tokio::time::timeout(within, self.rx.message()).await {
+            Ok(Ok(Some(r))) => Some(r),
+            Ok(Ok(None)) => None,
+            Ok(Err(status)) => panic!("stream failed: {status:?}"),
+            Err(_) => None,
+        }
+    }
+
+    async fn next(&mut self) -> DiscoveryResponse {
+        self.next_within(WAIT).await.expect("a response within the wait")
+    }
+
+    /// ACKs `r` and returns it.
+    async fn ack(&mut self, r: DiscoveryResponse, names: &[&str]) -> DiscoveryResponse {
+        self.send(&r.type_url, names, &r.version_info, &r.nonce, None).await;
+        r
+    }
+}
+
+/// The endpoints of the one assignment in `r`, as "ip:port*weight", sorted.
+fn endpoints(r: &DiscoveryResponse) -> Vec<String> {
+    assert_eq!(r.type_url, ASSIGNMENT_TYPE);
+    assert_eq!(r.resources.len(), 1, "one assignment expected");
+    let cla = ClusterLoadAssignment::decode(r.resources[0].value.as_slice()).unwrap();
+    let mut out: Vec<String> = cla
+        .endpoints
+        .iter()
+        .map(|l| {
+            let Some(HostIdentifier::Endpoint(e)) = &l.lb_endpoints[0].host_identifier else { panic!("no endpoint") };
+            let Some(envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(sa)) =
+                &e.address.as_ref().unwrap().address
+            else {
+                panic!("no socket address")
+            };
+            let Some(envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(port)) =
+                sa.port_specifier
+            else {
+                panic!("no port")
+            };
+            format!("{}:{}*{}", sa.address, port, l.load_balancing_weight.unwrap().value)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn server() -> XdsServer {
+    XdsServer::start(&XdsOptions::default()).expect("xds server starts")
+}
+
+fn stats() -> serde_json::Value {
+    serde_json::from_str(&gnaming::etcd::stats::to_json()).unwrap()
+}
+
+/// Polls `cond` until it holds or `WAIT` passes.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn register(service: &str, addr: &str, cluster: &str, metadata: Option<&str>) -> Registration {
+    let options = RegistrationOptions {
+        cluster: cluster.into(),
+        ttl: Duration::from_secs(5),
+        metadata: metadata.map(|m| serde_json::from_str(m).unwrap()),
+        ..Default::default()
+    };
+    let r = Registration::start(service, addr, &options).expect("registration starts");
+    r.wait(Some(WAIT)).expect("registered");
+    r
+}
+
+#[test]
+fn every_name_gets_its_listener_and_cluster_and_then_its_weighted_assignment() {
+    let server = server();
+    let name = "pass:///127.0.0.1:7001,127.0.0.1:7002#3";
+    rt().block_on(async {
+        let mut ads = connect(server.address()).await;
+        ads.ask(LISTENER_TYPE, &[name]).await;
+        let l = ads.next().await;
+        let listener = Listener::decode(l.resources[0].value.as_slice()).unwrap();
+        assert_eq!((l.type_url.as_str(), listener.name.as_str()), (LISTENER_TYPE, name));
+        ads.ask(CLUSTER_TYPE, &[name]).await;
+        let c = ads.next().await;
+        let cluster = Cluster::decode(c.resources[0].value.as_slice()).unwrap();
+        assert_eq!(cluster.eds_cluster_config.unwrap().service_name, name);
+        ads.ask(ASSIGNMENT_TYPE, &[name]).await;
+        let e = ads.next().await;
+        // The copies of 127.0.0.1:7002 are one endpoint: xDS clients reject an address twice.
+        assert_eq!(endpoints(&e), vec!["127.0.0.1:7001*1", "127.0.0.1:7002*1"]);
+    });
+    server.close();
+}
+
+#[test]
+fn a_name_that_is_no_target_gets_an_empty_assignment_at_once() {
+    let server = server();
+    rt().block_on(async {
+        let mut ads = connect(server.address()).await;
+        ads.ask(ASSIGNMENT_TYPE, &["bad%zz"]).await;
+        let started = Instant::now();
+        let e = ads.next().await;
+        assert_eq!(endpoints(&e), Vec::<String>::new());
+        assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    });
+    server.close();
+}
+
+#[test]
+fn a_nack_is_logged_never_answered_by_a_resend_and_the_next_change_is_sent() {
+    let etcd = EtcdCluster::start(1);
+    etcd.register_as("xn");
+    let server = server();
+    let name = "etcd://xn/echo";
+    let _a = register("echo", "127.0.0.1:7101", "xn", None);
+    let nacks_before = stats()["xds_nacks"].as_u64().unwrap();
+    rt().block_on(async {
+        let mut ads = connect(server.address()).await;
+        ads.ask(ASSIGNMENT_TYPE, &[name]).await;
+        let first = ads.next().await;
+        assert_eq!(endpoints(&first), vec!["127.0.0.1:7101*1"]);
+        ads.send(ASSIGNMENT_TYPE, &[name], "", &first.nonce, Some("rejected by the test")).await;
+        assert!(ads.next_within(QUIET).await.is_none(), "a NACK was answered by a resend");
+        let _b = register("echo", "127.0.0.1:7102", "xn", Some(r#"{"weight":3}"#));
+        let next = ads.next().await;
+        assert_eq!(endpoints(&next), vec!["127.0.0.1:7101*1", "127.0.0.1:7102*3"]);
+        assert_ne!(next.version_info, first.version_info);
+        assert_ne!(next.nonce, first.nonce);
+    });
+    assert!(stats()["xds_nacks"].as_u64().unwrap() > nacks_before, "the NACK was not counted");
+    server.close();
+}
+
+#[test]
+fn a_stale_nonce_is_ignored_and_the_current_one_is_answered() {
+    let etcd = EtcdCluster::start(1);
+    etcd.register_as("xs");
+    let server = server();
+    let (one, two) = ("etcd://xs/one", "etcd://xs/two");
+    let _a = register("one", "127.0.0.1:7201", "xs", None);
+    rt().block_on(async {
+        let mut ads = connect(server.address()).await;
+        ads.ask(ASSIGNMENT_TYPE, &[one]).await;
+        let first = ads.next().await;
+        let _b = register("one", "127.0.0.1:7202", "xs", None);
+        let second = ads.next().await;
+        assert_eq!(endpoints(&second).len(), 2);
+        // A request answering the first response, although the second was sent since: ignored.
+        ads.send(ASSIGNMENT_TYPE, &[one, two], &first.version_info, &first.nonce, None).await;
+        assert!(ads.next_within(QUIET).await.is_none(), "a stale nonce was answered");
+        assert_eq!(server.resolvers(), 1, "a stale request subscribed a name");
+        ads.send(ASSIGNMENT_TYPE, &[one, two], &second.version_info, &second.nonce, None).await;
+        let _c = register("two", "127.0.0.1:7203", "xs", None);
+        // The new name's list may come in the first response or the next.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let r = ads.next().await;
+            if r.resources.len() == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the current nonce's names were not served");
+            ads.ack(r, &[one, two]).await;
+        }
+    });
+    server.close();
+}
+
+#[test]
+fn a_resubscription_gets_the_current_state() {
+    let server = server();
+    let name = "pass:///127.0.0.1:7301";
+    rt().block_on(async {
+        let mut ads = connect(server.address()).await;
+        ads.ask(ASSIGNMENT_TYPE, &[name]).await;
+        let r = ads.next().await;
+        let r = ads.ack(r, &[name]).await;
+        ads.send(ASSIGNMENT_TYPE, &[], &r.version_info, &r.nonce, None).await;
+        let gone = ads.next().await;
+        assert!(gone.resources.is_empty());
+        ads.send(ASSIGNMENT_TYPE, &[name], &gone.version_info, &gone.nonce, None).await;
+        let again = ads.next().await;
+        assert_eq!(endpoints(&again), vec!["127.0.0.1:7301*1"]);
+    });
+    server.close();
+}
+
+#[test]
+fn two_clients_on_one_name_share_one_resolver_and_a_vanished_stream_releases_it() {
+    let server = server();
+    let name = "pass:///127.0.0.1:7401";
+    let other = "pass:///127.0.0.1:7402";
+    // A runtime that keeps driving the connections, so a dropped client really closes its own.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (first, second) = runtime.block_on(async {
+        let mut first = connect(server.address()).await;
+        let mut second = connect(server.address()).await;
+        for ads in [&mut first, &mut second] {
+            ads.ask(CLUSTER_TYPE, &[name]).await;
+            ads.next().await;
+            ads.ask(ASSIGNMENT_TYPE, &[name]).await;
+            ads.next().await;
+        }
+        first.ask(LISTENER_TYPE, &[other]).await;
+        first.next().await;
+        (first, second)
+    });
+    assert_eq!(server.resolvers(), 1, "two clients on one name must share one resolver (listeners need none)");
+    assert_eq!(server.streams(), 2);
+    drop(first);
+    eventually("the first client's stream ends", || server.streams() == 1);
+    assert_eq!(server.resolvers(), 1, "the other client still asks for it");
+    drop(second);
+    eventually("the last stream's resolver is closed", || server.resolvers() == 0);
+    drop(runtime);
+    server.close();
+}
+
+#[test]
+fn a_hundred_streams_at_once_all_get_the_assignment_from_one_resolver() {
+    let server = server();
+    let name = "pass:///127.0.0.1:7501,127.0.0.1:7502";
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let streams = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let address = server.address().to_string();
+            tasks.push(tokio::spawn(async move {
+                let mut ads = connect(&address).await;
+                ads.ask(ASSIGNMENT_TYPE, &[name]).await;
+                let r = ads.next().await;
+                (endpoints(&r), ads)
+            }));
+        }
+        let mut streams = Vec::new();
+        for t in tasks {
+            let (list, ads) = t.await.unwrap();
+            assert_eq!(list, vec!["127.0.0.1:7501*1", "127.0.0.1:7502*1"]);
+            streams.push(ads);
+        }
+        streams
+    });
+    assert_eq!(server.resolvers(), 1);
+    assert_eq!(server.streams(), 100);
+    drop(streams);
+    eventually("every stream is released", || server.resolvers() == 0);
+    drop(runtime);
+    server.close();
+}
+
+#[test]
+fn an_outage_keeps_the_last_assignment_and_an_empty_service_empties_it() {
+    let etcd = EtcdCluster::start(1);
+    etcd.register_as("xo");
+    let server = server();
+    let name = "etcd://xo/echo";
+    let a = register("echo", "127.0.0.1:7601", "xo", None);
+    rt().block_on(async {
+        let mut ads = connect(server.address()).await;
+        ads.ask(ASSIGNMENT_TYPE, &[name]).await;
+        let r = ads.next().await;
+        assert_eq!(endpoints(&r), vec!["127.0.0.1:7601*1"]);
+        let r = ads.ack(r, &[name]).await;
+        a.close(Duration::from_secs(5)).expect("deregistered");
+        let empty = ads.next().await;
+        assert_eq!(endpoints(&empty), Vec::<String>::new(), "an authoritatively empty service is sent empty");
+        let _b = register("echo", "127.0.0.1:7602", "xo", None);
+        let back = ads.next().await;
+        assert_eq!(endpoints(&back), vec!["127.0.0.1:7602*1"]);
+        let _ = r;
+        etcd.stop_all();
+        // The resolver reports the outage within its request timeout (1 s here); nothing may follow.
+        assert!(
+            ads.next_within(Duration::from_secs(4)).await.is_none(),
+            "an outage must keep the last assignment, not send a new one"
+        );
+    });
+    server.close();
+}
+
+#[test]
+fn a_foreign_node_id_is_refused_when_the_check_is_on() {
+    let server = XdsServer::start(&XdsOptions { check_node_id: true, ..Default::default() }).unwrap();
+    rt().block_on(async {
+        let mut own = connect_as(server.address(), node(server.node_id())).await;
+        own.ask(LISTENER_TYPE, &["echo"]).await;
+        assert_eq!(own.next().await.resources.len(), 1, "its own node is answered");
+        let mut foreign = connect_as(server.address(), node("someone-else")).await;
+        foreign.ask(LISTENER_TYPE, &["echo"]).await;
+        match tokio::time::timeout(WAIT, foreign.rx.message()).await.expect("answered in time") {
+            Err(status) => assert_eq!(status.code(), tonic::Code::PermissionDenied),
+            Ok(r) => panic!("a foreign node was answered: {r:?}"),
+        }
+    });
+    server.close();
+}
+
+#[test]
+fn an_old_grpc_core_client_is_never_sent_ring_hash() {
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::LbPolicy;
+    // A static target has no service config; the policy choice for ring_hash is unit tested in
+    // resources. Here: what an old C-core client is sent stays round_robin.
+    let server = server();
+    rt().block_on(async {
+        let mut n = node("test");
+        n.user_agent_name = "gRPC C-core".into();
+        n.user_agent_version_type = Some(UserAgentVersionType::UserAgentVersion("1.51.1".into()));
+        let mut ads = connect_as(server.address(), n).await;
+        ads.ask(CLUSTER_TYPE, &["pass:///127.0.0.1:7701"]).await;
+        let c = ads.next().await;
+        let cluster = Cluster::decode(c.resources[0].value.as_slice()).unwrap();
+        assert_eq!(cluster.lb_policy, LbPolicy::RoundRobin as i32);
+    });
+    server.close();
+}
+
+#[test]
+fn a_private_unix_socket_has_mode_0600_in_a_0700_directory_and_serves() {
+    let server = XdsServer::start(&XdsOptions { listen: "unix:".into(), ..Default::default() }).unwrap();
+    let path = std::path::PathBuf::from(server.address().strip_prefix("unix:").expect("a unix address"));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600, "socket mode");
+    assert_eq!(mode(path.parent().unwrap()), 0o700, "directory mode");
+    rt().block_on(async {
+        let mut ads = connect(server.address()).await;
+        ads.ask(LISTENER_TYPE, &["echo"]).await;
+        assert_eq!(ads.next().await.resources.len(), 1);
+    });
+    server.close();
+    assert!(!path.exists() && !path.parent().unwrap().exists(), "the socket and its directory are removed");
+}
+
+#[test]
+fn a_non_loopback_listen_address_is_refused_unless_allowed() {
+    let e = XdsServer::start(&XdsOptions { listen: "0.0.0.0:0".into(), ..Default::default() }).err().unwrap();
+    assert!(e.message().contains("non-loopback"), "{}", e.message());
+    let allowed =
+        XdsServer::start(&XdsOptions { listen: "0.0.0.0:0".into(), allow_non_loopback: true, ..Default::default() })
+            .expect("allowed explicitly");
+    assert!(allowed.address().starts_with("0.0.0.0:"));
+    allowed.close();
+}

@@ -1,11 +1,13 @@
-"""The process-wide xDS bootstrap, in processes of their own (grpcio reads it once per process):
-installing it next to another xDS user's bootstrap is refused, and after os.fork the child gets a
-server of its own that its xDS channels use."""
+"""xDS bootstraps in processes of their own (grpcio reads one per process): installing the
+process-wide one next to another xDS user's bootstrap is refused, after os.fork the child gets a
+server of its own that its xDS channels use, and a plain grpcio process follows etcd through
+`gnaming xds-agent`."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -134,3 +136,68 @@ def test_after_fork_the_child_gets_a_fresh_server_and_bootstrap_on_first_use():
     assert child["installed"] == child["first_use"] == child["env"], child
     assert child["reply"] == "child", child
     assert result["parent_reply"] == "parent" and result["parent_env"] == result["parent"], result
+
+
+# A client with no gnaming code at all: plain grpcio, pointed at the agent by GRPC_XDS_BOOTSTRAP.
+# On each line from stdin ("NAME,NAME") it calls until a batch of 60 RPCs is answered by exactly
+# those servers, then prints them.
+PLAIN_CLIENT = textwrap.dedent("""
+    import sys, time
+    import grpc
+
+    with grpc.insecure_channel("xds:///" + sys.argv[1]) as channel:
+        echo = channel.unary_unary("/gnaming.test.Echo/Echo")
+        for line in sys.stdin:
+            want = set(line.strip().split(","))
+            deadline = time.monotonic() + 15
+            seen = set()
+            while time.monotonic() < deadline:
+                seen = {echo(b"", timeout=5, wait_for_ready=True).decode() for _ in range(60)}
+                if seen == want:
+                    break
+            print(",".join(sorted(seen)), flush=True)
+""")
+
+
+def test_a_plain_grpcio_process_follows_etcd_through_the_agent(etcd, service, backends, tmp_path):
+    import gnaming
+
+    from conftest import REPO
+
+    a, b = backends(2)
+    bootstrap = tmp_path / "xds.json"
+    agent = subprocess.Popen([str(REPO / "target" / "release" / "gnaming"), "xds-agent", "--bootstrap-out",
+                              str(bootstrap), "--etcd", etcd.endpoints],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = None
+    regs = [gnaming.Registration(service, a.address)]
+    try:
+        ready, _, _ = select.select([agent.stdout], [], [], 30)
+        line = agent.stdout.readline() if ready else ""
+        assert line.startswith("xds-agent listening on ") and str(bootstrap) in line, line
+        regs[0].wait(10)
+        env = {**clean_env(), "GRPC_XDS_BOOTSTRAP": str(bootstrap)}
+        client = subprocess.Popen([sys.executable, "-c", PLAIN_CLIENT, service], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+        def expect(names: str) -> None:
+            client.stdin.write(names + "\n")
+            client.stdin.flush()
+            got = client.stdout.readline().strip()
+            assert got == names, f"expected RPCs answered by {names}, observed {got!r}"
+
+        expect("s0")
+        regs.append(gnaming.Registration(service, b.address))
+        regs[1].wait(10)
+        expect("s0,s1")
+        regs[0].close()
+        expect("s1")
+    finally:
+        if client is not None:
+            client.stdin.close()
+            client.wait(15)
+        for r in regs:
+            r.close()
+        agent.terminate()
+        code = agent.wait(15)
+    assert code == 0, f"the agent must exit cleanly on SIGTERM, exit code {code}: {agent.stderr.read()[-500:]}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The libgnaming demo: greeter servers in C++, Go and Python register in a local 3-member etcd,
-clients in all three languages call etcd:///echo with round robin, and a script changes the
+clients in all three languages call etcd:///echo with round robin, Java and Node clients call
+xds:///echo through `gnaming xds-agent` with gRPC's own xDS clients, and a script changes the
 world under them — a graceful stop, a kill -9, a new server, an etcd member killed and restarted —
 while a live view shows each client's address list and who answered how often.
 
@@ -11,6 +12,8 @@ classic greeter (examples/cpp/helloworld.proto); a reply's message is the answer
 started here is stopped at the end and on Ctrl-C. With --short (CI) the script runs faster, prints
 no live view, and the exit code says whether the summary holds: every client reached every live
 server, no RPC failed outside the window after the kill -9, every removal was seen by every client.
+An xDS client shows no address list through public API: for Java and Node the view shows the servers
+that answered in the last second, and a removal counts as seen at the client's last RPC to that server.
 """
 
 import argparse
@@ -30,6 +33,7 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "demo"
 TTL = 2.0  # registration lease TTL, seconds: how long a killed server stays listed at most
+AGENT = Path(os.environ.get("GNAMING_BIN", ROOT / "target" / "release" / "gnaming"))  # runs xds-agent
 
 _spec = importlib.util.spec_from_file_location("etcd_cluster", ROOT / "tests" / "harness" / "etcd_cluster.py")
 etcd_cluster = importlib.util.module_from_spec(_spec)
@@ -42,6 +46,10 @@ def programs(lang: str, role: str) -> list[str]:
         return [str(BUILD / "cpp" / f"demo_{role}")]
     if lang == "go":
         return [str(BUILD / "go" / role)]
+    if lang == "java":
+        return ["java", "-jar", str(ROOT / "demo" / "java" / "target" / "xds-echo-client.jar")]
+    if lang == "node":
+        return ["node", str(ROOT / "demo" / "node" / "client.js")]
     return [str(ROOT / "build" / "venv" / "bin" / "python"), str(ROOT / "demo" / "python" / f"{role}.py")]
 
 
@@ -77,6 +85,8 @@ class Demo:
         self.t0 = time.time()
         self.cluster = None
         self.cluster_state = "starting"
+        self.agent: Optional[subprocess.Popen] = None
+        self.agent_addr: Optional[str] = None
         self.env = dict(os.environ)
         (BUILD / "logs").mkdir(parents=True, exist_ok=True)
 
@@ -118,14 +128,27 @@ class Demo:
                     proc.state = "stopped gracefully"
 
     def _note_removals(self, client: Proc) -> None:
-        """Records when a stopped or killed server's address left this client's list."""
-        listed = set(client.status.get("addresses", []))
+        """Records when a stopped or killed server's address left this client's list (for an xDS
+        client: when it last called that server after the removal, 0 if never)."""
+        listed = self.seen_by(client)
         for server in self.procs.values():
             mark = self.marks.get(f"gone:{server.name}")
-            if server.role != "server" or mark is None or server.addr in listed:
+            if server.role != "server" or mark is None or server.name in listed:
                 continue
             seen = self.removals.setdefault(server.name, {})
-            seen.setdefault(client.name, time.time() - mark)
+            if "last_answer" in client.status:
+                last = client.status["last_answer"].get(server.name, 0) / 1000
+                seen.setdefault(client.name, max(0.0, last - mark))
+            else:
+                seen.setdefault(client.name, time.time() - mark)
+
+    def seen_by(self, client: Proc) -> set[str]:
+        """The server names in a client's list: its resolver's addresses, or for an xDS client the
+        servers that answered it in the last second."""
+        if "answering" in client.status:
+            return set(client.status["answering"])
+        by_addr = self.names()
+        return {by_addr.get(a, a) for a in client.status.get("addresses", [])}
 
     def event(self, text: str) -> None:
         with self.lock:
@@ -139,16 +162,17 @@ class Demo:
             proc.popen.send_signal(sig)
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
+        popens = [p.popen for p in self.procs.values()] + ([self.agent] if self.agent else [])
+        for popen in popens:
+            if popen.poll() is None:
+                popen.send_signal(signal.SIGTERM)
         deadline = time.time() + 10
-        for proc in self.procs.values():
+        for popen in popens:
             try:
-                proc.popen.wait(max(0.1, deadline - time.time()))
+                popen.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait()
+                popen.kill()
+                popen.wait()
         if self.cluster is not None:
             self.cluster.__exit__(None, None, None)
             self.cluster = None
@@ -159,17 +183,16 @@ class Demo:
         return {p.addr: p.name for p in self.procs.values() if p.role == "server" and p.addr}
 
     def render(self) -> str:
-        by_addr = self.names()
         out = [f"libgnaming demo   t={time.time() - self.t0:5.1f}s   etcd: {self.cluster_state}", ""]
         out.append("servers: " + "  ".join(f"{p.name}({p.lang}) {p.state}" for p in self.procs.values()
                                            if p.role == "server"))
         out.append("")
-        out.append(f"{'client':8} {'sees (from its resolver)':44} {'ok':>7} {'failed':>6}  answered by")
+        out.append(f"{'client':8} {'sees (resolver; xDS: answered in 1 s)':44} {'ok':>7} {'failed':>6}  answered by")
         for p in self.procs.values():
             if p.role != "client":
                 continue
             st = p.status
-            seen = " ".join(sorted(by_addr.get(a, a) for a in st.get("addresses", [])))
+            seen = " ".join(sorted(self.seen_by(p)))
             counts = " ".join(f"{k}:{v}" for k, v in sorted(st.get("counts", {}).items()))
             out.append(f"{p.name:8} {seen:44} {st.get('ok', 0):>7} {st.get('failed', 0):>6}  {counts}")
         out.append("")
@@ -190,6 +213,24 @@ class Demo:
             self.show()
             time.sleep(min(0.5, max(0.0, end - time.time())))
 
+    def start_agent(self) -> None:
+        """Starts `gnaming xds-agent` on the demo's etcd; Java and Node find it through its bootstrap file."""
+        bootstrap = BUILD / "xds-bootstrap.json"
+        log = open(BUILD / "logs" / "xds-agent.log", "w")
+        self.agent = subprocess.Popen([str(AGENT), "xds-agent", "--listen", "127.0.0.1:0", "--bootstrap-out",
+                                       str(bootstrap)], stdout=subprocess.PIPE, stderr=log, env=self.env,
+                                      text=True, start_new_session=True)
+        first: list[str] = []  # the agent's first line says it is ready
+        reader = threading.Thread(target=lambda: first.append(self.agent.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(15)
+        line = first[0] if first else ""
+        if not line.startswith("xds-agent listening on "):
+            raise RuntimeError(f"gnaming xds-agent did not start (see {BUILD / 'logs' / 'xds-agent.log'})")
+        self.agent_addr = line.split()[3]
+        self.env["GRPC_XDS_BOOTSTRAP"] = str(bootstrap)
+        self.event(f"xds-agent on {self.agent_addr}, bootstrap in {bootstrap.name}")
+
     # -- the script --
 
     def run(self) -> int:
@@ -206,9 +247,11 @@ class Demo:
             if not proc.ready.wait(30):
                 raise RuntimeError(f"server {proc.name} did not become ready (see {BUILD / 'logs'})")
         self.event("servers cpp-1, go-1, py-1, go-2 registered as 'echo'")
-        for name, lang in [("cpp", "c++"), ("go", "go"), ("py", "python")]:
+        self.start_agent()
+        for name, lang in [("cpp", "c++"), ("go", "go"), ("py", "python"), ("java", "java"), ("node", "node")]:
             self.start(name, lang, "client")
-        self.event("clients cpp, go, py calling etcd:///echo with round_robin")
+        self.event("clients cpp, go, py calling etcd:///echo with round_robin; java, node calling xds:///echo")
+        self.wait_for_clients()
         self.wait(4 * scale)
 
         self.marks["gone:py-1"] = time.time()
@@ -247,8 +290,21 @@ class Demo:
         self.show()
         return self.summary()
 
+    def wait_for_clients(self, timeout: float = 30) -> None:
+        """Waits until every client has answers from every server: a JVM takes a second or two to start."""
+        servers = {p.name for p in self.procs.values() if p.role == "server"}
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                waiting = [p.name for p in self.procs.values()
+                           if p.role == "client" and not servers <= set(p.status.get("counts", {}))]
+            if not waiting:
+                return
+            self.wait(0.2)
+        raise RuntimeError(f"client(s) {', '.join(waiting)} did not reach every server in {timeout:.0f} s "
+                           f"(see {BUILD / 'logs'})")
+
     def summary(self) -> int:
-        by_addr = self.names()
         live = [p for p in self.procs.values() if p.role == "server" and p.popen.poll() is None]
         clients = [p for p in self.procs.values() if p.role == "client"]
         servers = [p.name for p in self.procs.values() if p.role == "server"]
@@ -272,7 +328,7 @@ class Demo:
             if outside:
                 problems.append(f"client {c.name}: {len(outside)} RPC(s) failed outside the kill -9 window "
                                 f"(last error: {c.status.get('last_error')})")
-            seen = sorted(by_addr.get(a, a) for a in c.status.get("addresses", []))
+            seen = sorted(self.seen_by(c))
             if seen != sorted(s.name for s in live):
                 problems.append(f"client {c.name} ended seeing {seen}, expected {sorted(s.name for s in live)}")
         for server, limit in (("py-1", 1.0), ("go-2", TTL + 1.5)):
@@ -322,7 +378,7 @@ def main() -> int:
         print(f"\ndemo failed: {e}")
         code = 1
     finally:
-        addrs = [p.addr for p in demo.procs.values() if p.addr]
+        addrs = [p.addr for p in demo.procs.values() if p.addr] + ([demo.agent_addr] if demo.agent_addr else [])
         endpoints = demo.cluster.endpoints.split(",") if demo.cluster else []
         demo.stop_all()
     left = [a for a in addrs + endpoints if listening(a)]

@@ -1,12 +1,13 @@
 # The demo (demo/run.py): C++, Go and Python greeter servers and clients finding each other through
-# libgnaming in a local 3-member etcd, while a script stops, kills and starts servers and an etcd
+# libgnaming in a local 3-member etcd, with Java and Node clients (built by mk/xds-agent.mk) on
+# xds:///echo through `gnaming xds-agent`, while a script stops, kills and starts servers and an etcd
 # member. `make demo` shows it live; test-demo runs the short form and checks its summary.
 TEST_TARGETS += test-demo
 
 DEMO_BUILD := $(BUILD)/demo
 
 .PHONY: demo demo-build test-demo
-demo-build: lib cpp python-install
+demo-build: lib cli cpp python-install xds-clients
 	@mkdir -p $(DEMO_BUILD)/cpp $(DEMO_BUILD)/go $(DEMO_BUILD)/py
 	cmake -S demo/cpp -B $(DEMO_BUILD)/cpp-build -DGNAMING_LIB_DIR=$(abspath $(RELEASE_DIR)) \
 	  -DGNAMING_INCLUDE_DIR=$(abspath include) -DGNAMING_GRPC_LIB=$(abspath $(CPP_BUILD))/libgnaming_grpc.so >/dev/null

@@ -159,6 +159,7 @@ fn installed() -> Result<(Home, bool), Error> {
         .worker_threads(WORKERS.load(Ordering::Relaxed))
         .max_blocking_threads(MAX_CALLBACK_THREADS)
         .thread_name("gnaming")
+        .on_thread_start(block_sigpipe)
         .enable_all()
         .build()
         .map_err(|e| Error::new(ErrorKind::Runtime, format!("cannot start the background runtime: {e}")))?;
@@ -166,6 +167,19 @@ fn installed() -> Result<(Home, bool), Error> {
     let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
     global.installed = Some(Installed { runtime, pid, generation });
     Ok((Home { handle, generation }, false))
+}
+
+/// Blocks SIGPIPE on the calling (library) thread, so that a write to a connection the peer closed
+/// fails with EPIPE instead. Hosts that do not ignore SIGPIPE would otherwise die of it: Go, for one,
+/// gives a SIGPIPE raised on a thread it did not start the default action, which ends the process.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local signal set; they change only this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// Keeps something inherited through fork alive, untouched, for the rest of the process.

@@ -250,3 +250,24 @@ fn killing_the_member_serving_the_watch_during_500_changes_pushes_only_real_stat
     });
     assert_eq!(addrs(updates.seen.last().unwrap()), in_etcd, "final list vs etcd's state");
 }
+
+#[test]
+fn a_resolver_started_after_a_registration_confirmed_in_this_process_first_delivers_a_list_with_it() {
+    let etcd = EtcdCluster::start(1);
+    etcd.register_as("s9");
+    let mut registrations = Vec::new();
+    // Each round joins the prefix's shared watch right after a put it has not applied yet.
+    for round in 0..40u16 {
+        let address = format!("127.0.0.1:{}", 7900 + round);
+        let r = Registration::start("late", &address, &options("s9", 5000)).unwrap();
+        r.wait(Some(WAIT)).expect("registered");
+        let mut updates = resolve("etcd://s9/late");
+        let first = updates.wait_for(WAIT, "a first update", |_| true);
+        assert!(
+            first.is_ok() && addrs(&first).contains(&address),
+            "round {round}: the first list {:?} lacks {address}, registered before the resolver started",
+            addrs(&first)
+        );
+        registrations.push(r);
+    }
+}

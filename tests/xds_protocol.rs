@@ -1,13 +1,16 @@
 //! The xDS server's protocol against a client of our own: every name answered, NACKs never answered
 //! by a resend, stale nonces ignored, resubscriptions, shared and released resolvers, outages, the
-//! node id check and a private unix socket. Lists come from static targets and a real etcd.
+//! node id check, the service config's policy, host names and a private unix socket. Lists come from
+//! static targets, a real etcd and an in-process DNS server.
 
 mod common;
+mod dns_server;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{rt, EtcdCluster};
+use dns_server::DnsServer;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{node::UserAgentVersionType, Node};
 use envoy_types::pb::envoy::config::endpoint::v3::{lb_endpoint::HostIdentifier, ClusterLoadAssignment};
@@ -95,6 +98,13 @@ impl Ads {
 
     async fn next(&mut self) -> DiscoveryResponse {
         self.next_within(WAIT).await.expect("a response within the wait")
+    }
+
+    /// The next response, which must be an assignment listing `expected`.
+    async fn expect(&mut self, expected: &[&str]) -> DiscoveryResponse {
+        let r = self.next().await;
+        assert_eq!(endpoints(&r), expected);
+        r
     }
 
     /// ACKs `r` and returns it.
@@ -207,8 +217,7 @@ fn a_nack_is_logged_never_answered_by_a_resend_and_the_next_change_is_sent() {
     rt().block_on(async {
         let mut ads = connect(server.address()).await;
         ads.ask(ASSIGNMENT_TYPE, &[name]).await;
-        let first = ads.next().await;
-        assert_eq!(endpoints(&first), vec!["127.0.0.1:7101*1"]);
+        let first = ads.expect(&["127.0.0.1:7101*1"]).await;
         ads.send(ASSIGNMENT_TYPE, &[name], "", &first.nonce, Some("rejected by the test")).await;
         assert!(ads.next_within(QUIET).await.is_none(), "a NACK was answered by a resend");
         let _b = register("echo", "127.0.0.1:7102", "xn", Some(r#"{"weight":3}"#));
@@ -231,10 +240,10 @@ fn a_stale_nonce_is_ignored_and_the_current_one_is_answered() {
     rt().block_on(async {
         let mut ads = connect(server.address()).await;
         ads.ask(ASSIGNMENT_TYPE, &[one]).await;
-        let first = ads.next().await;
+        let first = ads.expect(&["127.0.0.1:7201*1"]).await;
+        let first = ads.ack(first, &[one]).await;
         let _b = register("one", "127.0.0.1:7202", "xs", None);
-        let second = ads.next().await;
-        assert_eq!(endpoints(&second).len(), 2);
+        let second = ads.expect(&["127.0.0.1:7201*1", "127.0.0.1:7202*1"]).await;
         // A request answering the first response, although the second was sent since: ignored.
         ads.send(ASSIGNMENT_TYPE, &[one, two], &first.version_info, &first.nonce, None).await;
         assert!(ads.next_within(QUIET).await.is_none(), "a stale nonce was answered");
@@ -347,8 +356,7 @@ fn an_outage_keeps_the_last_assignment_and_an_empty_service_empties_it() {
     rt().block_on(async {
         let mut ads = connect(server.address()).await;
         ads.ask(ASSIGNMENT_TYPE, &[name]).await;
-        let r = ads.next().await;
-        assert_eq!(endpoints(&r), vec!["127.0.0.1:7601*1"]);
+        let r = ads.expect(&["127.0.0.1:7601*1"]).await;
         let r = ads.ack(r, &[name]).await;
         a.close(Duration::from_secs(5)).expect("deregistered");
         let empty = ads.next().await;
@@ -384,21 +392,56 @@ fn a_foreign_node_id_is_refused_when_the_check_is_on() {
     server.close();
 }
 
+fn dns_options(dns: &DnsServer) -> XdsOptions {
+    let mut options = XdsOptions::default();
+    options.resolver.dns.nameserver = Some(dns.addr());
+    options
+}
+
+fn cluster_policy(r: &DiscoveryResponse) -> i32 {
+    Cluster::decode(r.resources[0].value.as_slice()).unwrap().lb_policy
+}
+
 #[test]
-fn an_old_grpc_core_client_is_never_sent_ring_hash() {
+fn the_service_config_chooses_ring_hash_except_for_grpc_core_before_1_52() {
     use envoy_types::pb::envoy::config::cluster::v3::cluster::LbPolicy;
-    // A static target has no service config; the policy choice for ring_hash is unit tested in
-    // resources. Here: what an old C-core client is sent stays round_robin.
-    let server = server();
-    rt().block_on(async {
+    let dns = DnsServer::start();
+    dns.set_addresses("svc.gn.test", &["127.0.0.1"], 60);
+    dns.set_txt(
+        "_grpc_config.svc.gn.test",
+        &[&[r#"grpc_config=[{"serviceConfig":{"loadBalancingConfig":[{"ring_hash_experimental":{}}]}}]"#]],
+        60,
+    );
+    let server = XdsServer::start(&dns_options(&dns)).unwrap();
+    let name = "dns:///svc.gn.test:7701";
+    let policy_for = |agent: &str, version: &str| {
         let mut n = node("test");
-        n.user_agent_name = "gRPC C-core".into();
-        n.user_agent_version_type = Some(UserAgentVersionType::UserAgentVersion("1.51.1".into()));
-        let mut ads = connect_as(server.address(), n).await;
-        ads.ask(CLUSTER_TYPE, &["pass:///127.0.0.1:7701"]).await;
-        let c = ads.next().await;
-        let cluster = Cluster::decode(c.resources[0].value.as_slice()).unwrap();
-        assert_eq!(cluster.lb_policy, LbPolicy::RoundRobin as i32);
+        n.user_agent_name = agent.into();
+        n.user_agent_version_type = Some(UserAgentVersionType::UserAgentVersion(version.into()));
+        rt().block_on(async {
+            let mut ads = connect_as(server.address(), n).await;
+            ads.ask(ASSIGNMENT_TYPE, &[name]).await;
+            assert_eq!(endpoints(&ads.next().await), vec!["127.0.0.1:7701*1"]);
+            ads.ask(CLUSTER_TYPE, &[name]).await;
+            cluster_policy(&ads.next().await)
+        })
+    };
+    // As Debian's grpc++ 1.51.1 and grpcio 1.85.3 describe themselves.
+    assert_eq!(policy_for("gRPC C-core linux", "C-core 29.0.0"), LbPolicy::RoundRobin as i32, "grpc-core 1.51");
+    assert_eq!(policy_for("gRPC C-core linux Python", "C-core 58.0.0 Python 1.85.3"), LbPolicy::RingHash as i32);
+    assert_eq!(policy_for("gRPC Go", "1.85.0"), LbPolicy::RingHash as i32);
+    server.close();
+}
+
+#[test]
+fn host_names_in_a_list_are_resolved_through_the_core_before_they_are_sent() {
+    let dns = DnsServer::start();
+    dns.set_addresses("backend.gn.test", &["127.0.0.2", "127.0.0.3"], 60);
+    let server = XdsServer::start(&dns_options(&dns)).unwrap();
+    rt().block_on(async {
+        let mut ads = connect(server.address()).await;
+        ads.ask(ASSIGNMENT_TYPE, &["pass:///backend.gn.test:7801,127.0.0.1:7802"]).await;
+        assert_eq!(endpoints(&ads.next().await), vec!["127.0.0.1:7802*1", "127.0.0.2:7801*1", "127.0.0.3:7801*1"]);
     });
     server.close();
 }

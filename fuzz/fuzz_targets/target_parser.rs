@@ -1,8 +1,10 @@
 //! The target parser (`Target::parse`): never panics, fails only with the two target statuses and a
-//! message quoting the input, and a parsed target written back in canonical form parses to itself.
+//! message quoting the input, a parsed target written back in canonical form parses to itself, and its
+//! `xds:///` form maps back, through the xDS server's listener-name mapping, to the same target.
 #![no_main]
 
 use gnaming::target::{ClusterRef, Target, MAX_TARGET_LEN};
+use gnaming::xds::names;
 use gnaming::ErrorKind;
 use libfuzzer_sys::fuzz_target;
 
@@ -16,6 +18,13 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
+    for scheme in ["etcd", "dns"] {
+        let xds = names::xds_target_for(input, scheme).unwrap_or_else(|e| panic!("{input:?} parsed but has no xds form: {e}"));
+        let name = xds.strip_prefix("xds:///").unwrap_or_else(|| panic!("{input:?}: {xds:?} is no xds:/// target"));
+        let back = names::target_for_listener(name, scheme).unwrap_or_else(|e| panic!("{input:?} via {xds:?}: {e}"));
+        let again = Target::parse(&back).unwrap_or_else(|e| panic!("{input:?} via {xds:?} became {back:?}: {e}"));
+        assert_eq!(again, target, "{input:?} via {xds:?} became {back:?}");
+    }
     let canonical = canonical(&target);
     // Some addresses print longer than they can be written (`::ffff:a:b` prints as `::ffff:0.10.0.11`):
     // a canonical form past the length limit does not exist.

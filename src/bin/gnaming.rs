@@ -239,8 +239,9 @@ fn watch(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
     let json = args.json;
     let shown = target.clone();
     let handler = move |update: &Arc<Update>| print_update(&shown, update, json);
+    let signals = Signals::install()?;
     let resolver = Resolver::start(&target, &options, Some(Box::new(handler)))?;
-    wait_for_signal()?;
+    signals.wait();
     resolver.close();
     Ok(())
 }
@@ -263,6 +264,7 @@ fn register(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
     };
     let options = RegistrationOptions { ttl: args.seconds("ttl", 10.0)?, metadata, ..Default::default() };
     let wait = args.seconds("wait", 10.0)?;
+    let signals = Signals::install()?;
     let registration = Registration::start(service, address, &options)?;
     if let Err(e) = registration.wait(Some(wait)) {
         let _ = registration.close(Duration::from_secs(1));
@@ -272,7 +274,7 @@ fn register(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
         });
     }
     println!("{} registered {}", timestamp(), registration.key());
-    wait_for_signal()?;
+    signals.wait();
     registration.close(Duration::from_secs(3))?;
     println!("{} deregistered {}", timestamp(), registration.key());
     Ok(())
@@ -304,6 +306,7 @@ fn xds_agent(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
     gnaming::xds::names::check_scheme(&options.default_scheme).map_err(|e| usage(e.message()))?;
     gnaming::xds::server::check_listen(&options.listen, options.allow_non_loopback).map_err(|e| usage(e.message()))?;
     let bootstrap_out = args.value("bootstrap-out").map(std::path::PathBuf::from);
+    let signals = Signals::install()?;
     let server = XdsServer::start(&options)?;
     match &bootstrap_out {
         Some(path) => {
@@ -318,7 +321,7 @@ fn xds_agent(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let waited = wait_for_signal();
+    signals.wait();
     tracing::info!("xds-agent: stopping");
     server.close();
     if let Some(path) = &bootstrap_out {
@@ -327,7 +330,7 @@ fn xds_agent(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
             let _ = std::fs::remove_file(path);
         }
     }
-    waited
+    Ok(())
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a reader never sees half of it.
@@ -342,21 +345,38 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     })
 }
 
-/// Blocks this (non-runtime) thread until Ctrl-C or SIGTERM.
-fn wait_for_signal() -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure(1, format!("cannot wait for signals: {e}")))?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| Failure(1, format!("cannot wait for SIGTERM: {e}")))?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
-        Ok(())
-    })
+/// SIGINT and SIGTERM, caught from the moment `install` returns: a command installs them before it
+/// says it is ready, so a signal sent right after that line still ends it cleanly.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, Failure> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure(1, format!("cannot wait for signals: {e}")))?;
+        let _entered = runtime.enter();
+        let interrupt = signal(SignalKind::interrupt()).map_err(|e| Failure(1, format!("cannot catch SIGINT: {e}")))?;
+        let terminate =
+            signal(SignalKind::terminate()).map_err(|e| Failure(1, format!("cannot catch SIGTERM: {e}")))?;
+        drop(_entered);
+        Ok(Signals { runtime, interrupt, terminate })
+    }
+
+    /// Blocks this (non-runtime) thread until one of them comes.
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.interrupt.recv() => {},
+                _ = self.terminate.recv() => {},
+            }
+        });
+    }
 }
 
 fn print_update(target: &str, update: &Update, json: bool) {

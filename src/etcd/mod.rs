@@ -26,6 +26,9 @@ pub(crate) fn resolver_task(target: &EtcdTarget, mut ctx: ResolverContext) -> Re
     let cluster = cluster::for_ref(&target.cluster)?;
     let watch = watcher::subscribe(&cluster, &format!("{}/", target.service))?;
     let copies = target.copies;
+    // A registration of this process may have put a key the shared watch has not applied yet: the
+    // first list must not be older than what that registration's caller already saw confirmed.
+    let floor = watch.written();
     Ok(Box::pin(async move {
         let mut states = watch.states();
         loop {
@@ -33,7 +36,7 @@ pub(crate) fn resolver_task(target: &EtcdTarget, mut ctx: ResolverContext) -> Re
             let snapshot = Arc::clone(&states.borrow_and_update());
             match &snapshot.error {
                 Some(message) => ctx.publish_error(message.clone()),
-                None if snapshot.listed => {
+                None if snapshot.listed && snapshot.revision >= floor => {
                     let mut endpoints = Vec::new();
                     for endpoint in snapshot.endpoints() {
                         endpoint.clone().push_copies(copies, &mut endpoints);

@@ -270,7 +270,12 @@ async fn hold(core: Arc<Core>, group: Arc<LeaseGroup>, watch: Arc<SharedWatch>, 
                 .await
         };
         let put_revision = match put {
-            Ok(resp) => resp.header().map(|h| h.revision()).unwrap_or(0),
+            Ok(resp) => {
+                let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+                // Resolvers of this process that start from now on must see this key.
+                watch.saw_write(revision);
+                revision
+            }
             Err(e) => {
                 let pause = backoff.next();
                 tracing::warn!("registering '{}' (attempt {}): {e}; retrying in {pause:?}", core.key, backoff.attempts);

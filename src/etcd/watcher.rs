@@ -3,6 +3,7 @@
 //! read in pages at one revision, so a prefix of any size fits the receive limit.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,9 @@ pub struct SharedWatch {
     relist: Arc<Notify>,
     last_relist: Mutex<Option<Instant>>,
     task: AbortHandle,
+    /// The newest revision at which this process wrote under the prefix (a registration's put): a
+    /// subscriber that joins later waits for a state at least this new.
+    written: AtomicI64,
     _active: Gauge,
 }
 
@@ -97,6 +101,7 @@ pub fn subscribe(cluster: &Arc<Cluster>, prefix: &str) -> Result<Arc<SharedWatch
         relist,
         last_relist: Mutex::new(None),
         task,
+        written: AtomicI64::new(0),
         _active: Gauge::up(&STATS.watches_active),
     });
     watches.retain(|_, w| w.strong_count() > 0);
@@ -116,6 +121,18 @@ impl SharedWatch {
         let mut guards = self.guards.lock();
         let deletions = guards.entry(key.to_string()).or_insert_with(|| watch::channel(0).0).subscribe();
         KeyGuard { key: key.to_string(), deletions, guards: Arc::clone(&self.guards) }
+    }
+
+    /// Records a write this process made under the prefix at `revision`, which etcd has confirmed
+    /// but the watch may not have applied yet.
+    pub fn saw_write(&self, revision: i64) {
+        self.written.fetch_max(revision, Ordering::Relaxed);
+    }
+
+    /// The newest revision this process wrote at (0: none). A state older than that is real but
+    /// stale to anyone who saw the write confirmed: a subscriber joining now skips it.
+    pub fn written(&self) -> i64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Asks for a fresh list (rate limited).

@@ -36,6 +36,10 @@ pub fn xds_target_for(target: &str, default_scheme: &str) -> Result<String, Erro
     if let Some(name) = short.filter(|n| !n.is_empty() && !names_scheme(n) && n.bytes().all(is_plain)) {
         return Ok(format!("xds:///{name}"));
     }
+    if !names_scheme(target) {
+        // The parser reads a target without a scheme (`host:port`) as gRPC does: `dns:///host:port`.
+        return Ok(format!("xds:///dns:///{}", percent_encode(target)));
+    }
     Ok(format!("xds:///{}", percent_encode(target)))
 }
 
@@ -51,9 +55,10 @@ pub fn check_scheme(scheme: &str) -> Result<(), Error> {
     }
 }
 
-/// Whether `name` begins with one of libgnaming's schemes and a ':'.
+/// Whether `name` begins with one of libgnaming's schemes (in any case, as the parser reads them)
+/// and a ':'.
 fn names_scheme(name: &str) -> bool {
-    name.split_once(':').is_some_and(|(scheme, _)| SCHEMES.contains(&scheme))
+    name.split_once(':').is_some_and(|(scheme, _)| SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme)))
 }
 
 /// Characters a short name keeps as they are: the ones no scheme or URI parser treats specially.
@@ -142,11 +147,17 @@ mod tests {
             ("etcd://prod/echo#3", "etcd"),
             ("pass:///127.0.0.1:1#2,[::1]:2", "etcd"),
             ("unix:///tmp/x.sock", "etcd"),
+            ("eTcd://prod/o", "etcd"),
         ] {
             let xds = xds_target_for(target, scheme).unwrap();
             let name = xds.strip_prefix("xds:///").unwrap();
             assert_eq!(target_for_listener(name, scheme).unwrap(), target, "via {xds}");
         }
+    }
+
+    #[test]
+    fn a_target_without_a_scheme_keeps_its_dns_meaning() {
+        assert_eq!(xds_target_for("localhost:50051", "etcd").unwrap(), "xds:///dns:///localhost:50051");
     }
 
     #[test]

@@ -134,18 +134,17 @@ pub fn balancing_from_service_config(service_config: Option<&str>) -> Balancing 
 }
 
 /// Whether a client may be sent ring_hash: grpc-core before 1.52 crashes on it (grpc/grpc#31766).
-/// Clients are told apart by the `user_agent_name` and `user_agent_version` of their xDS node.
+/// Clients are told apart by their xDS node's `user_agent_name` and `user_agent_version`. grpc-core
+/// stacks say "gRPC C-core linux" and "C-core 29.0.0" (grpc++ 1.51) or "C-core 58.0.0 Python 1.85.3"
+/// (grpcio): the core library's own version, 30 being grpc 1.52.
 pub fn client_takes_ring_hash(user_agent_name: &str, user_agent_version: &str) -> bool {
-    let not_core = ["go", "java", "node"].iter().any(|s| user_agent_name.to_ascii_lowercase().contains(s));
-    if not_core {
+    if !user_agent_name.contains("C-core") && !user_agent_version.contains("C-core") {
         return true;
     }
-    let mut parts = user_agent_version.trim_start_matches('v').split('.').map(|p| p.parse::<u32>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(major), Some(minor)) => (major, minor) >= (1, 52),
-        // Unknown version of a C-core stack: assume the worst.
-        _ => false,
-    }
+    let core = user_agent_version.split("C-core").nth(1).unwrap_or(user_agent_version);
+    let major = core.trim().split(['.', ' ']).next().and_then(|m| m.parse::<u32>().ok());
+    // An unknown version of a C-core stack: assume the worst.
+    major.is_some_and(|m| m >= 30)
 }
 
 fn any_of<T: Message + Name>(message: &T) -> Any {
@@ -359,9 +358,11 @@ mod tests {
 
     #[test]
     fn old_grpc_core_never_gets_ring_hash() {
-        assert!(!client_takes_ring_hash("gRPC C-core", "1.51.1"));
-        assert!(client_takes_ring_hash("gRPC C-core", "1.52.0"));
-        assert!(!client_takes_ring_hash("gRPC C-core", ""));
+        // As seen from Debian's grpc++ 1.51.1 and grpcio 1.85.3.
+        assert!(!client_takes_ring_hash("gRPC C-core linux", "C-core 29.0.0"));
+        assert!(client_takes_ring_hash("gRPC C-core linux", "C-core 30.0.0"));
+        assert!(client_takes_ring_hash("gRPC C-core linux Python", "C-core 58.0.0 Python 1.85.3"));
+        assert!(!client_takes_ring_hash("gRPC C-core linux", ""));
         assert!(client_takes_ring_hash("gRPC Go", "1.85.0"));
         assert!(client_takes_ring_hash("gRPC Java", "1.85.1"));
     }

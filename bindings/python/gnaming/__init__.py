@@ -6,6 +6,10 @@
     with gnaming.Registration("echo", "10.0.0.5:50051"):   # a server announcing itself
         server.wait_for_termination()
 
+    import gnaming.xds                                     # or gRPC's own xDS client follows it:
+    gnaming.xds.install_bootstrap()                        # before the first xds: channel
+    channel = grpc.insecure_channel("xds:///echo")
+
 The package loads libgnaming.so from $GNAMING_LIBRARY, else from next to this file (where
 `pip install` puts it), else from the source tree's target/release (a checkout used in place).
 """
@@ -31,12 +35,14 @@ from ._ffi import (
 from ._log import log_to_python, stop_logging_to_python
 from ._registration import Registration, RegistrationState, configure_cluster, stats
 from ._resolver import Address, AddressFamily, AddressKind, AsyncResolver, Resolver, Update
+from . import xds
+from .xds import XdsServer, xds_target
 
 __all__ = [
     "ABI_VERSION", "Address", "AddressFamily", "AddressKind", "AsyncResolver", "BadStateError",
     "ClosedError", "GnamingError", "InternalError", "InvalidArgumentError", "InvalidTargetError",
     "LibraryNotFoundError", "NotFoundError", "PermissionDeniedError", "Registration",
     "RegistrationState", "Resolver", "RuntimeStartError", "TimeoutError", "UnavailableError",
-    "UnsupportedSchemeError", "Update", "configure_cluster", "library_path", "log_to_python", "stats", "stop_logging_to_python",
-    "version",
+    "UnsupportedSchemeError", "Update", "XdsServer", "configure_cluster", "library_path", "log_to_python", "stats",
+    "stop_logging_to_python", "version", "xds", "xds_target",
 ]

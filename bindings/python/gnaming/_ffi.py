@@ -204,6 +204,23 @@ _SIGNATURES = {
     "gn_registration_free": (None, [c_void_p]),
     "gn_stats_json": (c_int, [POINTER(c_void_p), _err]),
     "gn_string_free": (None, [c_void_p]),
+    "gn_resolver_options_set_dns_nameserver": (c_int, [c_void_p, c_char_p, _err]),
+    "gn_xds_options_new": (c_void_p, []),
+    "gn_xds_options_free": (None, [c_void_p]),
+    "gn_xds_options_set_listen": (c_int, [c_void_p, c_char_p, _err]),
+    "gn_xds_options_set_allow_non_loopback": (c_int, [c_void_p, c_bool, _err]),
+    "gn_xds_options_set_default_scheme": (c_int, [c_void_p, c_char_p, _err]),
+    "gn_xds_options_set_node_id_check": (c_int, [c_void_p, c_bool, _err]),
+    "gn_xds_options_set_resolver_options": (c_int, [c_void_p, c_void_p, _err]),
+    "gn_xds_server_start": (c_int, [c_void_p, POINTER(c_void_p), _err]),
+    "gn_xds_server_address": (c_int, [c_void_p, POINTER(c_void_p), _err]),
+    "gn_xds_server_bootstrap_json": (c_int, [c_void_p, POINTER(c_void_p), _err]),
+    "gn_xds_server_close": (None, [c_void_p]),
+    "gn_xds_server_free": (None, [c_void_p]),
+    "gn_xds_target": (c_int, [c_void_p, c_char_p, POINTER(c_void_p), _err]),
+    "gn_xds_default_configure": (c_int, [c_void_p, _err]),
+    "gn_xds_default_bootstrap_json": (c_int, [POINTER(c_void_p), _err]),
+    "gn_xds_install_bootstrap": (c_int, [_err]),
 }
 
 
@@ -249,6 +266,14 @@ def _load() -> ctypes.CDLL:
 
 lib = _load()
 library_path = lib._name
+
+# Functions are only ever added within one ABI version: a library older than this package lacks some.
+_missing = [name for name in _SIGNATURES if not hasattr(lib, name)]
+if _missing:
+    raise LibraryNotFoundError(
+        f"{library_path} is older than this gnaming package: it lacks {', '.join(_missing)}; "
+        "install the library and the package from the same release"
+    )
 
 for _name, (_restype, _argtypes) in _SIGNATURES.items():
     _fn = getattr(lib, _name)

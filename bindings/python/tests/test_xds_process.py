@@ -1,0 +1,203 @@
+"""xDS bootstraps in processes of their own (grpcio reads one per process): installing the
+process-wide one next to another xDS user's bootstrap is refused, after os.fork the child gets a
+server of its own that its xDS channels use, and a plain grpcio process follows etcd through
+`gnaming xds-agent`."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import textwrap
+
+MESH_BOOTSTRAP = json.dumps({
+    "xds_servers": [{"server_uri": "127.0.0.1:9", "channel_creds": [{"type": "insecure"}]}],
+    "node": {"id": "a-service-mesh", "locality": {}},
+})
+
+INSTALL = textwrap.dedent("""
+    import ctypes, json, os, sys
+    import gnaming, gnaming.xds
+
+    libc = ctypes.CDLL(None)
+    libc.getenv.restype = ctypes.c_char_p
+
+    def environment():
+        c_value = libc.getenv(b"GRPC_XDS_BOOTSTRAP_CONFIG")
+        return {"env": os.environ.get("GRPC_XDS_BOOTSTRAP_CONFIG"),
+                "c_env": c_value.decode() if c_value is not None else None}
+
+    try:
+        for _ in range(int(sys.argv[1])):
+            installed = gnaming.xds.install_bootstrap()
+    except gnaming.BadStateError as e:
+        print(json.dumps({"refused": e.message, **environment()}))
+    else:
+        print(json.dumps({"installed": installed, **environment()}))
+""")
+
+
+def run(script: str, env: dict, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60,
+                         env=env)
+    assert out.returncode == 0, f"exit code {out.returncode}\nstdout: {out.stdout}\nstderr: {out.stderr}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def clean_env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("GRPC_XDS_BOOTSTRAP")}
+
+
+def test_install_bootstrap_is_refused_when_another_bootstrap_config_is_set():
+    result = run(INSTALL, {**clean_env(), "GRPC_XDS_BOOTSTRAP_CONFIG": MESH_BOOTSTRAP}, "1")
+    assert "refused" in result, f"expected a refusal, observed {result}"
+    assert "GRPC_XDS_BOOTSTRAP_CONFIG" in result["refused"], result["refused"]
+    assert result["env"] == MESH_BOOTSTRAP and result["c_env"] == MESH_BOOTSTRAP, \
+        "the other bootstrap must stay in place"
+
+
+def test_install_bootstrap_is_refused_when_a_bootstrap_file_is_set(tmp_path):
+    path = tmp_path / "mesh.json"
+    path.write_text(MESH_BOOTSTRAP)
+    result = run(INSTALL, {**clean_env(), "GRPC_XDS_BOOTSTRAP": str(path)}, "1")
+    assert "refused" in result, f"expected a refusal, observed {result}"
+    assert "GRPC_XDS_BOOTSTRAP" in result["refused"], result["refused"]
+    assert result["env"] is None and result["c_env"] is None, result
+
+
+def test_install_bootstrap_sets_both_environments_to_the_default_server_and_may_be_repeated():
+    result = run(INSTALL, clean_env(), "2")
+    assert "installed" in result, f"expected the bootstrap installed, observed {result}"
+    boot = json.loads(result["installed"])
+    assert boot["xds_servers"][0]["server_uri"].startswith("127.0.0.1:"), boot
+    assert result["env"] == result["c_env"] == result["installed"], result
+
+
+# Parent and child each start a backend after the fork (grpcio must not be used before a fork)
+# and call it through `xds:///` on their own bootstrap.
+FORK = textwrap.dedent("""
+    import json, os, sys
+    import gnaming, gnaming.xds
+
+    parent_boot = json.loads(gnaming.xds.install_bootstrap())
+
+    def echo_through_xds(name):
+        from concurrent import futures
+        import grpc
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        handler = grpc.unary_unary_rpc_method_handler(lambda request, context: name.encode())
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.Echo", {"Echo": handler}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        target = gnaming.xds_target(f"pass:///127.0.0.1:{port}")
+        with grpc.insecure_channel(target) as ch:
+            reply = ch.unary_unary("/t.Echo/Echo")(b"", timeout=10, wait_for_ready=True).decode()
+        server.stop(None)
+        return reply
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            first_use = json.loads(gnaming.xds.default_bootstrap_json())
+            installed = json.loads(gnaming.xds.install_bootstrap())
+            out = {"first_use": first_use, "installed": installed,
+                   "env": json.loads(os.environ["GRPC_XDS_BOOTSTRAP_CONFIG"]),
+                   "reply": echo_through_xds("child")}
+        except BaseException as e:
+            out = {"error": repr(e)}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    chunks = []
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    child = json.loads(b"".join(chunks) or b"{}")
+    print(json.dumps({"parent": parent_boot, "child": child, "child_status": status,
+                      "parent_reply": echo_through_xds("parent"),
+                      "parent_env": json.loads(os.environ["GRPC_XDS_BOOTSTRAP_CONFIG"])}))
+""")
+
+
+def test_after_fork_the_child_gets_a_fresh_server_and_bootstrap_on_first_use():
+    result = run(FORK, clean_env())
+    child = result["child"]
+    assert result["child_status"] == 0 and "error" not in child, result
+    parent_uri = result["parent"]["xds_servers"][0]["server_uri"]
+    child_uri = child["first_use"]["xds_servers"][0]["server_uri"]
+    assert child_uri != parent_uri, f"the child must get its own server, both use {parent_uri}"
+    assert child["installed"] == child["first_use"] == child["env"], child
+    assert child["reply"] == "child", child
+    assert result["parent_reply"] == "parent" and result["parent_env"] == result["parent"], result
+
+
+# A client with no gnaming code at all: plain grpcio, pointed at the agent by GRPC_XDS_BOOTSTRAP.
+# On each line from stdin ("NAME,NAME") it calls until a batch of 60 RPCs is answered by exactly
+# those servers, then prints them.
+PLAIN_CLIENT = textwrap.dedent("""
+    import sys, time
+    import grpc
+
+    with grpc.insecure_channel("xds:///" + sys.argv[1]) as channel:
+        echo = channel.unary_unary("/gnaming.test.Echo/Echo")
+        for line in sys.stdin:
+            want = set(line.strip().split(","))
+            deadline = time.monotonic() + 15
+            seen = set()
+            while time.monotonic() < deadline:
+                seen = {echo(b"", timeout=5, wait_for_ready=True).decode() for _ in range(60)}
+                if seen == want:
+                    break
+            print(",".join(sorted(seen)), flush=True)
+""")
+
+
+def test_a_plain_grpcio_process_follows_etcd_through_the_agent(etcd, service, backends, tmp_path):
+    import gnaming
+
+    from conftest import REPO
+
+    a, b = backends(2)
+    bootstrap = tmp_path / "xds.json"
+    agent = subprocess.Popen([str(REPO / "target" / "release" / "gnaming"), "xds-agent", "--bootstrap-out",
+                              str(bootstrap), "--etcd", etcd.endpoints],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = None
+    regs = [gnaming.Registration(service, a.address)]
+    try:
+        ready, _, _ = select.select([agent.stdout], [], [], 30)
+        line = agent.stdout.readline() if ready else ""
+        assert line.startswith("xds-agent listening on ") and str(bootstrap) in line, line
+        regs[0].wait(10)
+        env = {**clean_env(), "GRPC_XDS_BOOTSTRAP": str(bootstrap)}
+        client = subprocess.Popen([sys.executable, "-c", PLAIN_CLIENT, service], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+        def expect(names: str) -> None:
+            client.stdin.write(names + "\n")
+            client.stdin.flush()
+            got = client.stdout.readline().strip()
+            assert got == names, f"expected RPCs answered by {names}, observed {got!r}"
+
+        expect("s0")
+        regs.append(gnaming.Registration(service, b.address))
+        regs[1].wait(10)
+        expect("s0,s1")
+        regs[0].close()
+        expect("s1")
+    finally:
+        if client is not None:
+            client.stdin.close()
+            client.wait(15)
+        for r in regs:
+            r.close()
+        agent.terminate()
+        code = agent.wait(15)
+    assert code == 0, f"the agent must exit cleanly on SIGTERM, exit code {code}: {agent.stderr.read()[-500:]}"

@@ -69,7 +69,9 @@ TARGETS = [
     ("footprint.many_watches", 1, "watches", "etcd watches for {resolvers:,} resolvers on one target"),
     ("xds.conns_per_change.go_xds", 0, "connections", "Go xDS: connections opened to unchanged backends per change"),
     ("xds.conns_per_change.py_xds", 0, "connections",
-     "Python xDS: connections opened to unchanged backends per change"),
+     "Python xDS (in-process server): connections opened to unchanged backends per change"),
+    ("xds.conns_per_change.py_xds_agent", 0, "connections",
+     "Python xDS (agent): connections opened to unchanged backends per change"),
     ("xds.conns_per_change.cpp_xds", 0, "connections", "C++ xDS: connections opened to unchanged backends per change"),
     ("xds.conns_per_change.java_xds", 0, "connections", "Java xDS: connections opened to unchanged backends per change"),
     ("xds.conns_per_change.node_xds", 0, "connections", "Node xDS: connections opened to unchanged backends per change"),
@@ -90,7 +92,8 @@ PATHS = [  # key, label
 XDS_PATHS = [
     ("go_xds", "Go: grpc-go 1.85 xDS client, `xds:///`", "xds"),
     ("go_native", "Go: libgnaming's resolver.Builder, `etcd:///`", "native"),
-    ("py_xds", "Python: grpcio xDS client, `xds:///`", "xds"),
+    ("py_xds", "Python: grpcio xDS client fed by `gnaming.xds` in-process, `xds:///`", "xds"),
+    ("py_xds_agent", "Python: grpcio xDS client fed by the agent, `xds:///`", "xds"),
     ("py_native", "Python: `gnaming.grpc.Channel`, `etcd:///`", "native"),
     ("cpp_xds", "C++: Debian libgrpc++ 1.51 xDS client, `xds:///`", "xds"),
     ("cpp_native", "C++: libgnaming_grpc plugin, `etcd:///`", "native"),
@@ -576,7 +579,8 @@ class Bench:
         argv = {
             "go_xds": [self.grpcbench, "client", "-target", xds_target],
             "go_native": [self.grpcbench, "client", "-target", native_target],
-            "py_xds": py + ["xds", xds_target],
+            "py_xds": py + ["gnaming-xds", xds_target],
+            "py_xds_agent": py + ["xds", xds_target],
             "py_native": py + ["native", native_target],
             "cpp_xds": [os.path.join(self.args.build_dir, "cpp_grpc_client_xds"), xds_target],
             "cpp_native": [os.path.join(self.args.build_dir, "cpp_grpc_client_native"), native_target],
@@ -597,14 +601,16 @@ class Bench:
                 a = argv[key] + [key, workers, pace]
             raw = self.go(f"xds_raw_{key}", "raw", "-endpoints", self.member0, "-prefix", service)
             raw.expect("ready", 60)
-            # On xDS paths a bare ADS client of the agent's also records when each endpoint is pushed.
+            t_started = mono_ns()
+            in_process = key == "py_xds"  # its own server, so no agent bootstrap in its environment
+            client = Proc(f"xds_{key}", a, env=self.env if in_process else env, log_dir=self.log_dir)
+            server = client.expect("xds-server ", 30).split()[1] if in_process else res["agent"]
+            # On xDS paths a bare ADS client of the same server records when each endpoint is pushed.
             ads = None
-            if key.endswith("_xds"):
-                ads = Proc(f"xds_ads_{key}", [self.grpcbench, "ads", "-server", res["agent"], "-name", service],
+            if "_xds" in key:
+                ads = Proc(f"xds_ads_{key}", [self.grpcbench, "ads", "-server", server, "-name", service],
                            env=self.env, log_dir=self.log_dir)
                 ads.expect("ready", 30)
-            t_started = mono_ns()
-            client = Proc(f"xds_{key}", a, env=env, log_dir=self.log_dir)
             answers = Answers(client, key in STATUS_CLIENTS)
             # Ready: the client has had an answer from every stable backend, in whatever order.
             waiting, deadline, first_rpc = set(addrs[:stable]), time.monotonic() + 60, None
@@ -636,6 +642,12 @@ class Bench:
                     remove(i - 1)
             remove(stable + samples - 1)
             conns_after = conns(key)
+            pushed = {}
+            if ads:  # before the client: an in-process server ends with its process
+                for line in ads.collect(30):
+                    _, addr, t = line.split()
+                    pushed[addr] = int(t)
+                ads.finish()
             rpcs = answers.finish()
             watched = {}
             for line in raw.collect(30):
@@ -643,12 +655,6 @@ class Bench:
                 if op == "put":
                     watched.setdefault(addr, int(t))
             raw.finish()
-            pushed = {}
-            if ads:
-                for line in ads.collect(30):
-                    _, addr, t = line.split()
-                    pushed[addr] = int(t)
-                ads.finish()
             opened = sum(conns_after.get(a, 0) - conns_before.get(a, 0) for a in addrs[:stable])
             res["paths"][key] = {
                 "first_rpc_ms": round(first_rpc / 1e6, 2),
@@ -958,7 +964,8 @@ def markdown_xds(xd):
     L = ["## 5. xDS vs native", "",
          f"`{xd['command']}` — one service in etcd, `bench-xds`, called by two clients per stack for Go, Python "
          f"and C++, and one for Java and Node: the stack's own xDS client on `xds:///bench-xds`, fed by `gnaming xds-agent` (listening on {xd['agent']}, its bootstrap "
-         f"file in `GRPC_XDS_BOOTSTRAP`), and the stack's native libgnaming path on `etcd:///bench-xds`. The agent, "
+         f"file in `GRPC_XDS_BOOTSTRAP`; Python's also, in a second run, by the process's own server through "
+         f"`gnaming.xds.install_bootstrap()`), and the stack's native libgnaming path on `etcd:///bench-xds`. The agent, "
          f"every native resolver and a raw clientv3 watch (the floor) read the same member. One Go process serves "
          f"{xd['stable_backends']} unchanged backends and the fresh ones, all on 127.0.0.1, and counts the client "
          f"connections each gets from each path (distinct peer addresses). Each client process runs "
@@ -993,15 +1000,16 @@ def markdown_xds(xd):
     paths = xd["paths"]
     xds_keys = [k for k, _, kind in XDS_PATHS if kind == "xds" and k in paths]
     if xds_keys:
-        L += ["Where an xDS path's time goes: a bare ADS client of the agent's (`grpcbench ads`, subscribed to the "
-              "same name during that path's run) records when each new endpoint is pushed.", "",
-              "| xDS path | agent's push over the floor p50 ms | p90 | max | client's own part after the push p50 ms | "
+        L += ["Where an xDS path's time goes: a bare ADS client of the same server (`grpcbench ads`: the agent, or "
+              "the Python process's own server, subscribed to the same name during that path's run) records when "
+              "each new endpoint is pushed.", "",
+              "| xDS path | server's push over the floor p50 ms | p90 | max | client's own part after the push p50 ms | "
               "p90 | max |", "|---|---|---|---|---|---|---|"]
         for k in xds_keys:
             pu, cl = paths[k]["push_over_raw_watch"], paths[k]["client_after_push"]
             cells = [fmt(x[q], 1) if x else "—" for x in (pu, cl) for q in ("p50_ms", "p90_ms", "max_ms")]
             L.append(f"| {dict((a, b) for a, b, _ in XDS_PATHS)[k]} | {' | '.join(cells)} |")
-        L += ["", "Why the xDS rows trail the native ones: not the agent, whose push follows the raw watch by well under a "
+        L += ["", "Why the xDS rows trail the native ones: not the xDS server, whose push follows the raw watch by well under a "
               "millisecond at p50, but the clients' pick. Every endpoint sits in a "
               "locality of its own, which is how weights reach round_robin in every stack, and both grpc-go and "
               "grpc-core choose the locality of each RPC *at random* by weight (grpc-go `balancer/weightedtarget`: "

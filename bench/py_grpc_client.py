@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Python client of the "xDS vs native" bench section (bench/bench.py drives it).
 
-    py_grpc_client.py xds|native TARGET PATH [WORKERS] [PACE_MS]
+    py_grpc_client.py xds|gnaming-xds|native TARGET PATH [WORKERS] [PACE_MS]
 
 xds: grpcio's own channel on TARGET (xds:///NAME; the bootstrap comes from GRPC_XDS_BOOTSTRAP).
+gnaming-xds: the same channel fed by this process's own libgnaming xDS server
+(gnaming.xds.install_bootstrap); prints "xds-server ADDR" first.
 native: gnaming.grpc.Channel on TARGET (etcd:///NAME), which swaps grpcio channels on every change.
 WORKERS threads each call the bench method (request: PATH, reply: the backend's address) and pause
 PACE_MS after each reply. Prints "new ADDR T" the first time a backend answers (T in CLOCK_MONOTONIC
@@ -24,7 +26,11 @@ def main():
     kind, target, path = sys.argv[1:4]
     workers = int(sys.argv[4]) if len(sys.argv) > 4 else 3
     pace = (float(sys.argv[5]) if len(sys.argv) > 5 else 2.0) / 1000
-    if kind == "xds":
+    if kind == "gnaming-xds":
+        import gnaming.xds
+        bootstrap = json.loads(gnaming.xds.install_bootstrap())
+        print("xds-server " + bootstrap["xds_servers"][0]["server_uri"], flush=True)
+    if kind in ("xds", "gnaming-xds"):
         channel = grpc.insecure_channel(target)
     else:
         import gnaming.grpc

@@ -1044,8 +1044,10 @@ def markdown_xds(xd):
               "whole grpcio channels when the list changes, and each new channel connects to every backend again "
               "(the old one closes after its grace period)" +
               ("" if py["conns_per_change"] >= xd["stable_backends"] else
-               f"; fewer than {xd['stable_backends']} per change means some swaps found a connection to reuse, "
-               "which this section does not break down further") + ". Python's xDS path keeps its connections.", ""]
+               f"; fewer than {xd['stable_backends']} per change because not every short-lived channel had "
+               "connected to every backend before it was replaced: a snapshot right after the new backend's first "
+               "reply showed the newest channel not yet connected to one unchanged backend") + ". Python's xDS paths "
+               "keep their connections.", ""]
     return L
 
 

@@ -1,4 +1,4 @@
-# Benchmarks (bench/): propagation latency, failover, scale and footprint, side by side with etcd's
+# Benchmarks (bench/): propagation latency, failover, scale, footprint and xDS vs native, side by side with etcd's
 # own Go naming resolver, against a real 3-member etcd cluster from tests/harness. `make bench` runs
 # the full suite (minutes; not part of `make test`) and rewrites BENCHMARKS.md and bench/results.json;
 # BENCH_ARGS='--only latency' reruns one section into them. test-bench-smoke runs it with tiny counts

@@ -271,3 +271,25 @@ fn a_resolver_started_after_a_registration_confirmed_in_this_process_first_deliv
         registrations.push(r);
     }
 }
+
+#[test]
+fn a_resolver_started_after_a_deregistration_confirmed_in_this_process_first_delivers_a_list_without_it() {
+    let etcd = EtcdCluster::start(1);
+    etcd.register_as("s10");
+    // Another registration of the prefix keeps its shared watch alive across the rounds.
+    let keeper = Registration::start("gone", "127.0.0.1:7999", &options("s10", 5000)).unwrap();
+    keeper.wait(Some(WAIT)).expect("registered");
+    for round in 0..150u16 {
+        let address = format!("127.0.0.1:{}", 8000 + round);
+        let r = Registration::start("gone", &address, &options("s10", 5000)).unwrap();
+        r.wait(Some(WAIT)).expect("registered");
+        r.close(WAIT).expect("etcd confirms the removal");
+        let mut updates = resolve("etcd://s10/gone");
+        let first = updates.wait_for(WAIT, "a first update", |_| true);
+        assert!(
+            first.is_ok() && !addrs(&first).contains(&address),
+            "round {round}: the first list {:?} holds {address}, deregistered before the resolver started",
+            addrs(&first)
+        );
+    }
+}

@@ -69,6 +69,9 @@ struct Core {
     state: Mutex<RegistrationState>,
     changed: Condvar,
     task: Mutex<Option<AbortHandle>>,
+    /// The prefix's shared watch, told of the deletion at close so that resolvers starting after it
+    /// do not first see the key (the task that holds the watch is gone by then).
+    watch: Weak<SharedWatch>,
     /// Serialises closers: the second waits for the first and then finds the registration closed.
     closing: Mutex<()>,
     pid: u32,
@@ -96,6 +99,7 @@ impl Registration {
             state: Mutex::new(RegistrationState::Registering),
             changed: Condvar::new(),
             task: Mutex::new(None),
+            watch: Arc::downgrade(&watch),
             closing: Mutex::new(()),
             pid: std::process::id(),
             _active: Gauge::up(&STATS.registrations_active),
@@ -205,6 +209,7 @@ impl Core {
         let revoke = group.leave();
         let cluster = Arc::clone(&self.cluster);
         let key = self.key.clone();
+        let watch = Weak::clone(&self.watch);
         let work = async move {
             let k = key.clone();
             let deleted = cluster
@@ -213,6 +218,9 @@ impl Core {
                     async move { c.delete(k, None).await }
                 })
                 .await;
+            if let (Ok(resp), Some(watch)) = (&deleted, watch.upgrade()) {
+                watch.saw_write(resp.header().map_or(0, |h| h.revision()));
+            }
             let revoked = match revoke {
                 Some(lease) => cluster
                     .call("lease revoke", move |mut c| async move { c.lease_revoke(lease).await })

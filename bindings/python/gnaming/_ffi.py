@@ -281,6 +281,17 @@ for _name, (_restype, _argtypes) in _SIGNATURES.items():
     _fn.argtypes = _argtypes
 
 
+def take_string(fn, *args) -> str:
+    """Calls a C function whose last output before `err_out` is a library-owned string (`char **`);
+    returns it decoded and frees it with `gn_string_free`."""
+    out = c_void_p()
+    call(fn, *args, ctypes.byref(out))
+    try:
+        return ctypes.string_at(out.value).decode("utf-8")
+    finally:
+        lib.gn_string_free(out.value)
+
+
 def error_from(status: int, err: c_void_p) -> GnamingError:
     """Builds the exception for a failed call and frees the C error object."""
     message = ""

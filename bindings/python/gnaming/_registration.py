@@ -152,9 +152,4 @@ class Registration:
 
 def stats() -> dict:
     """The library's counters (resolvers, registrations, etcd connections...) as a dict."""
-    out = ctypes.c_void_p()
-    _ffi.call(_ffi.lib.gn_stats_json, ctypes.byref(out))
-    try:
-        return json.loads(ctypes.string_at(out.value).decode("utf-8"))
-    finally:
-        _ffi.lib.gn_string_free(out.value)
+    return json.loads(_ffi.take_string(_ffi.lib.gn_stats_json))

@@ -32,16 +32,6 @@ _libc.getenv.restype = ctypes.c_char_p
 _libc.getenv.argtypes = [ctypes.c_char_p]
 
 
-def _take_string(fn, *args) -> str:
-    """Calls a C function with a `char **` output before `err_out`; returns and frees the string."""
-    out = ctypes.c_void_p()
-    _ffi.call(fn, *args, ctypes.byref(out))
-    try:
-        return ctypes.string_at(out.value).decode("utf-8")
-    finally:
-        _ffi.lib.gn_string_free(out.value)
-
-
 class _Options:
     """A `gn_xds_options` built from keyword arguments, freed on exit from ``with``."""
 
@@ -116,8 +106,8 @@ class XdsServer:
         self._ptr = out.value
         try:
             # Fixed for the server's life, and still readable after close() for messages.
-            self.address: str = _take_string(_ffi.lib.gn_xds_server_address, self._ptr)
-            self.bootstrap_json: str = _take_string(_ffi.lib.gn_xds_server_bootstrap_json, self._ptr)
+            self.address: str = _ffi.take_string(_ffi.lib.gn_xds_server_address, self._ptr)
+            self.bootstrap_json: str = _ffi.take_string(_ffi.lib.gn_xds_server_bootstrap_json, self._ptr)
         except BaseException:
             self.close()
             raise
@@ -132,7 +122,7 @@ class XdsServer:
         with self._lock:
             if self._ptr is None:
                 raise _ffi.ClosedError("the xDS server is closed", _ffi.STATUS_CLOSED)
-            return _take_string(_ffi.lib.gn_xds_target, self._ptr, _ffi.encode(target, "target"))
+            return _ffi.take_string(_ffi.lib.gn_xds_target, self._ptr, _ffi.encode(target, "target"))
 
     def close(self) -> None:
         """Stops listening, ends every stream and closes the server's resolvers. Idempotent."""
@@ -172,7 +162,7 @@ def xds_target(target: str, server: Optional[XdsServer] = None) -> str:
     `server` the default scheme is etcd."""
     if server is not None:
         return server.xds_target(target)
-    return _take_string(_ffi.lib.gn_xds_target, None, _ffi.encode(target, "target"))
+    return _ffi.take_string(_ffi.lib.gn_xds_target, None, _ffi.encode(target, "target"))
 
 
 def configure_default(*, listen: Optional[str] = None, default_scheme: Optional[str] = None,
@@ -187,7 +177,7 @@ def configure_default(*, listen: Optional[str] = None, default_scheme: Optional[
 def default_bootstrap_json() -> str:
     """The bootstrap of the process-wide server, which starts on first use (after ``os.fork`` the
     child gets a server of its own)."""
-    return _take_string(_ffi.lib.gn_xds_default_bootstrap_json)
+    return _ffi.take_string(_ffi.lib.gn_xds_default_bootstrap_json)
 
 
 def default_bootstrap() -> dict:

@@ -472,3 +472,64 @@ fn a_non_loopback_listen_address_is_refused_unless_allowed() {
     assert!(allowed.address().starts_with("0.0.0.0:"));
     allowed.close();
 }
+
+#[test]
+fn a_stream_asking_for_more_than_4096_names_of_one_type_is_refused_and_delta_is_not_served() {
+    let server = server();
+    rt().block_on(async {
+        let mut ads = connect(server.address()).await;
+        let names: Vec<String> = (0..4097).map(|i| format!("name{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        ads.ask(LISTENER_TYPE, &names).await;
+        match tokio::time::timeout(WAIT, ads.rx.message()).await.expect("answered in time") {
+            Err(status) => assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}"),
+            Ok(r) => panic!("4,097 names were accepted: {:?}", r.map(|r| r.resources.len())),
+        }
+        let mut client =
+            AggregatedDiscoveryServiceClient::connect(format!("http://{}", server.address())).await.unwrap();
+        let (_tx, requests) = mpsc::channel(1);
+        let delta = client.delta_aggregated_resources(ReceiverStream::new(requests)).await;
+        assert_eq!(delta.err().map(|s| s.code()), Some(tonic::Code::Unimplemented));
+    });
+    assert_eq!(server.resolvers(), 0, "a refused request must subscribe nothing");
+    server.close();
+}
+
+#[test]
+fn two_threads_closing_one_server_at_once_both_return_with_its_streams_ended() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    for round in 0..20 {
+        let server = server();
+        let _ads = runtime.block_on(async {
+            let mut ads = connect(server.address()).await;
+            ads.ask(LISTENER_TYPE, &["echo"]).await;
+            ads.next().await;
+            ads
+        });
+        assert_eq!(server.streams(), 1);
+        let closers: Vec<_> = (0..2)
+            .map(|_| {
+                let server = server.clone();
+                std::thread::spawn(move || {
+                    server.close();
+                    server.streams()
+                })
+            })
+            .collect();
+        for closer in closers {
+            let left = closer.join().unwrap();
+            assert_eq!(left, 0, "round {round}: a close returned with {left} stream(s) still open");
+        }
+    }
+}
+
+#[test]
+fn the_default_server_asked_for_by_eight_threads_at_once_is_one_server() {
+    let ids: Vec<String> = (0..8)
+        .map(|_| std::thread::spawn(|| gnaming::xds::default_server().unwrap().node_id().to_string()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "more than one default server: {ids:?}");
+}

@@ -58,9 +58,13 @@ impl Running {
         panic!("no line {what} within {timeout:?}; saw:\n{}", seen.join("\n"));
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(self) -> std::process::ExitStatus {
+        self.stop(libc::SIGTERM)
+    }
+
+    fn stop(mut self, signal: i32) -> std::process::ExitStatus {
         // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -68,7 +72,7 @@ impl Running {
             }
             if Instant::now() > end {
                 let _ = self.child.kill();
-                panic!("gnaming did not exit within 10 s of SIGTERM");
+                panic!("gnaming did not exit within 10 s of signal {signal}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -195,7 +199,16 @@ fn watch_sees_a_registration_made_by_register_and_its_removal_on_sigterm() {
 
 #[test]
 fn the_xds_agent_writes_its_bootstrap_serves_and_cleans_up_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("gnaming-cli-xds-{}", std::process::id()));
+    agent_serves_and_cleans_up_on(libc::SIGTERM, "term");
+}
+
+#[test]
+fn the_xds_agent_cleans_up_on_ctrl_c_too() {
+    agent_serves_and_cleans_up_on(libc::SIGINT, "int");
+}
+
+fn agent_serves_and_cleans_up_on(signal: i32, tag: &str) {
+    let dir = std::env::temp_dir().join(format!("gnaming-cli-xds-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bootstrap.json");
     let agent = Running::start(&["xds-agent", "--listen", "unix:", "--bootstrap-out", file.to_str().unwrap()]);
@@ -209,8 +222,8 @@ fn the_xds_agent_writes_its_bootstrap_serves_and_cleans_up_on_sigterm() {
     use std::os::unix::fs::PermissionsExt;
     let socket = std::path::PathBuf::from(address.trim_start_matches("unix:"));
     assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
-    let status = agent.terminate();
-    assert_eq!(status.code(), Some(0), "SIGTERM must end the agent cleanly");
+    let status = agent.stop(signal);
+    assert_eq!(status.code(), Some(0), "signal {signal} must end the agent cleanly");
     assert!(!file.exists(), "the agent removes its bootstrap file");
     assert!(!socket.exists(), "the agent removes its socket");
     let _ = std::fs::remove_dir_all(&dir);

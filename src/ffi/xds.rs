@@ -246,10 +246,8 @@ pub extern "C" fn gn_xds_channels_json(
             None => xds::default_scheme(),
         };
         let channels = names::xds_channels_for(target, &scheme)?;
-        let json: Vec<serde_json::Value> = channels
-            .iter()
-            .map(|c| serde_json::json!({"target": c.target, "share": c.share}))
-            .collect();
+        let json: Vec<serde_json::Value> =
+            channels.iter().map(|c| serde_json::json!({"target": c.target, "share": c.share})).collect();
         out.write(c_string(&serde_json::Value::Array(json).to_string())?)
     })
 }

@@ -67,8 +67,9 @@ SCRIPT = textwrap.dedent("""
     # A thread that has taken the handle can lose the GIL before it enters the C call, for as long
     # as the scheduler likes, while a close (etcd round trips, 2-4 ms) runs. Left to chance that is
     # rare (on 2 cores: no crash in 1,500 rounds, one in 900 with 16 waiters and a 1 us switch
-    # interval), so in half of the rounds calls reach C up to 20 ms late. In the other half they enter at once: waiters then sit inside the C wait and
-    # return from it while the close that woke them is still running.
+    # interval), so in half of the rounds calls reach C up to 20 ms late. In the other half they
+    # enter at once: waiters then sit inside the C wait and return from it while the close that
+    # woke them is still running.
     entry_delay_max_s = 0.0
 
     def entered_late(c_function):

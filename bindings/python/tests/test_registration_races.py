@@ -182,7 +182,8 @@ ROUNDS = 20
 def test_close_racing_waiters_and_state_readers_never_uses_a_freed_handle(etcd, service):
     out = subprocess.run([sys.executable, "-c", SCRIPT, etcd.endpoints, service, str(ROUNDS)],
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, f"exit code {out.returncode}\nstdout: {out.stdout[-2000:]}\nstderr: {out.stderr[-4000:]}"
+    assert out.returncode == 0, (f"exit code {out.returncode}\nstdout: {out.stdout[-2000:]}\n"
+                                 f"stderr: {out.stderr[-4000:]}")
     assert "Traceback" not in out.stderr and "violation" not in out.stderr, out.stderr
     report = json.loads(out.stdout)
     assert report["violations"] == []

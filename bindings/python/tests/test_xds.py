@@ -1,7 +1,9 @@
-"""grpcio's own xDS client on `xds:///service`, fed by the process-wide gnaming.xds server, against
-servers registered through libgnaming in a real 3-member etcd: RPCs follow every change, unchanged
-backends keep their one connection, weights set traffic shares, an etcd outage fails no RPC and an
-empty service fails RPCs fast. Also the wrapper itself (private servers, targets, refusals).
+"""gnaming.grpc.channel: grpcio's own xDS client on the target's `xds:///` form, fed by the
+process-wide gnaming.xds server, against servers registered through libgnaming in a real 3-member
+etcd: RPCs (streams included) follow every change, unchanged backends keep their one connection,
+weights set traffic shares, `#N` opens N connections, an etcd outage fails no RPC and an empty
+service fails RPCs fast or waits for ready. Also the asyncio twin, options and credentials passed
+through, and gnaming.xds itself (private servers, targets, refusals).
 
 grpcio reads its bootstrap once per process, at the first xds: channel, so every test here shares
 the one server `install_bootstrap` points it at (the `xds` fixture)."""
@@ -25,15 +27,19 @@ import grpc
 import pytest
 
 import gnaming
+import gnaming.grpc
 import gnaming.xds
 
-from conftest import ECHO, Backend, wait_until
+from conftest import COUNT, ECHO, Backend, wait_until
 
 # Changes made in the connection-count test (each one an add or a removal of the same backend).
 CHANGES = 50
 UNCHANGED_BACKENDS = 8
 # Consecutive RPCs that must all avoid a removed backend (or all stay within an expected set).
 CLEAN_BATCH = 60
+# The server stream that runs through the changes: long enough to outlive them, cancelled after.
+STREAM_MESSAGES = 100_000
+STREAM_PAUSE_MS = 20
 # How long after a SIGKILL RPCs are watched for a reconnect to the dead address (see its test).
 IMPOSTOR_WINDOW_S = 7.0
 
@@ -46,7 +52,9 @@ def xds(etcd) -> dict:
 
 
 def xds_channel(service: str, cluster: str = "") -> grpc.Channel:
-    return grpc.insecure_channel(gnaming.xds_target(f"etcd://{cluster}/{service}"))
+    ch = gnaming.grpc.channel(f"etcd://{cluster}/{service}")
+    assert ch._channel.target().decode().startswith("xds:///"), "expected grpcio's own xds: channel"
+    return ch
 
 
 class Echo:
@@ -285,7 +293,7 @@ def test_rpcs_follow_register_deregister_sigkill_and_add(xds, etcd, service, bac
             r.close()
 
 
-def test_across_50_changes_every_unchanged_backend_keeps_exactly_one_connection(xds, service, backends):
+def test_across_50_changes_unchanged_backends_keep_one_connection_and_a_stream_runs_through(xds, service, backends):
     steady = backends(UNCHANGED_BACKENDS)
     (churn,) = backends(1)
     regs = register(service, steady)
@@ -296,16 +304,46 @@ def test_across_50_changes_every_unchanged_backend_keeps_exactly_one_connection(
         echo.converge(names)
         for b in steady:
             b.reset()
+        # A server stream started before the changes (so on a steady backend), read in a thread:
+        # it must deliver every message in order while the list changes under it.
+        stream = ch.unary_stream(COUNT)(f"{STREAM_MESSAGES},{STREAM_PAUSE_MS}".encode(), timeout=300)
+        received: list[str] = []
+        ended: list = []
+
+        def read() -> None:
+            try:
+                for message in stream:
+                    received.append(message.decode())
+                ended.append("completed")
+            except grpc.RpcError as e:
+                ended.append(e.code())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        wait_until(lambda: len(received) > 0, 10, "the stream's first message", lambda: ended)
         for change in range(CHANGES):
             if change % 2 == 0:
                 reg = gnaming.Registration(service, churn.address)
                 reg.wait(10)
                 echo.converge(names | {churn.name}, batch=120)
+                assert churn.calls > 0, f"change {change}: the new backend got no RPC"
             else:
                 reg.close()
                 echo.converge(names, batch=120)
+                churn.reset()
+                echo.batch(120)
+                assert churn.calls == 0, f"change {change}: the removed backend still got {churn.calls} RPCs"
+        during_changes = len(received)
+        wait_until(lambda: len(received) >= during_changes + 3, 10, "the stream to go on after the changes",
+                   lambda: (len(received), ended))
+        stream.cancel()
+        reader.join(10)
     for r in regs:
         r.close()
+    server_name = received[0].split(":")[0]
+    assert received == [f"{server_name}:{i}" for i in range(len(received))], \
+        f"the stream must deliver every message in order, observed {received[:5]}... ({len(received)})"
+    assert ended == [grpc.StatusCode.CANCELLED], f"the stream must run until cancelled, it ended with {ended}"
     peers = {b.name: len(b.peers) for b in steady}
     calls = {b.name: b.calls for b in steady}
     assert all(n > 0 for n in calls.values()), f"every steady backend must serve RPCs, observed {calls}"

@@ -449,3 +449,130 @@ def test_an_authoritatively_empty_service_fails_rpcs_fast_with_unavailable(xds, 
         reg.close()
     stats = gnaming.xds.stats()
     assert stats["xds_nacks"] == 0, stats
+
+
+def test_a_call_waiting_for_ready_on_an_empty_service_completes_once_a_server_registers(xds, service, backends):
+    (a,) = backends(1)
+    with xds_channel(service) as ch:
+        with pytest.raises(grpc.RpcError) as info:
+            Echo(ch)(timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+        waiting = Echo(ch)
+        result: list = []
+        caller = threading.Thread(target=lambda: result.append(waiting(timeout=20, wait_for_ready=True)), daemon=True)
+        caller.start()
+        time.sleep(0.3)  # the call is queued; nothing it could be waiting on is observable from here
+        assert result == [] and caller.is_alive(), f"the call must wait for a server, observed {result}"
+        (reg,) = register(service, [a])
+        caller.join(15)
+        reg.close()
+    assert result == ["s0"], f"the waiting call must reach the new server, observed {result}"
+
+
+def test_copies_give_n_connections_per_address_and_keep_the_weights(xds, service, backends):
+    servers = backends(2)
+    regs = [gnaming.Registration(service, b.address, metadata={"weight": w}) for b, w in zip(servers, (1, 3))]
+    for r in regs:
+        r.wait(10)
+    with gnaming.grpc.channel(f"etcd:///{service}#3") as ch:
+        assert isinstance(ch, gnaming.grpc.CopiesChannel) and len(ch.channels) == 3, ch
+        echo = Echo(ch)
+        echo(timeout=10, wait_for_ready=True)
+        echo.converge({"s0", "s1"})
+        for b in servers:
+            b.reset()
+        replies, failures = echo.batch(800)
+    for r in regs:
+        r.close()
+    assert failures == [], failures[:3]
+    assert {b.name: len(b.peers) for b in servers} == {"s0": 3, "s1": 3}, \
+        f"#3 must give 3 connections to each server, observed {[sorted(b.peers) for b in servers]}"
+    assert abs(replies["s0"] / 800 - 0.25) <= 0.05, f"expected 25/75 % for weights 1:3, observed {dict(replies)}"
+
+
+def test_copies_of_a_static_list_follow_each_entry_and_keep_its_share(xds, backends):
+    a, b = backends(2)
+    with gnaming.grpc.channel(f"pass:///{a.address}#3,{b.address}") as ch:
+        assert [share for share in ch._pick._order].count(0) == 2, "layer 0 holds two entries of four"
+        echo = Echo(ch)
+        echo.converge({"s0", "s1"})
+        a.reset()
+        b.reset()
+        replies, failures = echo.batch(400)
+        calls = ch.stream_unary(gnaming_join := "/gnaming.test.Echo/Join")
+        assert calls(iter([b"x", b"y"]), timeout=5) == b"x,y", gnaming_join
+    assert failures == [], failures[:3]
+    assert (len(a.peers), len(b.peers)) == (3, 1), f"expected 3 + 1 connections, observed {a.peers} {b.peers}"
+    assert abs(replies["s0"] / 400 - 0.75) <= 0.05, f"expected 3 of 4 picks on s0 (#3), observed {dict(replies)}"
+
+
+def test_channel_options_and_credentials_reach_the_backends(xds, backends):
+    (a,) = backends(1)
+    # An option: the send limit is grpcio's, applied to this channel's calls.
+    with gnaming.grpc.channel(f"pass:///{a.address}", options=[("grpc.max_send_message_length", 100)]) as ch:
+        echo = ch.unary_unary(ECHO)
+        assert echo(b"x" * 10, timeout=10, wait_for_ready=True) == b"s0"
+        with pytest.raises(grpc.RpcError) as info:
+            echo(b"x" * 1000, timeout=10)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, info.value
+    # Credentials: local (loopback) channel credentials carrying a token, which the server echoes.
+    secure = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.unary_unary_rpc_method_handler(
+        lambda request, context: dict(context.invocation_metadata()).get("authorization", "none").encode())
+    secure.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("gnaming.test.Echo", {"Echo": handler}),))
+    port = secure.add_secure_port("127.0.0.1:0", grpc.local_server_credentials(grpc.LocalConnectionType.LOCAL_TCP))
+    secure.start()
+    try:
+        creds = grpc.composite_channel_credentials(grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP),
+                                                   grpc.access_token_call_credentials("t0ken"))
+        with gnaming.grpc.channel(f"pass:///127.0.0.1:{port}", creds) as ch:
+            seen = ch.unary_unary(ECHO)(b"", timeout=10, wait_for_ready=True)
+        assert seen == b"Bearer t0ken", f"the channel's credentials must reach the backend, it saw {seen!r}"
+    finally:
+        secure.stop(None)
+    with pytest.raises(gnaming.InvalidArgumentError) as refused:
+        gnaming.grpc.channel(f"pass:///{a.address}", options=[("grpc.service_config", "{}")])
+    assert "swapping=True" in refused.value.message, refused.value.message
+    with pytest.raises(gnaming.InvalidTargetError):
+        gnaming.grpc.channel("etcd:///echo#0")
+
+
+def test_the_asyncio_channel_follows_changes_and_copies(xds, service, backends):
+    import asyncio
+
+    a, b = backends(2)
+    (reg_a,) = register(service, [a])
+
+    async def replies(echo, n: int) -> set[str]:
+        return {(await echo(b"", timeout=5)).decode() for _ in range(n)}
+
+    async def converge(echo, want: set[str]) -> None:
+        seen: set[str] = set()
+        for _ in range(100):
+            seen = await replies(echo, CLEAN_BATCH)
+            if seen == want:
+                return
+            await asyncio.sleep(0.05)
+        pytest.fail(f"expected replies from {want}, observed {seen}")
+
+    async def main() -> None:
+        async with gnaming.grpc.aio_channel(f"etcd:///{service}") as ch:
+            assert isinstance(ch, grpc.aio.Channel)
+            echo = ch.unary_unary(ECHO)
+            assert (await echo(b"", timeout=10, wait_for_ready=True)) == b"s0"
+            (reg_b,) = register(service, [b])
+            await converge(echo, {"s0", "s1"})
+            reg_a.close()
+            await converge(echo, {"s1"})
+            reg_b.close()
+        async with gnaming.grpc.aio_channel(f"pass:///{a.address}#2,{b.address}#2") as copies:
+            assert isinstance(copies, gnaming.grpc.AioCopiesChannel) and len(copies.channels) == 2
+            await copies.channel_ready()
+            a.reset()
+            b.reset()
+            await converge(copies.unary_unary(ECHO), {"s0", "s1"})
+            stream = copies.unary_stream(COUNT)(b"3,1", timeout=5)
+            assert [m async for m in stream][-1].endswith(b":2")
+
+    asyncio.run(main())
+    assert (len(a.peers), len(b.peers)) == (2, 2), f"#2 must give 2 connections each: {a.peers} {b.peers}"

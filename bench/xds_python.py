@@ -72,11 +72,11 @@ class Backend:
 
 
 def percentile(sorted_values, p):
-    """Nearest rank."""
+    """Nearest rank: the smallest value with at least p % of the values at or below it."""
     if not sorted_values:
         return None
-    k = max(0, min(len(sorted_values) - 1, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[k]
+    k = max(0, min(len(sorted_values) - 1, -(-len(sorted_values) * p // 100) - 1))
+    return sorted_values[int(k)]
 
 
 def summary_ms(seconds):
@@ -150,6 +150,7 @@ def run_path(kind, service, unchanged, samples, changes, idle, grace):
             if any(a.addr == churn.address for a in update.addresses):
                 seen_at.setdefault("t", time.monotonic())
 
+        at_start = sum(b.connections() for b in steady)
         # A resolver of its own on the same target splits the time into etcd + libgnaming (put →
         # list delivered) and the client's part (list delivered → first RPC on the new backend).
         with gnaming.Resolver(f"etcd:///{service}", on_update):
@@ -191,6 +192,8 @@ def run_path(kind, service, unchanged, samples, changes, idle, grace):
     if kind == "swapping":
         out["grace_s"] = grace
     if samples:
+        # Each sample is two changes in quick succession, with RPCs only until each change shows.
+        out["connections_opened_during_samples"] = before - at_start
         out["put_to_first_rpc"] = summary_ms(latencies)
         out["put_to_list_delivered"] = summary_ms(seen_latencies)
         out["list_delivered_to_first_rpc"] = summary_ms([a - b for a, b in zip(latencies, seen_latencies)])

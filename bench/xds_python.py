@@ -85,9 +85,12 @@ def summary_ms(seconds):
             "p99_ms": round(percentile(ms, 99), 2), "max_ms": round(ms[-1], 2)}
 
 
-def first_reply_from(echo, name, deadline):
-    """RPCs back to back until `name` answers; returns the time of that reply."""
+def first_reply_from(echo, name, deadline, sent=None):
+    """RPCs back to back until `name` answers; returns the time of that reply. Appends the time each
+    RPC was sent to `sent`, if given."""
     while time.monotonic() < deadline:
+        if sent is not None:
+            sent.append(time.monotonic())
         try:
             if echo(b"", timeout=5, wait_for_ready=True).decode() == name:
                 return time.monotonic()
@@ -143,7 +146,7 @@ def run_path(kind, service, unchanged, samples, changes, idle, grace):
     try:
         until_all_answered(echo, [b.name for b in steady], time.monotonic() + CHANGE_TIMEOUT_S)
 
-        latencies, seen_latencies = [], []
+        latencies, seen_latencies, rpcs_after_list = [], [], []
         seen_at = {}
 
         def on_update(update):
@@ -158,9 +161,12 @@ def run_path(kind, service, unchanged, samples, changes, idle, grace):
                 seen_at.clear()
                 start = time.monotonic()
                 reg = gnaming.Registration(service, churn.address)
-                answered = first_reply_from(echo, churn.name, start + CHANGE_TIMEOUT_S)
+                sent = []
+                answered = first_reply_from(echo, churn.name, start + CHANGE_TIMEOUT_S, sent)
                 latencies.append(answered - start)
                 seen_latencies.append(seen_at.get("t", answered) - start)
+                # How many picks the channel made from the moment the list was delivered.
+                rpcs_after_list.append(sum(1 for t in sent if t >= seen_at.get("t", answered)))
                 reg.close()
                 until_gone(echo, churn.name, time.monotonic() + CHANGE_TIMEOUT_S)
 
@@ -197,6 +203,9 @@ def run_path(kind, service, unchanged, samples, changes, idle, grace):
         out["put_to_first_rpc"] = summary_ms(latencies)
         out["put_to_list_delivered"] = summary_ms(seen_latencies)
         out["list_delivered_to_first_rpc"] = summary_ms([a - b for a, b in zip(latencies, seen_latencies)])
+        rpcs = sorted(rpcs_after_list)
+        out["rpcs_after_list_delivered"] = {"p50": percentile(rpcs, 50), "p90": percentile(rpcs, 90),
+                                            "p99": percentile(rpcs, 99), "max": rpcs[-1]}
     return out
 
 

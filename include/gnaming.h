@@ -922,8 +922,9 @@ void gn_xds_server_close(struct gn_xds_server *server);
 void gn_xds_server_free(struct gn_xds_server *server);
 
 /**
- * The `xds:///` target that reaches `target` through `server` (NULL: a server with the default
- * options, whose bare names use etcd): `"etcd:///echo"` gives `"xds:///echo"`, other targets
+ * The `xds:///` target that reaches `target` through `server` (NULL: the process-wide default
+ * server, whose bare names use etcd unless `gn_xds_default_configure` chose another scheme; it is
+ * not started): `"etcd:///echo"` gives `"xds:///echo"`, other targets
  * `"xds:///"` and the whole target, percent-encoded where needed. `#N` is kept but an xDS client
  * opens one connection per address. Fails for an invalid target. Free `*xds_target_out` with
  * `gn_string_free`; written on success only. Thread-safe.
@@ -932,6 +933,20 @@ enum gn_status gn_xds_target(const struct gn_xds_server *server,
                              const char *target,
                              char **xds_target_out,
                              struct gn_error **err_out);
+
+/**
+ * The xDS channels a client opens to reach `target` with its `#N` connections per address (xDS
+ * cannot list an address twice), as JSON: `[{"target":"xds:///echo","share":1}, ...]`. A target
+ * without `#N` gives one channel; `etcd:///echo#3` three on `xds:///echo`; `pass:///a:1#2,b:2` two,
+ * the first holding a and b, the second a. Open one channel per entry, each with subchannels of its
+ * own (grpc-core: channel arg `grpc.use_local_subchannel_pool`), and pick among them in proportion
+ * to `share`. `server` as for `gn_xds_target`. Fails for an invalid target. Free `*json_out` with
+ * `gn_string_free`; written on success only. Thread-safe.
+ */
+enum gn_status gn_xds_channels_json(const struct gn_xds_server *server,
+                                    const char *target,
+                                    char **json_out,
+                                    struct gn_error **err_out);
 
 /**
  * Sets the options of the process-wide default server. Must come before its first use

@@ -196,8 +196,9 @@ pub extern "C" fn gn_xds_server_free(server: *mut gn_xds_server) {
     free_handle(server)
 }
 
-/// The `xds:///` target that reaches `target` through `server` (NULL: a server with the default
-/// options, whose bare names use etcd): `"etcd:///echo"` gives `"xds:///echo"`, other targets
+/// The `xds:///` target that reaches `target` through `server` (NULL: the process-wide default
+/// server, whose bare names use etcd unless `gn_xds_default_configure` chose another scheme; it is
+/// not started): `"etcd:///echo"` gives `"xds:///echo"`, other targets
 /// `"xds:///"` and the whole target, percent-encoded where needed. `#N` is kept but an xDS client
 /// opens one connection per address. Fails for an invalid target. Free `*xds_target_out` with
 /// `gn_string_free`; written on success only. Thread-safe.
@@ -215,9 +216,39 @@ pub extern "C" fn gn_xds_target(
         let out = unsafe { Out::new(xds_target_out, "xds_target_out") }?;
         let xds = match server {
             Some(s) => s.inner.xds_target(target)?,
-            None => names::xds_target_for(target, names::DEFAULT_SCHEME)?,
+            None => names::xds_target_for(target, &xds::default_scheme())?,
         };
         out.write(c_string(&xds)?)
+    })
+}
+
+/// The xDS channels a client opens to reach `target` with its `#N` connections per address (xDS
+/// cannot list an address twice), as JSON: `[{"target":"xds:///echo","share":1}, ...]`. A target
+/// without `#N` gives one channel; `etcd:///echo#3` three on `xds:///echo`; `pass:///a:1#2,b:2` two,
+/// the first holding a and b, the second a. Open one channel per entry, each with subchannels of its
+/// own (grpc-core: channel arg `grpc.use_local_subchannel_pool`), and pick among them in proportion
+/// to `share`. `server` as for `gn_xds_target`. Fails for an invalid target. Free `*json_out` with
+/// `gn_string_free`; written on success only. Thread-safe.
+#[no_mangle]
+pub extern "C" fn gn_xds_channels_json(
+    server: *const gn_xds_server,
+    target: *const c_char,
+    json_out: *mut *mut c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    with_status(err_out, || {
+        // SAFETY: NULL or a live handle; a NUL-terminated string; NULL or valid for a write.
+        let server = unsafe { server.as_ref() };
+        let target = unsafe { borrow_str(target, "target") }?;
+        let out = unsafe { Out::new(json_out, "json_out") }?;
+        let scheme = match server {
+            Some(s) => s.inner.default_scheme().to_string(),
+            None => xds::default_scheme(),
+        };
+        let channels = names::xds_channels_for(target, &scheme)?;
+        let json: Vec<serde_json::Value> =
+            channels.iter().map(|c| serde_json::json!({"target": c.target, "share": c.share})).collect();
+        out.write(c_string(&serde_json::Value::Array(json).to_string())?)
     })
 }
 

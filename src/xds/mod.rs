@@ -11,4 +11,4 @@ pub mod resources;
 pub mod server;
 pub mod stream;
 
-pub use server::{configure_default, default_server, install_bootstrap, XdsOptions, XdsServer};
+pub use server::{configure_default, default_scheme, default_server, install_bootstrap, XdsOptions, XdsServer};

@@ -11,7 +11,7 @@
 //! through all three resource types.
 
 use crate::error::Error;
-use crate::target::{Target, SCHEMES};
+use crate::target::{PassEntry, Target, SCHEMES};
 
 /// The scheme a bare name resolves with unless the server is told otherwise.
 pub const DEFAULT_SCHEME: &str = "etcd";
@@ -41,6 +41,41 @@ pub fn xds_target_for(target: &str, default_scheme: &str) -> Result<String, Erro
         return Ok(format!("xds:///dns:///{}", percent_encode(target)));
     }
     Ok(format!("xds:///{}", percent_encode(target)))
+}
+
+/// One of the xDS channels a client opens for a target: its `xds:` target and its share of the picks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsChannel {
+    pub target: String,
+    pub share: u32,
+}
+
+/// The xDS channels that give `target`'s `#N` connections per address, since xDS cannot list an
+/// address twice: channel `c` holds the addresses asked for more than `c` times, so N channels, each
+/// with subchannels of its own, open N connections to an address with `#N`. A client picks a channel
+/// in proportion to its share (the entries it holds), which keeps every entry's share of the picks
+/// what the list gives it. A target without `#N` is one channel.
+pub fn xds_channels_for(target: &str, default_scheme: &str) -> Result<Vec<XdsChannel>, Error> {
+    let one = |t: &str, share: u32| xds_target_for(t, default_scheme).map(|target| XdsChannel { target, share });
+    match Target::parse(target)? {
+        Target::Etcd(etcd) if etcd.copies > 1 => {
+            // Every address of an etcd target gets the same N: N equal channels on the plain target.
+            let (base, _) = target.rsplit_once('#').expect("the parser read a #N");
+            let channel = one(base, 1)?;
+            Ok(vec![channel; etcd.copies as usize])
+        }
+        Target::Pass(entries) if entries.iter().any(|e| e.copies > 1) => {
+            let layers = entries.iter().map(|e| e.copies).max().unwrap_or(1);
+            (0..layers)
+                .map(|layer| {
+                    let held: Vec<&PassEntry> = entries.iter().filter(|e| e.copies > layer).collect();
+                    let list: Vec<String> = held.iter().map(|e| e.host.with_port(e.port)).collect();
+                    one(&format!("pass:///{}", list.join(",")), held.len() as u32)
+                })
+                .collect()
+        }
+        _ => Ok(vec![one(target, 1)?]),
+    }
 }
 
 /// Checks a default scheme given by an operator.
@@ -120,6 +155,25 @@ mod tests {
         assert_eq!(target_for_listener("dns:///host:443", "etcd").unwrap(), "dns:///host:443");
         assert_eq!(target_for_listener("etcd://prod/echo", "dns").unwrap(), "etcd://prod/echo");
         assert_eq!(target_for_listener("pass:///%5B::1%5D:1%232", "etcd").unwrap(), "pass:///[::1]:1#2");
+    }
+
+    #[test]
+    fn copies_become_channels_each_holding_the_addresses_asked_for_more_than_its_index() {
+        let plain = xds_channels_for("etcd:///echo", "etcd").unwrap();
+        assert_eq!(plain, vec![XdsChannel { target: "xds:///echo".into(), share: 1 }]);
+        let three = xds_channels_for("etcd://prod/echo#3", "etcd").unwrap();
+        assert_eq!(three, vec![XdsChannel { target: "xds:///etcd://prod/echo".into(), share: 1 }; 3]);
+        let pass = xds_channels_for("pass:///127.0.0.1:1#3,[::1]:2,127.0.0.1:3#2", "etcd").unwrap();
+        let expect = [
+            ("xds:///pass:///127.0.0.1:1,%5B::1%5D:2,127.0.0.1:3", 3),
+            ("xds:///pass:///127.0.0.1:1,127.0.0.1:3", 2),
+            ("xds:///pass:///127.0.0.1:1", 1),
+        ];
+        let got: Vec<(&str, u32)> = pass.iter().map(|c| (c.target.as_str(), c.share)).collect();
+        assert_eq!(got, expect);
+        assert_eq!(xds_channels_for("etcd:///echo", "dns").unwrap()[0].target, "xds:///etcd:///echo");
+        assert_eq!(xds_channels_for("dns:///h:1", "etcd").unwrap().len(), 1);
+        assert!(xds_channels_for("etcd:///echo#0", "etcd").is_err());
     }
 
     #[test]

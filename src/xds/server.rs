@@ -267,6 +267,11 @@ impl XdsServer {
         &self.shared.node_id
     }
 
+    /// What a bare `xds:///NAME` means to this server.
+    pub fn default_scheme(&self) -> &str {
+        &self.shared.default_scheme
+    }
+
     /// The `xds:///` target that reaches `target` through this server.
     pub fn xds_target(&self, target: &str) -> Result<String, Error> {
         names::xds_target_for(target, &self.shared.default_scheme)
@@ -380,6 +385,11 @@ pub fn configure_default(options: &XdsOptions) -> Result<(), Error> {
     d.options = options.clone();
     d.configured = true;
     Ok(())
+}
+
+/// The scheme a bare `xds:///NAME` means to the default server, as configured (it need not run yet).
+pub fn default_scheme() -> String {
+    DEFAULT.lock().options.default_scheme.clone()
 }
 
 /// The default server, started on first use; a forked child or a process whose runtime was shut down

@@ -457,6 +457,7 @@ static void xds_calls_refuse_nulls_and_bad_values(void) {
   COVER(gn_xds_server_close);
   COVER(gn_xds_server_free);
   COVER(gn_xds_target);
+  COVER(gn_xds_channels_json);
   COVER(gn_xds_default_configure);
   COVER(gn_xds_default_bootstrap_json);
   COVER(gn_xds_install_bootstrap);
@@ -486,6 +487,9 @@ static void xds_calls_refuse_nulls_and_bad_values(void) {
   EXPECT_ERROR(gn_xds_target(NULL, NULL, &text, err_out), GN_STATUS_INVALID_ARGUMENT, "target");
   EXPECT_ERROR(gn_xds_target(NULL, "nosuch:///x", &text, err_out), GN_STATUS_UNSUPPORTED_SCHEME, "nosuch");
   EXPECT_ERROR(gn_xds_target(NULL, "etcd:///echo", NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "xds_target_out");
+  EXPECT_ERROR(gn_xds_channels_json(NULL, NULL, &text, err_out), GN_STATUS_INVALID_ARGUMENT, "target");
+  EXPECT_ERROR(gn_xds_channels_json(NULL, "etcd:///echo#0", &text, err_out), GN_STATUS_INVALID_TARGET, "#0");
+  EXPECT_ERROR(gn_xds_channels_json(NULL, "etcd:///echo", NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "json_out");
   EXPECT_ERROR(gn_xds_default_bootstrap_json(NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "json_out");
   CHECK(text == SENTINEL, "an output was written on error");
   /* The one call that takes no arguments but err_out: NULL err_out is allowed. */

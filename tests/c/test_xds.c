@@ -103,6 +103,23 @@ static void targets_convert_to_the_xds_form_of_their_server(void) {
   CHECK(gn_xds_target(server, "dns:///echo", &x, NULL) == GN_STATUS_OK && strcmp(x, "xds:///echo") == 0, "got %s",
         x ? x : "(null)");
   gn_string_free(x);
+  /* #N: copies become channels, since xDS cannot list an address twice (the JSON is compact). */
+  x = NULL;
+  CHECK(gn_xds_channels_json(server, "dns:///echo", &x, NULL) == GN_STATUS_OK &&
+            strcmp(x, "[{\"share\":1,\"target\":\"xds:///echo\"}]") == 0,
+        "got %s", x ? x : "(null)");
+  gn_string_free(x);
+  x = NULL;
+  CHECK(gn_xds_channels_json(NULL, "etcd:///echo#2", &x, NULL) == GN_STATUS_OK &&
+            strcmp(x, "[{\"share\":1,\"target\":\"xds:///echo\"},{\"share\":1,\"target\":\"xds:///echo\"}]") == 0,
+        "got %s", x ? x : "(null)");
+  gn_string_free(x);
+  x = NULL;
+  CHECK(gn_xds_channels_json(NULL, "pass:///127.0.0.1:1#2,127.0.0.1:2", &x, NULL) == GN_STATUS_OK &&
+            strcmp(x, "[{\"share\":2,\"target\":\"xds:///pass:///127.0.0.1:1,127.0.0.1:2\"},"
+                      "{\"share\":1,\"target\":\"xds:///pass:///127.0.0.1:1\"}]") == 0,
+        "got %s", x ? x : "(null)");
+  gn_string_free(x);
   gn_xds_server_free(server);
   gn_xds_options_free(o);
 }
@@ -110,7 +127,17 @@ static void targets_convert_to_the_xds_form_of_their_server(void) {
 static void the_default_server_is_configured_before_first_use_only(void) {
   gn_xds_options *o = gn_xds_options_new();
   CHECK(gn_xds_options_set_node_id_check(o, true, NULL) == GN_STATUS_OK, "node id check");
+  CHECK(gn_xds_options_set_default_scheme(o, "dns", NULL) == GN_STATUS_OK, "scheme");
   CHECK(gn_xds_default_configure(o, NULL) == GN_STATUS_OK, "configure before use");
+  /* NULL names the default server: its configured scheme decides the short form, before it runs. */
+  char *x = NULL;
+  CHECK(gn_xds_target(NULL, "dns:///echo", &x, NULL) == GN_STATUS_OK && strcmp(x, "xds:///echo") == 0,
+        "the default server's scheme must be used, got %s", x ? x : "(null)");
+  gn_string_free(x);
+  x = NULL;
+  CHECK(gn_xds_channels_json(NULL, "etcd:///echo", &x, NULL) == GN_STATUS_OK && strstr(x, "xds:///etcd:///echo"),
+        "the default server's scheme must be used, got %s", x ? x : "(null)");
+  gn_string_free(x);
   char *json = NULL;
   CHECK(gn_xds_default_bootstrap_json(&json, NULL) == GN_STATUS_OK, "default bootstrap");
   char *again = NULL;

@@ -218,6 +218,7 @@ _SIGNATURES = {
     "gn_xds_server_close": (None, [c_void_p]),
     "gn_xds_server_free": (None, [c_void_p]),
     "gn_xds_target": (c_int, [c_void_p, c_char_p, POINTER(c_void_p), _err]),
+    "gn_xds_channels_json": (c_int, [c_void_p, c_char_p, POINTER(c_void_p), _err]),
     "gn_xds_default_configure": (c_int, [c_void_p, _err]),
     "gn_xds_default_bootstrap_json": (c_int, [POINTER(c_void_p), _err]),
     "gn_xds_install_bootstrap": (c_int, [_err]),

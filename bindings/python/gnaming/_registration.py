@@ -8,10 +8,10 @@ from __future__ import annotations
 import ctypes
 import enum
 import json
-import threading
 from typing import Any, Optional
 
 from . import _ffi, _lifecycle
+from ._handle import CountedHandle
 
 # How long the exit hook waits for each registration's key to be deleted.
 _EXIT_CLOSE_TIMEOUT_S = 2.0
@@ -76,8 +76,7 @@ class Registration:
                  metadata: Any = None, raw_value: bool = False) -> None:
         self.service = service
         self.address = address
-        self._lock = threading.Lock()
-        self._ptr: Optional[int] = None
+        self._handle: Optional[CountedHandle] = None
         lib = _ffi.lib
         opts = lib.gn_registration_options_new()
         if not opts:
@@ -97,7 +96,9 @@ class Registration:
             except BaseException:
                 _lifecycle.untrack(self)
                 raise
-            self._ptr = out.value
+            # wait, state and close may run on several threads at once; the handle is freed only
+            # after the last of their C calls has returned.
+            self._handle = CountedHandle(out.value, _ffi.lib.gn_registration_free, "registration")
         finally:
             lib.gn_registration_options_free(opts)
 
@@ -105,32 +106,29 @@ class Registration:
         """Blocks until the address is registered; raises `gnaming.TimeoutError` after `timeout`
         seconds (None: no limit) and `gnaming.ClosedError` once closed."""
         ms = -1 if timeout is None else _ms(timeout, "timeout")
-        with self._lock:
-            ptr = self._ptr
-        if ptr is None:
-            raise _ffi.ClosedError("the registration is closed", _ffi.STATUS_CLOSED)
-        _ffi.call(_ffi.lib.gn_registration_wait, ptr, ms)
+        with self._handle.use() as ptr:
+            _ffi.call(_ffi.lib.gn_registration_wait, ptr, ms)
 
     @property
     def state(self) -> RegistrationState:
-        with self._lock:
-            if self._ptr is None:
-                return RegistrationState.CLOSED
-            return RegistrationState(_ffi.lib.gn_registration_get_state(self._ptr))
+        try:
+            with self._handle.use() as ptr:
+                return RegistrationState(_ffi.lib.gn_registration_get_state(ptr))
+        except _ffi.ClosedError:
+            return RegistrationState.CLOSED
 
     def close(self, timeout: float = 5.0) -> None:
         """Deletes the key (waiting at most `timeout` seconds; after that the lease expires on its
-        own) and stops the keep-alive. Idempotent. Raises if the key could not be deleted in time;
-        the handle is released either way."""
-        with self._lock:
-            ptr, self._ptr = self._ptr, None
-        if ptr is None:
+        own) and stops the keep-alive; `wait()` calls in other threads end with `ClosedError`.
+        Idempotent and thread-safe: a close racing another returns when the first is done. Raises
+        if the key could not be deleted in time; the handle is released either way, once no other
+        call on it is running."""
+        ms = _ms(timeout, "timeout")
+        handle = getattr(self, "_handle", None)
+        if handle is None:
             return
         _lifecycle.untrack(self)
-        try:
-            _ffi.call(_ffi.lib.gn_registration_close, ptr, _ms(timeout, "timeout"))
-        finally:
-            _ffi.lib.gn_registration_free(ptr)
+        handle.close(lambda ptr: _ffi.call(_ffi.lib.gn_registration_close, ptr, ms))
 
     def _close_at_exit(self) -> None:
         self.close(_EXIT_CLOSE_TIMEOUT_S)
@@ -142,9 +140,10 @@ class Registration:
         self.close()
 
     def __del__(self) -> None:
-        ptr, self._ptr = getattr(self, "_ptr", None), None
-        if ptr is not None:
-            _ffi.lib.gn_registration_free(ptr)
+        # Unreachable, so no call can be running; the free closes it (waiting at most 1 s).
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            handle.close()
 
     def __repr__(self) -> str:
         return f"<gnaming.Registration {self.service!r} {self.address!r} {self.state.name}>"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
 from . import _ffi, _lifecycle
+from ._handle import CountedHandle
 
 log = logging.getLogger("gnaming")
 
@@ -155,48 +156,19 @@ def _start(target: str, handler: Optional[Callable[[Update], None]], client_lang
         _ffi.lib.gn_resolver_options_free(opts)
 
 
-class _Handle:
-    """A C resolver handle shared by threads: `close` may race `next` calls and other closes, and the
-    handle is freed only when the last user is out (`gn_resolver_free` must be the last call on it)."""
+class _Handle(CountedHandle):
+    """A C resolver handle: counted like every handle, and a close returns only after the callback's
+    last call and `drop`."""
 
     def __init__(self, ptr: int, key: int, dropped: Optional[threading.Event]) -> None:
-        self._ptr = ptr
+        super().__init__(ptr, _ffi.lib.gn_resolver_free, "resolver")
         self._key = key
         self._dropped = dropped
-        self._users = 0
-        self._closed = False
-        self._freed = False
-        self._lock = threading.Lock()
-
-    def acquire(self) -> int:
-        with self._lock:
-            if self._closed:
-                raise _ffi.ClosedError("the resolver is closed", _ffi.STATUS_CLOSED)
-            self._users += 1
-            return self._ptr
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            free = self._closed and self._users == 0 and not self._freed
-            self._freed = self._freed or free
-        if free:
-            _ffi.lib.gn_resolver_free(self._ptr)
 
     def close(self) -> None:
-        with self._lock:
-            freed = self._freed
-            if not freed:
-                self._closed = True
-                # Each closing call is a user too: `gn_resolver_close` wakes `next` calls before it
-                # returns, and their release() must not free the handle under it.
-                self._users += 1
-        if not freed:
-            # Every closer calls it, not only the first: it returns only once no callback runs
-            # (unless made from inside the callback), so a second close() waits as the first does.
-            # ctypes drops the GIL meanwhile.
-            _ffi.lib.gn_resolver_close(self._ptr)
-            self.release()
+        # `gn_resolver_close` returns only once no callback runs (unless made from inside the
+        # callback), so a second close() waits as the first does. ctypes drops the GIL meanwhile.
+        super().close(_ffi.lib.gn_resolver_close)
         self._wait_for_drop()
 
     def _wait_for_drop(self) -> None:
@@ -205,10 +177,6 @@ class _Handle:
         resolver's own callback it cannot wait for itself."""
         if self._dropped is not None and getattr(_calling, "key", None) != self._key:
             self._dropped.wait()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
 
 class Resolver:
@@ -240,8 +208,7 @@ class Resolver:
         if self._callback:
             raise _ffi.BadStateError("next() needs a resolver started without on_update", 6)
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
-        ptr = self._handle.acquire()
-        try:
+        with self._handle.use() as ptr:
             while True:
                 wait = _WAIT_SLICE_S if deadline is None else min(_WAIT_SLICE_S, max(deadline - time.monotonic(), 0.0))
                 out = ctypes.c_void_p()
@@ -256,8 +223,6 @@ class Resolver:
                     _ffi.lib.gn_error_free(err)
                     continue
                 raise _ffi.error_from(status, err)
-        finally:
-            self._handle.release()
 
     def __iter__(self) -> Iterator[Update]:
         """Yields updates until the resolver is closed."""
@@ -269,11 +234,8 @@ class Resolver:
 
     def resolve_now(self) -> None:
         """Asks the source to look again now (rate-limited by the backend; static targets ignore it)."""
-        ptr = self._handle.acquire()
-        try:
+        with self._handle.use() as ptr:
             _ffi.call(_ffi.lib.gn_resolver_resolve_now, ptr)
-        finally:
-            self._handle.release()
 
     def close(self) -> None:
         """Stops resolving. Idempotent, thread-safe, allowed inside the callback."""

@@ -121,14 +121,12 @@ def until_gone(echo, name, deadline):
 
 
 # The calls connect() makes, for the report.
-CALLS = {"xds": "grpc.insecure_channel(gnaming.xds_target(target))", "swapping": "gnaming.grpc.channel(target)"}
+CALLS = {"xds": "gnaming.grpc.channel(target)", "swapping": "gnaming.grpc.channel(target, swapping=True)"}
 
 
 def connect(kind, target, grace):
     """The channel under test: "xds" or "swapping"; `grace` is the swapping channel's."""
-    if kind == "xds":
-        return grpc.insecure_channel(gnaming.xds_target(target))
-    return gnaming.grpc.channel(target, grace=grace)
+    return gnaming.grpc.channel(target, swapping=kind == "swapping", grace=grace)
 
 
 def run_path(kind, service, unchanged, samples, changes, idle, grace):
@@ -225,7 +223,6 @@ def main():
         endpoints = cluster.endpoints
     try:
         gnaming.configure_cluster("", endpoints=endpoints)
-        gnaming.xds.install_bootstrap()
         tag = f"bench-xds-python-{os.getpid()}"
         # Other work on the machine shows in the tails: the load before and after is kept with them.
         result = {"grpcio": grpc.__version__, "gnaming": gnaming.version(), "cpus": os.cpu_count(),

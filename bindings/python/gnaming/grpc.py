@@ -139,9 +139,15 @@ def _schedule(shares: list[int]) -> list[int]:
 
 def _open(open_channel: Callable[..., Any], target: str, credentials: Optional[grpc.ChannelCredentials],
           options: Optional[ChannelOptions], compression: Optional[grpc.Compression]) -> tuple[list, list[int]]:
+    opts = list(options or ())
+    if any(key == "grpc.service_config" for key, _ in opts):
+        # grpcio's xDS resolver always supplies the config, so this one would be dropped silently.
+        raise _ffi.InvalidArgumentError(
+            "grpc.service_config is not applied to xds: channels (grpcio takes the config from xDS, "
+            "where libgnaming puts the target's own, e.g. a DNS TXT record's); pass swapping=True for "
+            "a channel that applies it", _ffi.InvalidArgumentError.status)
     plan = _plan(target)
     _installed_bootstrap()
-    opts = list(options or ())
     if len(plan) > 1:
         opts.append(_LOCAL_SUBCHANNEL_POOL)
     channels = [open_channel(xds_target, credentials, opts, compression) for xds_target, _ in plan]
@@ -173,7 +179,8 @@ def channel(target: str, credentials: Optional[grpc.ChannelCredentials] = None,
 
     Without `#N` it is grpcio's own channel on `xds:///...`; with `#N` a `CopiesChannel` over N of them.
     `credentials` None means plaintext to the backends; `options` are grpcio channel args, passed on
-    as they are (for TLS, `grpc.ssl_target_name_override` names the servers' certificate). Raises
+    as they are (for TLS, `grpc.ssl_target_name_override` names the servers' certificate), except
+    `grpc.service_config`, which grpcio ignores on xDS channels and is refused. Raises
     `gnaming.BadStateError` in a process with another xDS bootstrap, `gnaming.InvalidTargetError` for
     a bad target. `swapping=True`: the channel that swaps inner `ipv4:` channels instead (no xDS;
     `grace` is how long old ones stay open for RPCs in flight)."""

@@ -1,7 +1,9 @@
-"""grpcio's own xDS client on `xds:///service`, fed by the process-wide gnaming.xds server, against
-servers registered through libgnaming in a real 3-member etcd: RPCs follow every change, unchanged
-backends keep their one connection, weights set traffic shares, an etcd outage fails no RPC and an
-empty service fails RPCs fast. Also the wrapper itself (private servers, targets, refusals).
+"""gnaming.grpc.channel: grpcio's own xDS client on the target's `xds:///` form, fed by the
+process-wide gnaming.xds server, against servers registered through libgnaming in a real 3-member
+etcd: RPCs (streams included) follow every change, unchanged backends keep their one connection,
+weights set traffic shares, `#N` opens N connections, an etcd outage fails no RPC and an empty
+service fails RPCs fast or waits for ready. Also the asyncio twin, options and credentials passed
+through, and gnaming.xds itself (private servers, targets, refusals).
 
 grpcio reads its bootstrap once per process, at the first xds: channel, so every test here shares
 the one server `install_bootstrap` points it at (the `xds` fixture)."""
@@ -25,15 +27,19 @@ import grpc
 import pytest
 
 import gnaming
+import gnaming.grpc
 import gnaming.xds
 
-from conftest import ECHO, Backend, wait_until
+from conftest import COUNT, ECHO, Backend, wait_until
 
 # Changes made in the connection-count test (each one an add or a removal of the same backend).
 CHANGES = 50
 UNCHANGED_BACKENDS = 8
 # Consecutive RPCs that must all avoid a removed backend (or all stay within an expected set).
 CLEAN_BATCH = 60
+# The server stream that runs through the changes: long enough to outlive them, cancelled after.
+STREAM_MESSAGES = 100_000
+STREAM_PAUSE_MS = 20
 # How long after a SIGKILL RPCs are watched for a reconnect to the dead address (see its test).
 IMPOSTOR_WINDOW_S = 7.0
 
@@ -46,7 +52,9 @@ def xds(etcd) -> dict:
 
 
 def xds_channel(service: str, cluster: str = "") -> grpc.Channel:
-    return grpc.insecure_channel(gnaming.xds_target(f"etcd://{cluster}/{service}"))
+    ch = gnaming.grpc.channel(f"etcd://{cluster}/{service}")
+    assert ch._channel.target().decode().startswith("xds:///"), "expected grpcio's own xds: channel"
+    return ch
 
 
 class Echo:
@@ -285,7 +293,7 @@ def test_rpcs_follow_register_deregister_sigkill_and_add(xds, etcd, service, bac
             r.close()
 
 
-def test_across_50_changes_every_unchanged_backend_keeps_exactly_one_connection(xds, service, backends):
+def test_across_50_changes_unchanged_backends_keep_one_connection_and_a_stream_runs_through(xds, service, backends):
     steady = backends(UNCHANGED_BACKENDS)
     (churn,) = backends(1)
     regs = register(service, steady)
@@ -296,16 +304,46 @@ def test_across_50_changes_every_unchanged_backend_keeps_exactly_one_connection(
         echo.converge(names)
         for b in steady:
             b.reset()
+        # A server stream started before the changes (so on a steady backend), read in a thread:
+        # it must deliver every message in order while the list changes under it.
+        stream = ch.unary_stream(COUNT)(f"{STREAM_MESSAGES},{STREAM_PAUSE_MS}".encode(), timeout=300)
+        received: list[str] = []
+        ended: list = []
+
+        def read() -> None:
+            try:
+                for message in stream:
+                    received.append(message.decode())
+                ended.append("completed")
+            except grpc.RpcError as e:
+                ended.append(e.code())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        wait_until(lambda: len(received) > 0, 10, "the stream's first message", lambda: ended)
         for change in range(CHANGES):
             if change % 2 == 0:
                 reg = gnaming.Registration(service, churn.address)
                 reg.wait(10)
                 echo.converge(names | {churn.name}, batch=120)
+                assert churn.calls > 0, f"change {change}: the new backend got no RPC"
             else:
                 reg.close()
                 echo.converge(names, batch=120)
+                churn.reset()
+                echo.batch(120)
+                assert churn.calls == 0, f"change {change}: the removed backend still got {churn.calls} RPCs"
+        during_changes = len(received)
+        wait_until(lambda: len(received) >= during_changes + 3, 10, "the stream to go on after the changes",
+                   lambda: (len(received), ended))
+        stream.cancel()
+        reader.join(10)
     for r in regs:
         r.close()
+    server_name = received[0].split(":")[0]
+    assert received == [f"{server_name}:{i}" for i in range(len(received))], \
+        f"the stream must deliver every message in order, observed {received[:5]}... ({len(received)})"
+    assert ended == [grpc.StatusCode.CANCELLED], f"the stream must run until cancelled, it ended with {ended}"
     peers = {b.name: len(b.peers) for b in steady}
     calls = {b.name: b.calls for b in steady}
     assert all(n > 0 for n in calls.values()), f"every steady backend must serve RPCs, observed {calls}"
@@ -411,3 +449,130 @@ def test_an_authoritatively_empty_service_fails_rpcs_fast_with_unavailable(xds, 
         reg.close()
     stats = gnaming.xds.stats()
     assert stats["xds_nacks"] == 0, stats
+
+
+def test_a_call_waiting_for_ready_on_an_empty_service_completes_once_a_server_registers(xds, service, backends):
+    (a,) = backends(1)
+    with xds_channel(service) as ch:
+        with pytest.raises(grpc.RpcError) as info:
+            Echo(ch)(timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+        waiting = Echo(ch)
+        result: list = []
+        caller = threading.Thread(target=lambda: result.append(waiting(timeout=20, wait_for_ready=True)), daemon=True)
+        caller.start()
+        time.sleep(0.3)  # the call is queued; nothing it could be waiting on is observable from here
+        assert result == [] and caller.is_alive(), f"the call must wait for a server, observed {result}"
+        (reg,) = register(service, [a])
+        caller.join(15)
+        reg.close()
+    assert result == ["s0"], f"the waiting call must reach the new server, observed {result}"
+
+
+def test_copies_give_n_connections_per_address_and_keep_the_weights(xds, service, backends):
+    servers = backends(2)
+    regs = [gnaming.Registration(service, b.address, metadata={"weight": w}) for b, w in zip(servers, (1, 3))]
+    for r in regs:
+        r.wait(10)
+    with gnaming.grpc.channel(f"etcd:///{service}#3") as ch:
+        assert isinstance(ch, gnaming.grpc.CopiesChannel) and len(ch.channels) == 3, ch
+        echo = Echo(ch)
+        echo(timeout=10, wait_for_ready=True)
+        echo.converge({"s0", "s1"})
+        for b in servers:
+            b.reset()
+        replies, failures = echo.batch(800)
+    for r in regs:
+        r.close()
+    assert failures == [], failures[:3]
+    assert {b.name: len(b.peers) for b in servers} == {"s0": 3, "s1": 3}, \
+        f"#3 must give 3 connections to each server, observed {[sorted(b.peers) for b in servers]}"
+    assert abs(replies["s0"] / 800 - 0.25) <= 0.05, f"expected 25/75 % for weights 1:3, observed {dict(replies)}"
+
+
+def test_copies_of_a_static_list_follow_each_entry_and_keep_its_share(xds, backends):
+    a, b = backends(2)
+    with gnaming.grpc.channel(f"pass:///{a.address}#3,{b.address}") as ch:
+        assert [share for share in ch._pick._order].count(0) == 2, "layer 0 holds two entries of four"
+        echo = Echo(ch)
+        echo.converge({"s0", "s1"})
+        a.reset()
+        b.reset()
+        replies, failures = echo.batch(400)
+        calls = ch.stream_unary(gnaming_join := "/gnaming.test.Echo/Join")
+        assert calls(iter([b"x", b"y"]), timeout=5) == b"x,y", gnaming_join
+    assert failures == [], failures[:3]
+    assert (len(a.peers), len(b.peers)) == (3, 1), f"expected 3 + 1 connections, observed {a.peers} {b.peers}"
+    assert abs(replies["s0"] / 400 - 0.75) <= 0.05, f"expected 3 of 4 picks on s0 (#3), observed {dict(replies)}"
+
+
+def test_channel_options_and_credentials_reach_the_backends(xds, backends):
+    (a,) = backends(1)
+    # An option: the send limit is grpcio's, applied to this channel's calls.
+    with gnaming.grpc.channel(f"pass:///{a.address}", options=[("grpc.max_send_message_length", 100)]) as ch:
+        echo = ch.unary_unary(ECHO)
+        assert echo(b"x" * 10, timeout=10, wait_for_ready=True) == b"s0"
+        with pytest.raises(grpc.RpcError) as info:
+            echo(b"x" * 1000, timeout=10)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, info.value
+    # Credentials: local (loopback) channel credentials carrying a token, which the server echoes.
+    secure = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.unary_unary_rpc_method_handler(
+        lambda request, context: dict(context.invocation_metadata()).get("authorization", "none").encode())
+    secure.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("gnaming.test.Echo", {"Echo": handler}),))
+    port = secure.add_secure_port("127.0.0.1:0", grpc.local_server_credentials(grpc.LocalConnectionType.LOCAL_TCP))
+    secure.start()
+    try:
+        creds = grpc.composite_channel_credentials(grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP),
+                                                   grpc.access_token_call_credentials("t0ken"))
+        with gnaming.grpc.channel(f"pass:///127.0.0.1:{port}", creds) as ch:
+            seen = ch.unary_unary(ECHO)(b"", timeout=10, wait_for_ready=True)
+        assert seen == b"Bearer t0ken", f"the channel's credentials must reach the backend, it saw {seen!r}"
+    finally:
+        secure.stop(None)
+    with pytest.raises(gnaming.InvalidArgumentError) as refused:
+        gnaming.grpc.channel(f"pass:///{a.address}", options=[("grpc.service_config", "{}")])
+    assert "swapping=True" in refused.value.message, refused.value.message
+    with pytest.raises(gnaming.InvalidTargetError):
+        gnaming.grpc.channel("etcd:///echo#0")
+
+
+def test_the_asyncio_channel_follows_changes_and_copies(xds, service, backends):
+    import asyncio
+
+    a, b = backends(2)
+    (reg_a,) = register(service, [a])
+
+    async def replies(echo, n: int) -> set[str]:
+        return {(await echo(b"", timeout=5)).decode() for _ in range(n)}
+
+    async def converge(echo, want: set[str]) -> None:
+        seen: set[str] = set()
+        for _ in range(100):
+            seen = await replies(echo, CLEAN_BATCH)
+            if seen == want:
+                return
+            await asyncio.sleep(0.05)
+        pytest.fail(f"expected replies from {want}, observed {seen}")
+
+    async def main() -> None:
+        async with gnaming.grpc.aio_channel(f"etcd:///{service}") as ch:
+            assert isinstance(ch, grpc.aio.Channel)
+            echo = ch.unary_unary(ECHO)
+            assert (await echo(b"", timeout=10, wait_for_ready=True)) == b"s0"
+            (reg_b,) = register(service, [b])
+            await converge(echo, {"s0", "s1"})
+            reg_a.close()
+            await converge(echo, {"s1"})
+            reg_b.close()
+        async with gnaming.grpc.aio_channel(f"pass:///{a.address}#2,{b.address}#2") as copies:
+            assert isinstance(copies, gnaming.grpc.AioCopiesChannel) and len(copies.channels) == 2
+            await copies.channel_ready()
+            a.reset()
+            b.reset()
+            await converge(copies.unary_unary(ECHO), {"s0", "s1"})
+            stream = copies.unary_stream(COUNT)(b"3,1", timeout=5)
+            assert [m async for m in stream][-1].endswith(b":2")
+
+    asyncio.run(main())
+    assert (len(a.peers), len(b.peers)) == (2, 2), f"#2 must give 2 connections each: {a.peers} {b.peers}"

@@ -6,7 +6,8 @@ the process's one xDS bootstrap and IP endpoints. Where that is not possible (`s
 - backends registered on unix sockets, which xDS cannot carry.
 It costs what xDS avoids: every list change builds new channels, and once the old ones close after
 their grace, the new ones have connected to every backend again; it re-expresses weights and `#N`
-itself (listed w times; one inner "layer" channel per copy index).
+itself (listed w times; one inner "layer" channel per copy index). Synchronous only: kept as the way
+out, not as a second product, it has no `grpc.aio` form.
 
 How lists map onto grpcio:
 - Weights: an address of weight w is listed w times (after dividing all weights by their gcd);
@@ -27,7 +28,6 @@ How lists map onto grpcio:
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import ipaddress
 import itertools
@@ -40,7 +40,6 @@ from functools import reduce
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import grpc
-import grpc.aio
 
 from . import _lifecycle
 from ._resolver import AddressFamily, AddressKind, Resolver, Update
@@ -525,220 +524,3 @@ class _StreamStream(_MultiCallable, grpc.StreamStreamMultiCallable):
         except _FailedCall as failed:
             return failed
         return inner(request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
-
-
-# ---- grpc.aio ------------------------------------------------------------------------------------
-
-class _FailedAioCall:
-    """An aio call that failed before reaching a channel: awaiting or iterating raises."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        self._error = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
-
-    async def _raise(self) -> Any:
-        raise self._error
-
-    def __await__(self):
-        return self._raise().__await__()
-
-    def __aiter__(self) -> "_FailedAioCall":
-        return self
-
-    async def __anext__(self) -> Any:
-        raise self._error
-
-    async def read(self) -> Any:
-        raise self._error
-
-    async def code(self) -> grpc.StatusCode:
-        return self._error.code()
-
-    async def details(self) -> str:
-        return self._error.details() or ""
-
-    def cancel(self) -> bool:
-        return False
-
-    def done(self) -> bool:
-        return True
-
-    def cancelled(self) -> bool:
-        return False
-
-
-class _DeferredAioCall:
-    """A `wait_for_ready` aio call made while there are no addresses: it starts once a list comes."""
-
-    def __init__(self, owner: "AioChannel", key: tuple, args: tuple, kwargs: dict) -> None:
-        self._owner, self._key, self._args, self._kwargs = owner, key, args, kwargs
-        self._call: Any = None
-
-    async def _start(self) -> Any:
-        if self._call is None:
-            gen = await self._owner._wait_for_generation(self._kwargs.get("timeout"))
-            self._call = gen.multicallable(*self._key)(*self._args, **self._kwargs)
-        return self._call
-
-    def __await__(self):
-        call = yield from self._start().__await__()
-        return (yield from call.__await__())
-
-    def __aiter__(self) -> "_DeferredAioCall":
-        return self
-
-    async def __anext__(self) -> Any:
-        call = await self._start()
-        return await call.__aiter__().__anext__()
-
-    async def read(self) -> Any:
-        return await (await self._start()).read()
-
-    def cancel(self) -> bool:
-        return self._call.cancel() if self._call is not None else False
-
-
-class AioChannel(grpc.aio.Channel):
-    """The `grpc.aio` form of the swapping `Channel`. Create it inside the event loop that will use it; updates
-    are applied on that loop. Old channels are closed with `close(grace)`, so RPCs in flight on them
-    finish."""
-
-    def __init__(self, target: str, credentials: Optional[grpc.ChannelCredentials] = None,
-                 options: Optional[ChannelOptions] = None, compression: Optional[grpc.Compression] = None,
-                 *, grace: float = DEFAULT_GRACE) -> None:
-        self.target = target
-        self._loop = asyncio.get_running_loop()
-        self._credentials = credentials
-        self._options, self._user_config = _split_options(options)
-        self._compression = compression
-        self._grace = grace
-        self._generation: Optional[_Generation] = None
-        self._last_update: Optional[Update] = None
-        self._changed = asyncio.Event()
-        self._retired: set[grpc.aio.Channel] = set()
-        self._closed = False
-        self._resolver = Resolver(target, self._from_thread)
-
-    def _from_thread(self, update: Update) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._on_update, update)
-        except RuntimeError:
-            # The loop is closed: nothing is left to route calls.
-            pass
-
-    def _on_update(self, update: Update) -> None:
-        if self._closed:
-            return
-        self._last_update = update
-        new_plan = plan(update)
-        config = service_config(update.service_config, self._user_config)
-        old = self._generation
-        if old is None and not new_plan or old is not None and old.key == (new_plan, config):
-            return
-        self._generation = self._build(new_plan, config) if new_plan else None
-        if self._generation is not None:
-            self._changed.set()
-            self._changed = asyncio.Event()
-        if old is not None:
-            for ch in old.channels:
-                self._retired.add(ch)
-                task = self._loop.create_task(ch.close(self._grace))
-                task.add_done_callback(lambda _t, ch=ch: self._retired.discard(ch))
-
-    def _build(self, plan_: tuple[_Layer, ...], config: str) -> _Generation:
-        channels = []
-        for layer in plan_:
-            opts = self._options + [("grpc.service_config", config), *layer.args]
-            if self._credentials is None:
-                channels.append(grpc.aio.insecure_channel(layer.target, opts, self._compression))
-            else:
-                channels.append(grpc.aio.secure_channel(layer.target, self._credentials, opts, self._compression))
-        return _Generation(plan_, config, channels)
-
-    async def _wait_for_generation(self, timeout: Optional[float]) -> _Generation:
-        deadline = None if timeout is None else self._loop.time() + timeout
-        while self._generation is None:
-            if self._closed:
-                raise grpc.aio.AioRpcError(grpc.StatusCode.CANCELLED, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                                           "Channel closed!")
-            remaining = None if deadline is None else deadline - self._loop.time()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                raise grpc.aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(),
-                                           grpc.aio.Metadata(), f"no addresses for {self.target} before the deadline") from None
-        return self._generation
-
-    def _call(self, key: tuple, args: tuple, kwargs: dict) -> Any:
-        gen = self._generation
-        if gen is not None:
-            return gen.multicallable(*key)(*args, **kwargs)
-        if self._closed:
-            return _FailedAioCall(grpc.StatusCode.CANCELLED, "Channel closed!")
-        if kwargs.get("wait_for_ready"):
-            return _DeferredAioCall(self, key, args, kwargs)
-        return _FailedAioCall(grpc.StatusCode.UNAVAILABLE, _no_addresses(self.target, self._last_update))
-
-    def unary_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return _AioMultiCallable(self, ("unary_unary", method, request_serializer, response_deserializer, _registered_method))
-
-    def unary_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return _AioMultiCallable(self, ("unary_stream", method, request_serializer, response_deserializer, _registered_method))
-
-    def stream_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return _AioMultiCallable(self, ("stream_unary", method, request_serializer, response_deserializer, _registered_method))
-
-    def stream_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return _AioMultiCallable(self, ("stream_stream", method, request_serializer, response_deserializer, _registered_method))
-
-    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
-        gen = self._generation
-        if gen is None:
-            return grpc.ChannelConnectivity.TRANSIENT_FAILURE
-        return gen.channels[0].get_state(try_to_connect)
-
-    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
-        gen = self._generation
-        if gen is None:
-            await self._changed.wait()
-            return
-        await gen.channels[0].wait_for_state_change(last_observed_state)
-
-    async def channel_ready(self) -> None:
-        gen = await self._wait_for_generation(None)
-        await gen.channels[0].channel_ready()
-
-    @property
-    def last_update(self) -> Optional[Update]:
-        """The latest update applied, or None before the first."""
-        return self._last_update
-
-    async def close(self, grace: Optional[float] = None) -> None:
-        """Stops following the target and closes every inner channel (with `grace`, RPCs in flight
-        may finish for that long; channels retired earlier are closed at once)."""
-        self._resolver.close()
-        if self._closed:
-            return
-        self._closed = True
-        self._changed.set()
-        gen, self._generation = self._generation, None
-        # Channels still in their grace are closed now too: the caller asked for everything to end.
-        closing = [ch.close(grace) for ch in (gen.channels if gen else [])]
-        closing += [ch.close() for ch in list(self._retired)]
-        await asyncio.gather(*closing, return_exceptions=True)
-
-    async def __aenter__(self) -> "AioChannel":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-
-class _AioMultiCallable:
-    """Routes each call to the channel current when it starts."""
-
-    def __init__(self, owner: AioChannel, key: tuple) -> None:
-        self._owner = owner
-        self._key = key
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._owner._call(self._key, args, kwargs)

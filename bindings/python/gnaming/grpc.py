@@ -193,14 +193,11 @@ def channel(target: str, credentials: Optional[grpc.ChannelCredentials] = None,
 
 
 def aio_channel(target: str, credentials: Optional[grpc.ChannelCredentials] = None,
-                options: Optional[ChannelOptions] = None, compression: Optional[grpc.Compression] = None,
-                *, swapping: bool = False, grace: float = DEFAULT_GRACE) -> grpc.aio.Channel:
+                options: Optional[ChannelOptions] = None,
+                compression: Optional[grpc.Compression] = None) -> grpc.aio.Channel:
     """The `grpc.aio` twin of `channel()`: grpcio's `grpc.aio` channel on `xds:///...`, or an
-    `AioCopiesChannel` for `#N`. Call it inside the running event loop."""
-    if swapping:
-        from ._swapping import AioChannel
-
-        return AioChannel(target, credentials, options, compression, grace=grace)
+    `AioCopiesChannel` for `#N`. Call it inside the running event loop. (The swapping channel is
+    synchronous only.)"""
     channels, shares = _open(_aio_channel, target, credentials, options, compression)
     return channels[0] if len(channels) == 1 else AioCopiesChannel(target, channels, shares)
 

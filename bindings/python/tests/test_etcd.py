@@ -1,5 +1,7 @@
-"""Discovery through a real 3-member etcd cluster: servers register through the package and a
-gnaming.grpc channel on `etcd:///service` follows them while RPCs are running."""
+"""Discovery through a real 3-member etcd cluster: registrations and their metadata, exit with a live
+registration, and the swapping channel (`gnaming.grpc.channel(..., swapping=True)`) on
+`etcd:///service` following the servers while RPCs are running. The xDS channel's etcd tests are in
+test_xds.py."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 
 import gnaming
 import gnaming.grpc as ggrpc
+from gnaming._swapping import Channel
 
 from conftest import COUNT, ECHO, channel_addresses, wait_until
 from test_exit import run_script
@@ -23,7 +26,7 @@ GRACE = 2.0
 class Traffic:
     """Sequential unary RPCs on a thread until stopped or `limit` calls; records every outcome."""
 
-    def __init__(self, ch: ggrpc.Channel, limit: int = 1_000_000, pause: float = 0.0) -> None:
+    def __init__(self, ch: Channel, limit: int = 1_000_000, pause: float = 0.0) -> None:
         self.replies: list[str] = []
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -89,7 +92,7 @@ def test_registration_is_seen_with_its_metadata_and_removed_on_close(etcd, servi
 def test_three_servers_share_traffic_and_removing_one_mid_traffic_loses_no_rpc(etcd, service, backends):
     servers = backends(3)
     regs = register(service, servers)
-    with ggrpc.channel(f"etcd:///{service}", grace=GRACE) as ch:
+    with ggrpc.channel(f"etcd:///{service}", swapping=True, grace=GRACE) as ch:
         wait_for_list(ch, [b.address for b in servers])
         traffic = Traffic(ch)
         traffic.wait_for(300)
@@ -125,16 +128,16 @@ def test_200_rapid_updates_during_1000_rpcs_fail_none_and_leak_no_threads_or_fds
     target = f"etcd:///{service}"
     # Warm up grpcio's and the library's process-wide threads, and each test server's worker
     # threads, before taking the baseline.
-    with ggrpc.channel(target, grace=0.1) as warm:
+    with ggrpc.channel(target, swapping=True, grace=0.1) as warm:
         wait_for_list(warm, [b.address for b in servers[:2]])
         warm.unary_unary(ECHO)(b"", timeout=5)
-    with ggrpc.channel("pass:///" + ",".join(b.address for b in servers), grace=0.1) as warm:
+    with ggrpc.channel("pass:///" + ",".join(b.address for b in servers), swapping=True, grace=0.1) as warm:
         for _ in range(30):
             warm.unary_unary(ECHO)(b"", timeout=5, wait_for_ready=True)
     time.sleep(0.5)
     baseline = _counts()
 
-    with ggrpc.channel(target, grace=0.2) as ch:
+    with ggrpc.channel(target, swapping=True, grace=0.2) as ch:
         wait_for_list(ch, [b.address for b in servers[:2]])
         traffic = Traffic(ch, limit=1000, pause=0.002)
         for _ in range(100):
@@ -166,7 +169,7 @@ def test_200_rapid_updates_during_1000_rpcs_fail_none_and_leak_no_threads_or_fds
 def test_an_empty_list_fails_new_calls_fast_but_keeps_in_flight_ones_and_waits_for_ready(etcd, service, backends):
     (a,) = backends(1)
     (reg,) = register(service, [a])
-    with ggrpc.channel(f"etcd:///{service}", grace=GRACE) as ch:
+    with ggrpc.channel(f"etcd:///{service}", swapping=True, grace=GRACE) as ch:
         wait_for_list(ch, [a.address])
         stream = ch.unary_stream(COUNT)(b"10,50", timeout=20)
         assert next(stream) == b"s0:0"
@@ -198,7 +201,7 @@ def test_an_etcd_outage_keeps_rpcs_flowing_to_the_last_known_servers(backends, s
     with _harness().EtcdCluster(members=3) as cluster:
         gnaming.configure_cluster("outage", endpoints=cluster.endpoints, dial_timeout=1.0, request_timeout=1.0)
         regs = register(service, servers, cluster="outage", ttl=5)
-        with ggrpc.channel(f"etcd://outage/{service}", grace=GRACE) as ch:
+        with ggrpc.channel(f"etcd://outage/{service}", swapping=True, grace=GRACE) as ch:
             wait_for_list(ch, [b.address for b in servers])
             traffic = Traffic(ch, pause=0.005)
             traffic.wait_for(100)
@@ -235,7 +238,7 @@ def test_weights_from_registration_metadata_set_the_traffic_share(etcd, service,
             gnaming.Registration(service, b.address, metadata={"weight": 1})]
     for r in regs:
         r.wait(10)
-    with ggrpc.channel(f"etcd:///{service}", grace=GRACE) as ch:
+    with ggrpc.channel(f"etcd:///{service}", swapping=True, grace=GRACE) as ch:
         wait_for_list(ch, [a.address, b.address])
         weights = sorted((x.addr, x.weight) for x in ch.last_update.addresses)
         assert weights == sorted([(a.address, 3), (b.address, 1)]), f"observed {weights}"
@@ -262,7 +265,7 @@ def test_aio_channel_keeps_a_stream_through_an_empty_list_and_waits_for_ready(et
 
     async def main():
         loop = asyncio.get_running_loop()
-        async with ggrpc.aio_channel(f"etcd:///{service}", grace=GRACE) as ch:
+        async with ggrpc.aio_channel(f"etcd:///{service}", swapping=True, grace=GRACE) as ch:
             await wait_for(ch, [a.address, b.address])
             stream = ch.unary_stream(COUNT)(b"10,50", timeout=20).__aiter__()
             first = (await stream.__anext__()).decode()
@@ -289,7 +292,7 @@ def test_aio_channel_keeps_a_stream_through_an_empty_list_and_waits_for_ready(et
 
 
 def test_an_unreachable_etcd_fails_new_calls_fast_with_the_resolver_error(etcd, service):
-    with ggrpc.channel(f"etcd://127.0.0.1:1/{service}", grace=GRACE) as ch:
+    with ggrpc.channel(f"etcd://127.0.0.1:1/{service}", swapping=True, grace=GRACE) as ch:
         wait_until(lambda: ch.last_update is not None and not ch.last_update.ok, 20,
                    "a transient error from the resolver", lambda: ch.last_update)
         start = time.monotonic()

@@ -1,5 +1,6 @@
-"""gnaming.grpc channels on static targets against real grpcio servers: traffic shares from `#N`,
-connection counts, the plan that maps lists onto grpcio targets, and the aio channel."""
+"""The swapping channel (`gnaming.grpc.channel(..., swapping=True)`, `gnaming._swapping`) against real
+grpcio servers: traffic shares from `#N`, connection counts, the plan that maps lists onto grpcio
+targets, the aio channel, and connectivity callbacks that call back into the channel."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 import gnaming.grpc as ggrpc
 from gnaming import Address, AddressFamily, AddressKind, Update
+from gnaming._swapping import plan, service_config
 
 from conftest import COUNT, ECHO, JOIN, SHOUT
 
@@ -23,7 +25,7 @@ def echo_split(ch, n: int) -> collections.Counter:
 
 def test_copies_give_2_to_1_traffic_and_2_plus_1_connections(backends):
     a, b = backends(2)
-    with ggrpc.channel(f"pass:///{a.address}#2,{b.address}#1", grace=0.5) as ch:
+    with ggrpc.channel(f"pass:///{a.address}#2,{b.address}#1", swapping=True, grace=0.5) as ch:
         counts = echo_split(ch, 3000)
     share = counts[a.name] / 3000
     assert abs(share - 2 / 3) <= 0.1 * 2 / 3, f"expected a:b = 2:1 over 3000 RPCs, observed {dict(counts)}"
@@ -33,7 +35,7 @@ def test_copies_give_2_to_1_traffic_and_2_plus_1_connections(backends):
 
 def test_a_single_address_channel_serves_unary_and_streaming_calls(backends):
     (a,) = backends(1)
-    with ggrpc.channel(f"pass:///{a.address}") as ch:
+    with ggrpc.channel(f"pass:///{a.address}", swapping=True) as ch:
         assert ch.unary_unary(ECHO)(b"", timeout=5, wait_for_ready=True) == a.name.encode()
         assert ch.unary_unary(ECHO).future(b"", timeout=5).result() == a.name.encode()
         reply, call = ch.unary_unary(ECHO).with_call(b"", timeout=5)
@@ -44,7 +46,7 @@ def test_a_single_address_channel_serves_unary_and_streaming_calls(backends):
 
 def test_client_streaming_and_bidi_calls_pass_through(backends):
     (a,) = backends(1)
-    with ggrpc.channel(f"pass:///{a.address}") as ch:
+    with ggrpc.channel(f"pass:///{a.address}", swapping=True) as ch:
         assert ch.stream_unary(JOIN)(iter([b"x", b"y"]), timeout=5, wait_for_ready=True) == b"x,y"
         assert ch.stream_unary(JOIN).future(iter([b"z"]), timeout=5).result() == b"z"
         assert list(ch.stream_stream(SHOUT)(iter([b"a", b"b"]), timeout=5)) == [b"A", b"B"]
@@ -52,13 +54,13 @@ def test_client_streaming_and_bidi_calls_pass_through(backends):
 
 def test_the_channel_works_with_grpc_channel_ready_future(backends):
     (a,) = backends(1)
-    with ggrpc.channel(f"pass:///{a.address}") as ch:
+    with ggrpc.channel(f"pass:///{a.address}", swapping=True) as ch:
         grpc.channel_ready_future(ch).result(timeout=5)
 
 
 def test_calls_after_close_are_cancelled(backends):
     (a,) = backends(1)
-    ch = ggrpc.channel(f"pass:///{a.address}")
+    ch = ggrpc.channel(f"pass:///{a.address}", swapping=True)
     ch.close()
     with pytest.raises(grpc.RpcError) as info:
         ch.unary_unary(ECHO)(b"", timeout=1)
@@ -74,17 +76,17 @@ def update(*addresses: Address, config=None) -> Update:
 
 
 def test_plan_lists_an_address_once_per_unit_of_weight_after_dividing_by_the_gcd():
-    layers = ggrpc.plan(update(addr("127.0.0.1:1", weight=20), addr("127.0.0.2:1", weight=10)))
+    layers = plan(update(addr("127.0.0.1:1", weight=20), addr("127.0.0.2:1", weight=10)))
     assert [(l.target, l.share) for l in layers] == [("ipv4:127.0.0.1:1,127.0.0.1:1,127.0.0.2:1", 3)]
 
 
 def test_plan_writes_ipv4_as_mapped_ipv6_when_families_mix():
-    layers = ggrpc.plan(update(addr("127.0.0.1:1"), addr("[::1]:2", AddressFamily.IPV6)))
+    layers = plan(update(addr("127.0.0.1:1"), addr("[::1]:2", AddressFamily.IPV6)))
     assert [l.target for l in layers] == ["ipv6:[::ffff:127.0.0.1]:1,[::1]:2"]
 
 
 def test_plan_puts_each_copy_in_its_own_layer_and_names_in_their_own_channel():
-    layers = ggrpc.plan(update(addr("127.0.0.1:1"), addr("127.0.0.1:1", copy=1), addr("127.0.0.2:1"),
+    layers = plan(update(addr("127.0.0.1:1"), addr("127.0.0.1:1", copy=1), addr("127.0.0.2:1"),
                                addr("db.test:5", AddressFamily.NAME),
                                Address("127.9.9.9:1", AddressFamily.IPV4, AddressKind.BALANCER, 1, 0, None)))
     got = [(l.target, dict(l.args)["gnaming.copy_index"], l.share) for l in layers]
@@ -92,27 +94,27 @@ def test_plan_puts_each_copy_in_its_own_layer_and_names_in_their_own_channel():
 
 
 def test_plan_caps_huge_weights():
-    layers = ggrpc.plan(update(addr("127.0.0.1:1", weight=1_000_000), addr("127.0.0.2:1", weight=3)))
+    layers = plan(update(addr("127.0.0.1:1", weight=1_000_000), addr("127.0.0.2:1", weight=3)))
     assert layers[0].target.count(",") + 1 <= 1001
 
 
 def test_service_config_adds_round_robin_unless_a_policy_is_chosen():
-    assert json.loads(ggrpc.service_config(None, None)) == {"loadBalancingConfig": [{"round_robin": {}}]}
+    assert json.loads(service_config(None, None)) == {"loadBalancingConfig": [{"round_robin": {}}]}
     mine = '{"loadBalancingConfig":[{"pick_first":{}}]}'
-    assert json.loads(ggrpc.service_config(mine, None))["loadBalancingConfig"] == [{"pick_first": {}}]
+    assert json.loads(service_config(mine, None))["loadBalancingConfig"] == [{"pick_first": {}}]
     user = '{"methodConfig":[]}'
-    assert json.loads(ggrpc.service_config(None, user)) == {"methodConfig": [], "loadBalancingConfig": [{"round_robin": {}}]}
+    assert json.loads(service_config(None, user)) == {"methodConfig": [], "loadBalancingConfig": [{"round_robin": {}}]}
 
 
 def test_a_service_config_that_is_not_a_json_object_is_ignored():
-    assert json.loads(ggrpc.service_config("{broken", "[1]")) == {"loadBalancingConfig": [{"round_robin": {}}]}
+    assert json.loads(service_config("{broken", "[1]")) == {"loadBalancingConfig": [{"round_robin": {}}]}
 
 
 def test_aio_channel_spreads_calls_and_streams(backends):
     a, b = backends(2)
 
     async def main():
-        async with ggrpc.aio_channel(f"pass:///{a.address},{b.address}", grace=0.5) as ch:
+        async with ggrpc.aio_channel(f"pass:///{a.address},{b.address}", swapping=True, grace=0.5) as ch:
             await asyncio.wait_for(ch.channel_ready(), 5)
             echo = ch.unary_unary(ECHO)
             names = collections.Counter([(await echo(b"", timeout=5, wait_for_ready=True)).decode() for _ in range(200)])
@@ -130,7 +132,7 @@ def test_a_dns_target_for_localhost_reaches_the_server_whatever_families_it_reso
     # localhost resolves to 127.0.0.1 and often ::1: a mixed list goes to grpcio as ipv6: with the
     # IPv4 address v4-mapped, and round_robin skips ::1, where nothing listens.
     (a,) = backends(1)
-    with ggrpc.channel(f"dns:///localhost:{a.port}") as ch:
+    with ggrpc.channel(f"dns:///localhost:{a.port}", swapping=True) as ch:
         replies = {ch.unary_unary(ECHO)(b"", timeout=5, wait_for_ready=True) for _ in range(20)}
         families = sorted({x.family.name for x in ch.last_update.addresses})
     assert replies == {a.name.encode()}, f"observed {replies} with families {families}"

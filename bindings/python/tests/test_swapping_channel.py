@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import subprocess
+import sys
+import textwrap
 
 import grpc
 import pytest
@@ -136,3 +139,115 @@ def test_a_dns_target_for_localhost_reaches_the_server_whatever_families_it_reso
         replies = {ch.unary_unary(ECHO)(b"", timeout=5, wait_for_ready=True) for _ in range(20)}
         families = sorted({x.family.name for x in ch.last_update.addresses})
     assert replies == {a.name.encode()}, f"observed {replies} with families {families}"
+
+
+# A callback that calls back into the channel when the list changes: emptied, the channel calls it
+# itself with TRANSIENT_FAILURE from inside its update (it used to do so holding its lock, and such a
+# callback deadlocked); grown, grpcio calls it from its own thread for the new inner channel.
+# Runs in a child process: a deadlocked callback holds a library thread for good, and the exit hooks
+# that close the channel would wait for it, so only a separate process can fail instead of hanging.
+# For each case it prints "<change> <action>: ok", or says what did not happen and exits at once.
+CALLBACK_SCRIPT = textwrap.dedent("""
+    import os, sys, threading, time
+    import grpc, gnaming, gnaming.grpc
+
+    endpoints, service, first, second, echo_method = sys.argv[1:]
+    gnaming.configure_cluster("", endpoints=endpoints)
+    # Far above the milliseconds each step takes; a deadlock never ends.
+    BOUND = 5.0
+    READY, FAILURE = grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE
+
+    def poll(condition, what):
+        deadline = time.monotonic() + BOUND
+        while not condition():
+            if time.monotonic() > deadline:
+                print(f"{what}: not within {BOUND} s", flush=True)
+                os._exit(2)
+            time.sleep(0.01)
+
+    def listed(ch):
+        return sorted(a.addr for a in ch.last_update.addresses) if ch.last_update else None
+
+    def registered(svc, address):
+        reg = gnaming.Registration(svc, address)
+        reg.wait(BOUND)
+        return reg
+
+    def run(change, action):
+        case = f"{change} {action}"
+        svc = f"{service}-{change}-{action}"
+        regs = {first: registered(svc, first)}
+        ch = gnaming.grpc.channel(f"etcd:///{svc}", swapping=True, grace=0.1)
+        poll(lambda: listed(ch) == [first], f"{case}: the list [{first}]")
+        seen, after, other_seen = [], [], []
+        armed, returned = threading.Event(), threading.Event()
+
+        def other(state):
+            other_seen.append(state)
+
+        def callback(state):
+            if after:
+                after.append(state)
+                return
+            # With the list emptied the channel itself reports TRANSIENT_FAILURE, from inside its
+            # update; the live backend never makes grpcio report it.
+            if not armed.is_set() or change == "emptied" and state != FAILURE:
+                seen.append(state)
+                return
+            after.append(state)
+            if action == "unsubscribe":
+                ch.unsubscribe(callback)
+            elif action == "subscribe":
+                ch.subscribe(other)
+            else:
+                ch.close()
+            returned.set()
+
+        ch.subscribe(callback, try_to_connect=True)
+        poll(lambda: READY in seen, f"{case}: READY before the change")
+        armed.set()
+        if change == "emptied":
+            regs.pop(first).close()
+        else:
+            regs[second] = registered(svc, second)
+        if not returned.wait(BOUND):
+            print(f"{case}: deadlock, the callback's {action} did not return within {BOUND} s", flush=True)
+            os._exit(1)
+        if action == "unsubscribe":
+            # Change the list back: an unsubscribed callback must not follow the channel there.
+            if change == "emptied":
+                regs[first] = registered(svc, first)
+            else:
+                regs.pop(second).close()
+            poll(lambda: listed(ch) == [first], f"{case}: the list back to [{first}]")
+            probe = []
+            ch.subscribe(probe.append, try_to_connect=True)
+            poll(lambda: READY in probe, f"{case}: READY after the change back")
+            assert after == [after[0]], f"{case}: called after unsubscribe: {after}"
+        elif action == "subscribe":
+            poll(lambda: other_seen, f"{case}: a state for the callback subscribed inside the callback")
+        else:
+            try:
+                outcome = ch.unary_unary(echo_method)(b"", timeout=1)
+            except grpc.RpcError as e:
+                outcome = e.code()
+            assert outcome == grpc.StatusCode.CANCELLED, f"{case}: a call after close gave {outcome}"
+        ch.close()
+        for reg in regs.values():
+            reg.close()
+        print(f"{case}: ok", flush=True)
+
+    for change in ("emptied", "grown"):
+        for action in ("unsubscribe", "subscribe", "close"):
+            run(change, action)
+""")
+
+
+def test_a_connectivity_callback_may_unsubscribe_subscribe_or_close_when_the_list_changes(etcd, service, backends):
+    a, b = backends(2)
+    out = subprocess.run([sys.executable, "-c", CALLBACK_SCRIPT, etcd.endpoints, service, a.address, b.address, ECHO],
+                         capture_output=True, text=True, timeout=60)
+    expected = [f"{change} {action}: ok" for change in ("emptied", "grown")
+                for action in ("unsubscribe", "subscribe", "close")]
+    assert (out.returncode, out.stdout.splitlines()) == (0, expected), \
+        f"exit code {out.returncode}\nstdout: {out.stdout}\nstderr: {out.stderr}"

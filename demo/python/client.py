@@ -3,8 +3,9 @@ server, and prints a JSON status line every quarter second for the demo driver.
 
     client.py NAME [--target etcd:///echo]
 
-The channel follows the resolver (gnaming.grpc.channel); a second, shared-watch resolver shows the
-address list the client sees. SIGTERM prints a last status and exits.
+The channel is grpcio's own xDS channel, fed by the process's libgnaming xDS server
+(gnaming.grpc.channel); a second, shared-watch resolver shows the address list the client sees.
+SIGTERM prints a last status and exits.
 """
 
 import argparse
@@ -42,7 +43,7 @@ def main() -> int:
             addresses[:] = sorted(a.addr for a in update.addresses)
 
     resolver = gnaming.Resolver(args.target, on_update)
-    channel = gnaming.grpc.channel(args.target, grace=3.0)
+    channel = gnaming.grpc.channel(args.target)
     stub = helloworld_pb2_grpc.GreeterStub(channel)
     counts: collections.Counter = collections.Counter()
     ok = failed = 0

@@ -2,7 +2,8 @@
 
     GNAMING_ETCD_ENDPOINTS=127.0.0.1:2379 python3 echo_client.py [TARGET] [COUNT]
 
-TARGET defaults to etcd:///echo; any libgnaming target works (pass:///127.0.0.1:50051,...).
+TARGET defaults to etcd:///echo; any libgnaming target works (pass:///127.0.0.1:50051,...). The
+channel is grpcio's own, on the target's xds:/// form, fed by this process's libgnaming xDS server.
 """
 
 import sys

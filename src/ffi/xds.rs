@@ -284,8 +284,9 @@ pub extern "C" fn gn_xds_default_bootstrap_json(json_out: *mut *mut c_char, err_
 /// channel (grpc-go reads it at package init: there, use `gnaming xds-agent`). gRPC reads a
 /// bootstrap once per process, so a later server (after fork or shutdown) is not seen by a process
 /// that already made an `xds:` channel. Fails with `GN_STATUS_BAD_STATE` when `GRPC_XDS_BOOTSTRAP` is
-/// set, or `GRPC_XDS_BOOTSTRAP_CONFIG` holds a bootstrap this library did not install (one it
-/// installed in a parent before fork is replaced). Not thread-safe with respect to other threads
+/// set, or `GRPC_XDS_BOOTSTRAP_CONFIG` holds a bootstrap this library did not install (one its
+/// default server installed in a parent, before fork or in the process that started this one, is
+/// replaced). Not thread-safe with respect to other threads
 /// reading or writing the environment.
 #[no_mangle]
 pub extern "C" fn gn_xds_install_bootstrap(err_out: *mut *mut gn_error) -> gn_status {

@@ -158,11 +158,16 @@ impl AggregatedDiscoveryService for Ads {
 impl XdsServer {
     /// Starts a server on the library's runtime.
     pub fn start(options: &XdsOptions) -> Result<Self, Error> {
+        Self::start_as(options, NODE_PREFIX)
+    }
+
+    /// Starts a server whose bootstrap's node id is `<node_prefix>-<pid>-<random>`.
+    fn start_as(options: &XdsOptions, node_prefix: &str) -> Result<Self, Error> {
         names::check_scheme(&options.default_scheme)?;
         options.resolver.dns.validate()?;
         let listen = parse_listen(&options.listen, options.allow_non_loopback)?;
         let home = runtime::home()?;
-        let node_id = format!("gnaming-{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let node_id = format!("{node_prefix}-{}-{:016x}", std::process::id(), rand::random::<u64>());
         let (stop, stopping) = watch::channel(false);
         let registry =
             Arc::new(Registry::new(options.resolver.clone(), options.default_scheme.clone(), home.handle.clone()));
@@ -358,6 +363,22 @@ fn bootstrap_json(address: &str, node_id: &str) -> String {
     .to_string()
 }
 
+/// Node ids of servers: `<prefix>-<pid>-<random>`; the process-wide default server has its own prefix,
+/// so that a process can tell a bootstrap another process's default server installed.
+const NODE_PREFIX: &str = "gnaming";
+const DEFAULT_NODE_PREFIX: &str = "gnaming-default";
+
+/// Whether `bootstrap` is one another process's default server installed, here because that process
+/// started this one (spawn, exec) with its environment: that server answers for its own process and
+/// may be gone, so this process replaces it as a forked child does.
+fn installed_by_another_process(bootstrap: &str) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(bootstrap) else { return false };
+    let Some(id) = value["node"]["id"].as_str() else { return false };
+    let Some(rest) = id.strip_prefix(DEFAULT_NODE_PREFIX).and_then(|r| r.strip_prefix('-')) else { return false };
+    let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+    pid.is_some_and(|pid| pid != std::process::id())
+}
+
 /// The process-wide default server, its options, and the bootstrap installed into the environment.
 struct DefaultServer {
     options: XdsOptions,
@@ -405,7 +426,7 @@ pub fn default_server() -> Result<XdsServer, Error> {
             return Ok(server.clone());
         }
     }
-    let server = XdsServer::start(&d.options)?;
+    let server = XdsServer::start_as(&d.options, DEFAULT_NODE_PREFIX)?;
     d.server = Some(server.clone());
     Ok(server)
 }
@@ -413,7 +434,8 @@ pub fn default_server() -> Result<XdsServer, Error> {
 /// Points this process's gRPC xDS clients at the default server: sets `GRPC_XDS_BOOTSTRAP_CONFIG`.
 /// Must run before any gRPC thread reads the environment. Refused when the process already has another
 /// xDS bootstrap (a file in `GRPC_XDS_BOOTSTRAP`, or different inline text not installed by this
-/// library); one this library installed, here or in a parent before `fork`, is replaced.
+/// library); one this library installed, here, in a parent before `fork`, or in a process that
+/// started this one, is replaced.
 pub fn install_bootstrap() -> Result<String, Error> {
     let server = default_server()?;
     let ours = server.bootstrap_json().to_string();
@@ -429,7 +451,7 @@ pub fn install_bootstrap() -> Result<String, Error> {
     }
     if let Some(current) = std::env::var(BOOTSTRAP_CONFIG_ENV).ok().filter(|v| !v.is_empty()) {
         let ours_before = d.installed.as_deref() == Some(current.as_str());
-        if current != ours && !ours_before {
+        if current != ours && !ours_before && !installed_by_another_process(&current) {
             return Err(Error::new(
                 ErrorKind::BadState,
                 format!(
@@ -445,6 +467,18 @@ pub fn install_bootstrap() -> Result<String, Error> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_another_process_s_default_bootstrap_counts_as_replaceable() {
+        let other = bootstrap_json("127.0.0.1:1", &format!("{DEFAULT_NODE_PREFIX}-{}-00ff", std::process::id() + 1));
+        assert!(installed_by_another_process(&other));
+        let mine = bootstrap_json("127.0.0.1:1", &format!("{DEFAULT_NODE_PREFIX}-{}-00ff", std::process::id()));
+        assert!(!installed_by_another_process(&mine));
+        let agent = bootstrap_json("127.0.0.1:1", &format!("{NODE_PREFIX}-{}-00ff", std::process::id() + 1));
+        assert!(!installed_by_another_process(&agent), "a private server or agent's bootstrap is not replaced");
+        assert!(!installed_by_another_process(r#"{"node":{"id":"a-service-mesh"}}"#));
+        assert!(!installed_by_another_process("not json"));
+    }
+
     use super::*;
 
     #[test]

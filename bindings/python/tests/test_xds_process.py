@@ -12,6 +12,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 MESH_BOOTSTRAP = json.dumps({
     "xds_servers": [{"server_uri": "127.0.0.1:9", "channel_creds": [{"type": "insecure"}]}],
     "node": {"id": "a-service-mesh", "locality": {}},
@@ -43,6 +45,12 @@ def run(script: str, env: dict, *args: str) -> dict:
     out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60,
                          env=env)
     assert out.returncode == 0, f"exit code {out.returncode}\nstdout: {out.stdout}\nstderr: {out.stderr}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_file(path, env: dict, *args: str) -> dict:
+    out = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=90, env=env)
+    assert out.returncode == 0, f"exit code {out.returncode}\nstdout: {out.stdout}\nstderr: {out.stderr[-3000:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -201,3 +209,82 @@ def test_a_plain_grpcio_process_follows_etcd_through_the_agent(etcd, service, ba
         agent.terminate()
         code = agent.wait(15)
     assert code == 0, f"the agent must exit cleanly on SIGTERM, exit code {code}: {agent.stderr.read()[-500:]}"
+
+
+# gnaming.grpc.channel in processes of their own. Backends live in the pytest process, so the
+# script's only gRPC object before a fork is the channel under test.
+CHANNEL_PROCESSES = textwrap.dedent("""
+    import json, multiprocessing, os, sys
+    import gnaming, gnaming.grpc, gnaming.xds
+
+    ECHO = "/gnaming.test.Echo/Echo"
+
+    def server_uri():
+        boot = os.environ.get("GRPC_XDS_BOOTSTRAP_CONFIG")
+        return json.loads(boot)["xds_servers"][0]["server_uri"] if boot else None
+
+    def call(target, out):
+        try:
+            before = gnaming.xds.stats()["xds_streams_total"]
+            with gnaming.grpc.channel(target) as ch:
+                reply = ch.unary_unary(ECHO)(b"", timeout=10, wait_for_ready=True).decode()
+            out.put({"reply": reply, "own_streams": gnaming.xds.stats()["xds_streams_total"] - before,
+                     "server_uri": server_uri()})
+        except BaseException as e:
+            out.put({"error": repr(e)})
+
+    if __name__ == "__main__":
+        method, target = sys.argv[1:3]
+        assert "GRPC_XDS_BOOTSTRAP_CONFIG" not in os.environ
+        parent = gnaming.grpc.channel(target)   # installs the bootstrap itself
+        echo = parent.unary_unary(ECHO)
+        result = {"parent_reply": echo(b"", timeout=10, wait_for_ready=True).decode(),
+                  "parent_uri": server_uri()}
+        ctx = multiprocessing.get_context(method)
+        queue = ctx.Queue()
+        child = ctx.Process(target=call, args=(target, queue))
+        child.start()
+        result["child"] = queue.get(timeout=60)
+        child.join(30)
+        result["child_exit"] = child.exitcode
+        result["parent_again"] = echo(b"", timeout=10).decode()
+        print(json.dumps(result))
+""")
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_multiprocessing_child_calls_through_a_server_of_its_own(method, backends, tmp_path):
+    (a,) = backends(1)
+    script = tmp_path / "processes.py"
+    script.write_text(CHANNEL_PROCESSES)
+    result = run_file(script, clean_env(), method, f"pass:///{a.address}")
+    child = result["child"]
+    assert "error" not in child and result["child_exit"] == 0, result
+    assert result["parent_reply"] == child["reply"] == result["parent_again"] == "s0", result
+    assert result["parent_uri"] and child["server_uri"] and child["server_uri"] != result["parent_uri"], \
+        f"the child must have a bootstrap naming its own server: {result}"
+    assert child["own_streams"] >= 1, f"grpcio in the child must talk to the child's server: {result}"
+
+
+FOREIGN_BOOTSTRAP = textwrap.dedent("""
+    import json, sys
+    import gnaming, gnaming.grpc
+
+    target = sys.argv[1]
+    out = {}
+    try:
+        gnaming.grpc.channel(target)
+    except gnaming.BadStateError as e:
+        out["refused"] = e.message
+    with gnaming.grpc.channel(target, swapping=True) as ch:
+        out["swapping_reply"] = ch.unary_unary("/gnaming.test.Echo/Echo")(b"", timeout=10, wait_for_ready=True).decode()
+    print(json.dumps(out))
+""")
+
+
+def test_a_process_with_a_foreign_bootstrap_is_refused_the_xds_channel_but_may_swap(backends):
+    (a,) = backends(1)
+    result = run(FOREIGN_BOOTSTRAP, {**clean_env(), "GRPC_XDS_BOOTSTRAP_CONFIG": MESH_BOOTSTRAP}, f"pass:///{a.address}")
+    assert "refused" in result, f"expected a refusal, observed {result}"
+    assert "GRPC_XDS_BOOTSTRAP_CONFIG" in result["refused"] and "swapping=True" in result["refused"], result
+    assert result["swapping_reply"] == "s0", result

@@ -209,7 +209,7 @@ def test_an_etcd_outage_keeps_rpcs_flowing_to_the_last_known_servers(backends, s
             outage_start = traffic.done
             wait_until(lambda: not ch.last_update.ok, 20, "the resolver to report the outage",
                        lambda: ch.last_update)
-            traffic.wait_for(outage_start + 300)
+            traffic.wait_for(outage_start + 100)
             during = collections.Counter(traffic.replies[outage_start:])
             assert channel_addresses(ch) == sorted(b.address for b in servers)
             traffic.stop()
@@ -243,11 +243,13 @@ def test_weights_from_registration_metadata_set_the_traffic_share(etcd, service,
         weights = sorted((x.addr, x.weight) for x in ch.last_update.addresses)
         assert weights == sorted([(a.address, 3), (b.address, 1)]), f"observed {weights}"
         echo = ch.unary_unary(ECHO)
-        counts = collections.Counter(echo(b"", timeout=5, wait_for_ready=True).decode() for _ in range(2000))
+        # Each weight unit is one entry of the round robin list: the share is exact but for the
+        # first calls, while connections come up.
+        counts = collections.Counter(echo(b"", timeout=5, wait_for_ready=True).decode() for _ in range(800))
     for r in regs:
         r.close()
-    share = counts[a.name] / 2000
-    assert abs(share - 0.75) <= 0.075, f"expected s0:s1 = 3:1 over 2000 RPCs, observed {dict(counts)}"
+    share = counts[a.name] / 800
+    assert abs(share - 0.75) <= 0.075, f"expected s0:s1 = 3:1 over 800 RPCs, observed {dict(counts)}"
 
 
 def test_aio_channel_keeps_a_stream_through_an_empty_list_and_waits_for_ready(etcd, service, backends):

@@ -27,11 +27,14 @@ def echo_split(ch, n: int) -> collections.Counter:
 
 
 def test_copies_give_2_to_1_traffic_and_2_plus_1_connections(backends):
+    # The channel picks layers by a fixed schedule and each layer round-robins: the share is exact
+    # but for the calls made while connections come up, so a few hundred calls tell 2:1 from 1:1.
+    rpcs = 900
     a, b = backends(2)
     with ggrpc.channel(f"pass:///{a.address}#2,{b.address}#1", swapping=True, grace=0.5) as ch:
-        counts = echo_split(ch, 3000)
-    share = counts[a.name] / 3000
-    assert abs(share - 2 / 3) <= 0.1 * 2 / 3, f"expected a:b = 2:1 over 3000 RPCs, observed {dict(counts)}"
+        counts = echo_split(ch, rpcs)
+    share = counts[a.name] / rpcs
+    assert abs(share - 2 / 3) <= 0.1 * 2 / 3, f"expected a:b = 2:1 over {rpcs} RPCs, observed {dict(counts)}"
     observed = (len(a.peers), len(b.peers))
     assert observed == (2, 1), f"expected (2, 1) connections server-side, observed {observed}: {a.peers} {b.peers}"
 

@@ -13,14 +13,16 @@ The programs it drives (built by mk/bench.mk into build/bench): gobench (bench/g
 raw clientv3 watch, libgnaming's Go binding and etcd's client/v3/naming/resolver behind a recording
 resolver.ClientConn), gn_bench (bench/gn_bench.c: the C API) and bench/py_observe.py (the Python
 binding); for the xds section, grpcbench (bench/go/grpcbench: the backends, grpc-go clients and a bare
-ADS observer), bench/py_grpc_client.py (grpcio, from the venv given by --grpc-python),
-cpp_grpc_client_xds/_native (bench/cpp_grpc_client.cc) and the demo's Java and Node clients. Every
+ADS observer), bench/py_grpc_client.py (grpcio on the agent, from the venv given by --grpc-python),
+cpp_grpc_client_xds/_native (bench/cpp_grpc_client.cc), the demo's Java and Node clients, and
+bench/xds_python.py (the Python package's xDS channel beside its swapping channel, same venv). Every
 time is CLOCK_MONOTONIC, which all processes on the machine share, so one change can be followed from
 the writer's put into every observer. Standard library only.
 """
 
 import argparse
 import json
+import math
 import os
 import platform
 import queue
@@ -40,10 +42,12 @@ SECTIONS = ("latency", "failover", "scale", "footprint", "xds")
 
 FULL = dict(changes=2000, interval_ms=10, graceful=20, kills=3, ttl_ms=2000, endpoints=10000,
             resolvers=1000, registrations=10000, registration_ttl_ms=10000, steady_s=20,
-            xds_samples=30, xds_stable=2, xds_workers=3, xds_pace_ms=2)
+            xds_samples=30, xds_stable=2, xds_workers=3, xds_pace_ms=2,
+            py_channel_backends=20, py_channel_samples=100, py_channel_changes=40, py_channel_idle_s=0.4)
 SMOKE = dict(changes=50, interval_ms=5, graceful=2, kills=1, ttl_ms=2000, endpoints=100,
              resolvers=20, registrations=100, registration_ttl_ms=3000, steady_s=2,
-             xds_samples=3, xds_stable=2, xds_workers=3, xds_pace_ms=2)
+             xds_samples=3, xds_stable=2, xds_workers=3, xds_pace_ms=2,
+             py_channel_backends=20, py_channel_samples=3, py_channel_changes=2, py_channel_idle_s=0.4)
 
 # The issue's targets. Each: figure key, bound, unit, how a value compares ("max": value ≤ bound).
 TARGETS = [
@@ -68,8 +72,12 @@ TARGETS = [
     ("footprint.rss_many_mib", 50, "MiB", "RSS with {resolvers:,} resolvers (C process)"),
     ("footprint.many_watches", 1, "watches", "etcd watches for {resolvers:,} resolvers on one target"),
     ("xds.conns_per_change.go_xds", 0, "connections", "Go xDS: connections opened to unchanged backends per change"),
-    ("xds.conns_per_change.py_xds", 0, "connections",
-     "Python xDS (in-process server): connections opened to unchanged backends per change"),
+    ("xds.python_channels.xds.busy.connections_per_change", 0, "connections",
+     "Python `gnaming.grpc.channel`, xDS, {py_channel_backends} backends: connections opened to unchanged "
+     "ones per change, RPCs right after each change"),
+    ("xds.python_channels.xds.idle.connections_per_change", 0, "connections",
+     "Python `gnaming.grpc.channel`, xDS, {py_channel_backends} backends: connections opened to unchanged "
+     "ones per change, idle after each change"),
     ("xds.conns_per_change.py_xds_agent", 0, "connections",
      "Python xDS (agent): connections opened to unchanged backends per change"),
     ("xds.conns_per_change.cpp_xds", 0, "connections", "C++ xDS: connections opened to unchanged backends per change"),
@@ -92,9 +100,7 @@ PATHS = [  # key, label
 XDS_PATHS = [
     ("go_xds", "Go: grpc-go 1.85 xDS client, `xds:///`", "xds"),
     ("go_native", "Go: libgnaming's resolver.Builder, `etcd:///`", "native"),
-    ("py_xds", "Python: grpcio xDS client fed by `gnaming.xds` in-process, `xds:///`", "xds"),
     ("py_xds_agent", "Python: grpcio xDS client fed by the agent, `xds:///`", "xds"),
-    ("py_native", "Python: `gnaming.grpc.Channel`, `etcd:///`", "native"),
     ("cpp_xds", "C++: Debian libgrpc++ 1.51 xDS client, `xds:///`", "xds"),
     ("cpp_native", "C++: libgnaming_grpc plugin, `etcd:///`", "native"),
     ("java_xds", "Java: grpc-java 1.85 xDS client (demo/java), `xds:///`", "xds"),
@@ -579,9 +585,7 @@ class Bench:
         argv = {
             "go_xds": [self.grpcbench, "client", "-target", xds_target],
             "go_native": [self.grpcbench, "client", "-target", native_target],
-            "py_xds": py + ["gnaming-xds", xds_target],
-            "py_xds_agent": py + ["xds", xds_target],
-            "py_native": py + ["native", native_target],
+            "py_xds_agent": py + [xds_target],
             "cpp_xds": [os.path.join(self.args.build_dir, "cpp_grpc_client_xds"), xds_target],
             "cpp_native": [os.path.join(self.args.build_dir, "cpp_grpc_client_native"), native_target],
             "java_xds": ["java", "-jar", os.path.join(ROOT, "demo", "java", "target", "xds-echo-client.jar")],
@@ -602,13 +606,11 @@ class Bench:
             raw = self.go(f"xds_raw_{key}", "raw", "-endpoints", self.member0, "-prefix", service)
             raw.expect("ready", 60)
             t_started = mono_ns()
-            in_process = key == "py_xds"  # its own server, so no agent bootstrap in its environment
-            client = Proc(f"xds_{key}", a, env=self.env if in_process else env, log_dir=self.log_dir)
-            server = client.expect("xds-server ", 30).split()[1] if in_process else res["agent"]
-            # On xDS paths a bare ADS client of the same server records when each endpoint is pushed.
+            client = Proc(f"xds_{key}", a, env=env, log_dir=self.log_dir)
+            # On xDS paths a bare ADS client of the agent records when each endpoint is pushed.
             ads = None
             if "_xds" in key:
-                ads = Proc(f"xds_ads_{key}", [self.grpcbench, "ads", "-server", server, "-name", service],
+                ads = Proc(f"xds_ads_{key}", [self.grpcbench, "ads", "-server", res["agent"], "-name", service],
                            env=self.env, log_dir=self.log_dir)
                 ads.expect("ready", 30)
             answers = Answers(client, key in STATUS_CLIENTS)
@@ -643,7 +645,7 @@ class Bench:
             remove(stable + samples - 1)
             conns_after = conns(key)
             pushed = {}
-            if ads:  # before the client: an in-process server ends with its process
+            if ads:
                 for line in ads.collect(30):
                     _, addr, t = line.split()
                     pushed[addr] = int(t)
@@ -676,7 +678,23 @@ class Bench:
         agent.p.send_signal(signal.SIGTERM)
         res["agent_exit"] = agent.p.wait(timeout=30)
         res["put_response"] = summary_ms(put_response)
-        self.results["xds"] = res
+        self.results["xds"] = res  # kept if the run below fails
+        res["python_channels"] = self.python_channels()
+
+    def python_channels(self):
+        """bench/xds_python.py: the Python package's two channels, each alone on the machine, on the
+        same etcd member as the rest of the section."""
+        cfg = self.cfg
+        argv = [self.args.grpc_python, os.path.join(ROOT, "bench", "xds_python.py"),
+                "--unchanged", str(cfg["py_channel_backends"] - 1), "--samples", str(cfg["py_channel_samples"]),
+                "--changes", str(cfg["py_channel_changes"]), "--idle", str(cfg["py_channel_idle_s"]),
+                "--etcd", self.member0]
+        with open(os.path.join(self.log_dir, "xds_python.log"), "w") as log:
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env, cwd=ROOT,
+                               timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError(f"xds_python.py exited {r.returncode} (log: {log.name})")
+        return dict(json.loads(r.stdout), backends=cfg["py_channel_backends"])
 
 
 # ---- derived figures, targets, sanity --------------------------------------------------------------
@@ -711,7 +729,15 @@ def flat(results):
     if xd:
         for k, v in xd["paths"].items():
             f[f"xds.conns_per_change.{k}"] = v["conns_per_change"]
+        for kind, runs in py_channel_runs(xd.get("python_channels")):
+            for mode in ("busy", "idle"):
+                f[f"xds.python_channels.{kind}.{mode}.connections_per_change"] = runs[mode]["connections_per_change"]
     return f
+
+
+def py_channel_runs(pc):
+    """(kind, its busy and idle runs) of bench/xds_python.py's result, xDS channel first."""
+    return [(k, pc[k]) for k in ("xds", "swapping")] if pc else []
 
 
 def judge_targets(results, cfg):
@@ -785,6 +811,28 @@ def sanity(results, sections):
             need(p["rpcs"]["failed"] == 0, f"xds {k}: RPCs {p['rpcs']}")
             need(p["conns_at_start"] >= xd["stable_backends"], f"xds {k}: {p['conns_at_start']} connections at start")
             need(p["conns_opened_unchanged"] >= 0, f"xds {k}: {p['conns_opened_unchanged']} connections opened")
+        pc = xd.get("python_channels")
+        need(pc is not None, "xds: the Python channels were not measured")
+        for kind, runs in py_channel_runs(pc):
+            unchanged = pc["backends"] - 1
+            for mode in ("busy", "idle"):
+                run = runs[mode]
+                need(run["unchanged_backends"] == unchanged, f"python {kind} {mode}: {run['unchanged_backends']} "
+                     f"unchanged backends, not {unchanged}")
+                # Every unchanged backend answered before the changes, so each counted a connection.
+                need(run["connections_before_changes"] >= unchanged,
+                     f"python {kind} {mode}: {run['connections_before_changes']} connections before the changes")
+                need(run["changes"] > 0 and run["connections_opened_to_unchanged"] >= 0,
+                     f"python {kind} {mode}: {run['connections_opened_to_unchanged']} opened over {run['changes']} changes")
+            need(runs["busy"].get("connections_opened_during_samples", -1) >= 0,
+                 f"python {kind}: connections during the samples {runs['busy'].get('connections_opened_during_samples')}")
+            r = runs["busy"].get("rpcs_after_list_delivered")
+            need(r is not None and r["max"] >= r["p99"] >= r["p50"] >= 0, f"python {kind}: RPCs after the list {r}")
+            for key in ("put_to_first_rpc", "put_to_list_delivered", "list_delivered_to_first_rpc"):
+                s = runs["busy"].get(key)
+                need(s is not None and s["samples"] == pc["samples"], f"python {kind} {key}: {s}")
+                need(s is None or s["p50_ms"] >= 0 and s["max_ms"] >= s["p99_ms"] >= s["p50_ms"],
+                     f"python {kind} {key}: {s}")
     return problems
 
 
@@ -962,10 +1010,11 @@ def markdown(doc):
 
 def markdown_xds(xd):
     L = ["## 5. xDS vs native", "",
-         f"`{xd['command']}` — one service in etcd, `bench-xds`, called by two clients per stack for Go, Python "
-         f"and C++, and one for Java and Node: the stack's own xDS client on `xds:///bench-xds`, fed by `gnaming xds-agent` (listening on {xd['agent']}, its bootstrap "
-         f"file in `GRPC_XDS_BOOTSTRAP`; Python's also, in a second run, by the process's own server through "
-         f"`gnaming.xds.install_bootstrap()`), and the stack's native libgnaming path on `etcd:///bench-xds`. The agent, "
+         f"`{xd['command']}` — one service in etcd, `bench-xds`, called by two clients per stack for Go and C++, "
+         f"and one for Python, Java and Node: the stack's own xDS client on `xds:///bench-xds`, fed by `gnaming "
+         f"xds-agent` (listening on {xd['agent']}, its bootstrap file in `GRPC_XDS_BOOTSTRAP`), and the stack's "
+         f"native libgnaming path on `etcd:///bench-xds`; the Python package's own two channels follow in a table "
+         f"of their own, with more backends. The agent, "
          f"every native resolver and a raw clientv3 watch (the floor) read the same member. One Go process serves "
          f"{xd['stable_backends']} unchanged backends and the fresh ones, all on 127.0.0.1, and counts the client "
          f"connections each gets from each path (distinct peer addresses). Each client process runs "
@@ -1000,9 +1049,8 @@ def markdown_xds(xd):
     paths = xd["paths"]
     xds_keys = [k for k, _, kind in XDS_PATHS if kind == "xds" and k in paths]
     if xds_keys:
-        L += ["Where an xDS path's time goes: a bare ADS client of the same server (`grpcbench ads`: the agent, or "
-              "the Python process's own server, subscribed to the same name during that path's run) records when "
-              "each new endpoint is pushed.", "",
+        L += ["Where an xDS path's time goes: a bare ADS client of the agent (`grpcbench ads`, subscribed to the "
+              "same name during that path's run) records when each new endpoint is pushed.", "",
               "| xDS path | server's push over the floor p50 ms | p90 | max | client's own part after the push p50 ms | "
               "p90 | max |", "|---|---|---|---|---|---|---|"]
         for k in xds_keys:
@@ -1036,18 +1084,88 @@ def markdown_xds(xd):
               "by object identity and each update brings a new config-selector object; the old connections close "
               "later. No server-side resource change avoids it (grpc-core fixed the same kind of bug in 2020, "
               "grpc/grpc#23073).", ""]
-    py = paths.get("py_native")
-    if py and py["conns_opened_unchanged"] > 0:
-        L += [f"`gnaming.grpc.Channel` opened {py['conns_opened_unchanged']} connections to the "
-              f"{xd['stable_backends']} unchanged backends over {xd['changes']} changes "
-              f"({fmt(py['conns_per_change'], 2)} per change): grpcio has no resolver API, so the channel swaps "
-              "whole grpcio channels when the list changes, and each new channel connects to every backend again "
-              "(the old one closes after its grace period)" +
-              ("" if py["conns_per_change"] >= xd["stable_backends"] else
-               f"; fewer than {xd['stable_backends']} per change because not every short-lived channel had "
-               "connected to every backend before it was replaced: a snapshot right after the new backend's first "
-               "reply showed the newest channel not yet connected to one unchanged backend") + ". Python's xDS paths "
-               "keep their connections.", ""]
+    if xd.get("python_channels"):
+        L += markdown_python_channels(xd["python_channels"], xd["command"])
+    return L
+
+
+def markdown_python_channels(pc, command):
+    """The Python package's xDS channel beside its swapping channel (bench/xds_python.py)."""
+    x, sw = pc["xds"], pc["swapping"]
+    n, unchanged = pc["backends"], pc["backends"] - 1
+    L = [f"### Python: the xDS channel beside the swapping channel, {n} backends", "",
+         f"`bench/xds_python.py`, run by the same command (`{command}`) on the same etcd member: one Python process "
+         f"(grpcio {pc['grpcio']}) serves {n} grpcio backends on 127.0.0.1 ({unchanged} stay registered, one is "
+         f"registered and removed) and calls them through each channel in turn: the **xDS channel**, "
+         f"`{x['call']}`, fed by the process's own libgnaming xDS server, and the **swapping channel**, "
+         f"`{sw['call']}`, which replaces its inner grpcio channel (the address list as an `ipv4:` target, "
+         f"round_robin) on every list change and closes the old one after a grace period. One thread sends unary "
+         f"RPCs back to back. A sample: from just before a `gnaming.Registration` of the new backend starts (lease "
+         f"grant and put) to the first reply from it, split where a separate `gnaming.Resolver` in the same process "
+         f"delivers the list with it; then the registration is closed and RPCs go on until a batch of 60 misses it. "
+         f"{pc['samples']} samples per channel; load average {' '.join(f'{v:.2f}' for v in pc['loadavg_before'])} "
+         f"before, {' '.join(f'{v:.2f}' for v in pc['loadavg_after'])} after.", "",
+         "| channel | n | registration → first RPC on the new backend p50 ms | p90 | p99 | max | "
+         "registration → list delivered p50 ms | p99 | list delivered → first RPC p50 ms | p99 | "
+         "RPCs sent from the list's delivery to that first RPC p50 | p90 | p99 |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label, runs in (("xDS", x), ("swapping", sw)):
+        t, d, c = (runs["busy"][k] for k in ("put_to_first_rpc", "put_to_list_delivered", "list_delivered_to_first_rpc"))
+        r = runs["busy"]["rpcs_after_list_delivered"]
+        L.append(f"| {label} | {t['samples']} | {fmt(t['p50_ms'], 1)} | {fmt(t['p90_ms'], 1)} | {fmt(t['p99_ms'], 1)} | "
+                 f"{fmt(t['max_ms'], 1)} | {fmt(d['p50_ms'], 1)} | {fmt(d['p99_ms'], 1)} | {fmt(c['p50_ms'], 1)} | "
+                 f"{fmt(c['p99_ms'], 1)} | {r['p50']} | {r['p90']} | {r['p99']} |")
+    idle = x["idle"]["idle_after_change_s"]
+    L += ["", f"Connections: each backend counts the distinct client addresses its RPCs come from. After the samples, "
+          f"{pc['changes']} changes (the new backend registered, then removed, in turn); after each, RPCs until the "
+          f"change shows (the new backend answers, or a batch of 60 misses the removed one) and then until every "
+          f"unchanged backend has answered, so a connection the change made a client open to one of them carries an "
+          f"RPC and is counted (one that never does is not). **Busy**: those RPCs start at once; the swapping "
+          f"channel keeps its default grace ({fmt(sw['busy']['grace_s'], 0)} s). **Idle**: the client sends nothing "
+          f"for {fmt(idle, 1)} s after each change, longer than the swapping channel's grace in that run "
+          f"({fmt(sw['idle']['grace_s'], 1)} s), as for a client whose calls are further apart than the grace. "
+          f"The last columns count the same way over the latency samples before (busy run), where each change "
+          f"follows the previous one within milliseconds and only the RPCs until it shows are sent, so a connection "
+          f"that carried none is missed there.", "",
+          f"| channel | busy: opened to the {unchanged} unchanged backends | per change | idle: opened | per change | "
+          f"during the latency samples ({2 * pc['samples']} changes): opened | per change |",
+          "|---|---|---|---|---|---|---|"]
+    for label, runs in (("xDS", x), ("swapping", sw)):
+        b, i = runs["busy"], runs["idle"]
+        during = b["connections_opened_during_samples"]
+        L.append(f"| {label} | {b['connections_opened_to_unchanged']} | {fmt(b['connections_per_change'], 2)} | "
+                 f"{i['connections_opened_to_unchanged']} | {fmt(i['connections_per_change'], 2)} | {during} | "
+                 f"{fmt(during / (2 * pc['samples']), 2)} |")
+    L.append("")
+    xo = sum(x[m]["connections_opened_to_unchanged"] for m in ("busy", "idle")) + \
+        x["busy"]["connections_opened_during_samples"]
+    sb, si = sw["busy"]["connections_per_change"], sw["idle"]["connections_per_change"]
+    sd = sw["busy"]["connections_opened_during_samples"] / (2 * pc["samples"])
+    L.append(("The xDS channel opened no connection to an unchanged backend anywhere: grpcio's xDS client keeps "
+              "one subchannel per endpoint and updates the set in place." if xo == 0 else
+              f"The xDS channel opened {xo} connections to unchanged backends over all three counts, against the "
+              "goal of none.") +
+             f" The swapping channel opened {fmt(sb, 2)} per change while busy, {fmt(sd, 2)} during the latency "
+             f"samples and {fmt(si, 2)} when idle ({unchanged} would be every unchanged backend)" +
+             ("" if si <= max(sb, sd) else
+              ": grpcio pools subchannels process-wide by address and channel arguments, so a new inner channel "
+              "can reuse the connections its predecessor still holds during the grace, and connects again once "
+              "they are closed") + ".")
+    L.append("")
+    xd_, sd = x["busy"]["put_to_list_delivered"], sw["busy"]["put_to_list_delivered"]
+    xc, sc = x["busy"]["list_delivered_to_first_rpc"], sw["busy"]["list_delivered_to_first_rpc"]
+    xr, sr = x["busy"]["rpcs_after_list_delivered"], sw["busy"]["rpcs_after_list_delivered"]
+    if xc["p50_ms"] > sc["p50_ms"] or xc["p99_ms"] > sc["p99_ms"]:
+        L += [f"Registration → list delivered took p50 {fmt(xd_['p50_ms'], 1)} ms in the xDS channel's run and "
+              f"{fmt(sd['p50_ms'], 1)} ms in the swapping channel's; after it the xDS channel took p50 "
+              f"{fmt(xc['p50_ms'], 1)} against {fmt(sc['p50_ms'], 1)} ms, p99 {fmt(xc['p99_ms'], 1)} against "
+              f"{fmt(sc['p99_ms'], 1)} ms, and sent p50 {xr['p50']} against {sr['p50']}, p99 {xr['p99']} against "
+              f"{sr['p99']} RPCs up to and including the first one the new backend answered. grpcio's xDS client picks each RPC's locality at "
+              f"random by weight (see above): with {n} equal backends the new one is reached after a geometric number "
+              f"of picks, each a 1 in {n} chance (median {math.ceil(math.log(0.5) / math.log(1 - 1 / n))}, 99th "
+              f"percentile {math.ceil(math.log(0.01) / math.log(1 - 1 / n))}), where the swapping channel's fresh "
+              f"round_robin reaches it within {n} picks. A client with more RPCs in flight reaches it sooner; over "
+              "many RPCs the shares are the same.", ""]
     return L
 
 

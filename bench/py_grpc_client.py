@@ -1,12 +1,10 @@
 #!/usr/bin/env python3
-"""Python client of the "xDS vs native" bench section (bench/bench.py drives it).
+"""Python client of the "xDS vs native" bench section (bench/bench.py drives it): grpcio's own
+channel on an xds:/// target, fed by the agent whose bootstrap is in GRPC_XDS_BOOTSTRAP, with no
+libgnaming in the process. (The Python package's own channels are measured by bench/xds_python.py.)
 
-    py_grpc_client.py xds|gnaming-xds|native TARGET PATH [WORKERS] [PACE_MS]
+    py_grpc_client.py TARGET PATH [WORKERS] [PACE_MS]
 
-xds: grpcio's own channel on TARGET (xds:///NAME; the bootstrap comes from GRPC_XDS_BOOTSTRAP).
-gnaming-xds: the same channel fed by this process's own libgnaming xDS server
-(gnaming.xds.install_bootstrap); prints "xds-server ADDR" first.
-native: gnaming.grpc.Channel on TARGET (etcd:///NAME), which swaps grpcio channels on every change.
 WORKERS threads each call the bench method (request: PATH, reply: the backend's address) and pause
 PACE_MS after each reply. Prints "new ADDR T" the first time a backend answers (T in CLOCK_MONOTONIC
 nanoseconds); after stdin closes, "rpcs {json}" and "end".
@@ -23,18 +21,10 @@ METHOD = "/bench.Who/Who"
 
 
 def main():
-    kind, target, path = sys.argv[1:4]
-    workers = int(sys.argv[4]) if len(sys.argv) > 4 else 3
-    pace = (float(sys.argv[5]) if len(sys.argv) > 5 else 2.0) / 1000
-    if kind == "gnaming-xds":
-        import gnaming.xds
-        bootstrap = json.loads(gnaming.xds.install_bootstrap())
-        print("xds-server " + bootstrap["xds_servers"][0]["server_uri"], flush=True)
-    if kind in ("xds", "gnaming-xds"):
-        channel = grpc.insecure_channel(target)
-    else:
-        import gnaming.grpc
-        channel = gnaming.grpc.Channel(target)
+    target, path = sys.argv[1:3]
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    pace = (float(sys.argv[4]) if len(sys.argv) > 4 else 2.0) / 1000
+    channel = grpc.insecure_channel(target)
     call = channel.unary_unary(METHOD)
     lock = threading.Lock()
     seen, counts = set(), {"ok": 0, "failed": 0, "last_error": ""}

@@ -6,8 +6,9 @@
 # The Go programs (bench/go) use the Go binding through a replace directive and etcd's client from
 # the Go module proxy. The xds section (xDS vs native) also runs `gnaming xds-agent`, grpc-go's xDS
 # client (bench/go/grpcbench), grpcio from the Python venv (mk/python.mk), a C++ client built twice:
-# on Debian's libgrpc++ alone and linked with the grpc-core plugin (mk/cpp.mk), and the demo's Java and
-# Node xDS clients (mk/xds-agent.mk).
+# on Debian's libgrpc++ alone and linked with the grpc-core plugin (mk/cpp.mk), the demo's Java and
+# Node xDS clients (mk/xds-agent.mk), and the Python package's xDS and swapping channels side by side
+# with 20 backends (bench/xds_python.py, same venv).
 TEST_TARGETS += test-bench-smoke
 APT_PACKAGES += etcd-server gcc binutils g++ libgrpc++-dev python3-venv maven nodejs openjdk-17-jdk-headless
 

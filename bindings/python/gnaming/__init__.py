@@ -1,14 +1,10 @@
 """libgnaming for Python: service discovery (etcd, DNS, static lists) for grpcio.
 
     import gnaming.grpc
-    channel = gnaming.grpc.channel("etcd:///echo")        # a grpc.Channel that follows etcd
+    channel = gnaming.grpc.channel("etcd:///echo")        # grpcio's xds:///echo, fed by gnaming.xds
 
     with gnaming.Registration("echo", "10.0.0.5:50051"):   # a server announcing itself
         server.wait_for_termination()
-
-    import gnaming.xds                                     # or gRPC's own xDS client follows it:
-    gnaming.xds.install_bootstrap()                        # before the first xds: channel
-    channel = grpc.insecure_channel("xds:///echo")
 
 The package loads libgnaming.so from $GNAMING_LIBRARY, else from next to this file (where
 `pip install` puts it), else from the source tree's target/release (a checkout used in place).

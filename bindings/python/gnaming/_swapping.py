@@ -4,8 +4,9 @@ Why it still exists: `gnaming.grpc.channel` follows targets through gRPC's own x
 the process's one xDS bootstrap and IP endpoints. Where that is not possible (`swapping=True`):
 - the process already has another xDS bootstrap (a service mesh), which grpcio would read instead;
 - backends registered on unix sockets, which xDS cannot carry.
-It costs what xDS avoids: every list change builds new channels, which reconnect to every backend, and
-it re-expresses weights and `#N` itself (listed w times; one inner "layer" channel per copy index).
+It costs what xDS avoids: every list change builds new channels, and once the old ones close after
+their grace, the new ones have connected to every backend again; it re-expresses weights and `#N`
+itself (listed w times; one inner "layer" channel per copy index).
 
 How lists map onto grpcio:
 - Weights: an address of weight w is listed w times (after dividing all weights by their gcd);

@@ -282,9 +282,13 @@ FOREIGN_BOOTSTRAP = textwrap.dedent("""
 """)
 
 
-def test_a_process_with_a_foreign_bootstrap_is_refused_the_xds_channel_but_may_swap(backends):
+@pytest.mark.parametrize("variable", ["GRPC_XDS_BOOTSTRAP", "GRPC_XDS_BOOTSTRAP_CONFIG"])
+def test_a_process_with_a_foreign_bootstrap_is_refused_the_xds_channel_but_may_swap(variable, backends, tmp_path):
     (a,) = backends(1)
-    result = run(FOREIGN_BOOTSTRAP, {**clean_env(), "GRPC_XDS_BOOTSTRAP_CONFIG": MESH_BOOTSTRAP}, f"pass:///{a.address}")
+    mesh = tmp_path / "mesh.json"
+    mesh.write_text(MESH_BOOTSTRAP)
+    value = str(mesh) if variable == "GRPC_XDS_BOOTSTRAP" else MESH_BOOTSTRAP
+    result = run(FOREIGN_BOOTSTRAP, {**clean_env(), variable: value}, f"pass:///{a.address}")
     assert "refused" in result, f"expected a refusal, observed {result}"
-    assert "GRPC_XDS_BOOTSTRAP_CONFIG" in result["refused"] and "swapping=True" in result["refused"], result
+    assert variable in result["refused"] and "swapping=True" in result["refused"], result
     assert result["swapping_reply"] == "s0", result

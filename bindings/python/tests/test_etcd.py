@@ -254,47 +254,6 @@ def test_weights_from_registration_metadata_set_the_traffic_share(etcd, service,
     assert abs(share - 0.75) <= 0.075, f"expected s0:s1 = 3:1 over 800 RPCs, observed {dict(counts)}"
 
 
-def test_aio_channel_keeps_a_stream_through_an_empty_list_and_waits_for_ready(etcd, service, backends):
-    import asyncio
-
-    a, b = backends(2)
-    regs = register(service, [a, b])
-
-    async def wait_for(ch, expected):
-        for _ in range(1000):
-            if channel_addresses(ch) == sorted(expected):
-                return
-            await asyncio.sleep(0.01)
-        pytest.fail(f"expected {sorted(expected)}, observed {channel_addresses(ch)}")
-
-    async def main():
-        loop = asyncio.get_running_loop()
-        async with ggrpc.aio_channel(f"etcd:///{service}", swapping=True, grace=GRACE) as ch:
-            await wait_for(ch, [a.address, b.address])
-            stream = ch.unary_stream(COUNT)(b"10,50", timeout=20).__aiter__()
-            first = (await stream.__anext__()).decode()
-            await loop.run_in_executor(None, lambda: [r.close() for r in regs])
-            await wait_for(ch, [])
-            start = loop.time()
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                await ch.unary_unary(ECHO)(b"", timeout=5)
-            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert loop.time() - start < 0.5
-            waiting = asyncio.ensure_future(ch.unary_unary(ECHO)(b"", timeout=10, wait_for_ready=True))
-            await asyncio.sleep(0.3)
-            assert not waiting.done(), "a wait_for_ready call must wait for addresses"
-            again = await loop.run_in_executor(None, lambda: register(service, [a]))
-            reply = await asyncio.wait_for(waiting, 10)
-            rest = [m.decode() async for m in stream]
-            await loop.run_in_executor(None, again[0].close)
-            return first, reply, rest
-
-    first, reply, rest = asyncio.run(main())
-    name = first.split(":")[0]
-    assert reply == b"s0", f"observed {reply}"
-    assert rest == [f"{name}:{i}" for i in range(1, 10)], f"the stream was cut: {rest}"
-
-
 def test_an_unreachable_etcd_fails_new_calls_fast_with_the_resolver_error(etcd, service):
     with ggrpc.channel(f"etcd://127.0.0.1:1/{service}", swapping=True, grace=GRACE) as ch:
         wait_until(lambda: ch.last_update is not None and not ch.last_update.ok, 20,

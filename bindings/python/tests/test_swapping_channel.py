@@ -1,10 +1,9 @@
 """The swapping channel (`gnaming.grpc.channel(..., swapping=True)`, `gnaming._swapping`) against real
 grpcio servers: traffic shares from `#N`, connection counts, the plan that maps lists onto grpcio
-targets, the aio channel, and connectivity callbacks that call back into the channel."""
+targets, and connectivity callbacks that call back into the channel."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import subprocess
@@ -114,24 +113,6 @@ def test_service_config_adds_round_robin_unless_a_policy_is_chosen():
 
 def test_a_service_config_that_is_not_a_json_object_is_ignored():
     assert json.loads(service_config("{broken", "[1]")) == {"loadBalancingConfig": [{"round_robin": {}}]}
-
-
-def test_aio_channel_spreads_calls_and_streams(backends):
-    a, b = backends(2)
-
-    async def main():
-        async with ggrpc.aio_channel(f"pass:///{a.address},{b.address}", swapping=True, grace=0.5) as ch:
-            await asyncio.wait_for(ch.channel_ready(), 5)
-            echo = ch.unary_unary(ECHO)
-            names = collections.Counter([(await echo(b"", timeout=5, wait_for_ready=True)).decode() for _ in range(200)])
-            streamed = [m.decode() async for m in ch.unary_stream(COUNT)(b"3,1", timeout=5)]
-            return names, streamed
-
-    names, streamed = asyncio.run(main())
-    # round_robin may send the first calls to whichever connection was ready first.
-    assert abs(names[a.name] - 100) <= 5 and names[a.name] + names[b.name] == 200, \
-        f"expected about 100 each, observed {dict(names)}"
-    assert len(streamed) == 3
 
 
 def test_a_dns_target_for_localhost_reaches_the_server_whatever_families_it_resolves_to(backends):

@@ -50,7 +50,7 @@ _LOCAL_SUBCHANNEL_POOL = ("grpc.use_local_subchannel_pool", 1)
 # and how long it leaves the parent's client to be freed before the next (times the attempt).
 _FORK_PROBE_WAIT = 0.5
 _FORK_PROBE_PAUSE = 0.05
-_FORK_PROBE_ATTEMPTS = 12
+_FORK_PROBE_ATTEMPTS = 8
 # A name the server answers at once with an empty list (it is no valid target), so the probe
 # channel subscribes without dialling anything.
 _FORK_PROBE_TARGET = "xds:///ipv4:"
@@ -61,22 +61,31 @@ class _Process:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        #: The process this module was imported in: another pid means a forked child.
+        self.import_pid = os.getpid()
+        #: The process the bootstrap was installed in.
         self.pid: Optional[int] = None
         self.channels: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
+    def after_fork_in_child(self) -> None:
+        # A thread of the parent may have held the lock at the fork; it does not exist here.
+        self.lock = threading.Lock()
+
 
 _process = _Process()
+os.register_at_fork(after_in_child=_process.after_fork_in_child)
 
 
 def _installed_bootstrap() -> None:
-    """Installs the default server's bootstrap once per process. In a child forked after this module
-    made channels, first closes the parent's (they cannot work here) and waits until grpcio's xDS
-    client will be made again from the child's bootstrap."""
+    """Installs the default server's bootstrap once per process. In a forked child whose parent had
+    one installed, first closes the parent's channels (they cannot work here) and waits until
+    grpcio's xDS client will be made again from the child's bootstrap."""
     with _process.lock:
         pid = os.getpid()
         if _process.pid == pid:
             return
-        forked = _process.pid is not None
+        # Only a parent with a bootstrap can have left an xDS client of grpcio's in this memory.
+        parent_had_xds = _process.import_pid != pid and bool(os.environ.get(xds.BOOTSTRAP_ENV))
         inherited, _process.channels = list(_process.channels), weakref.WeakSet()
         try:
             xds.install_bootstrap()
@@ -85,7 +94,7 @@ def _installed_bootstrap() -> None:
                 f"{e.message}. gnaming.grpc.channel serves targets through grpcio's xDS client, which "
                 "reads one bootstrap per process; pass swapping=True for a channel that needs none",
                 e.status) from None
-        if forked:
+        if parent_had_xds:
             for channel in inherited:
                 channel.close()
             _await_fresh_xds_client()

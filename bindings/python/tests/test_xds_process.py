@@ -292,3 +292,38 @@ def test_a_process_with_a_foreign_bootstrap_is_refused_the_xds_channel_but_may_s
     assert "refused" in result, f"expected a refusal, observed {result}"
     assert variable in result["refused"] and "swapping=True" in result["refused"], result
     assert result["swapping_reply"] == "s0", result
+
+
+# A parent that keeps an xds: channel of its own (not the package's) open across a fork: the child's
+# grpcio would keep the parent's xDS client, so the package refuses rather than follow the parent.
+RAW_CHANNEL_ACROSS_FORK = textwrap.dedent("""
+    import json, os, sys
+    import grpc
+    import gnaming, gnaming.grpc, gnaming.xds
+
+    target = sys.argv[1]
+    gnaming.xds.install_bootstrap()
+    raw = grpc.insecure_channel(gnaming.xds_target(target))
+    raw.unary_unary("/gnaming.test.Echo/Echo")(b"", timeout=10, wait_for_ready=True)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            gnaming.grpc.channel(target)
+            out = {"opened": True}
+        except gnaming.BadStateError as e:
+            out = {"refused": e.message}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    child = json.loads(os.read(r, 65536) or b"{}")
+    os.waitpid(pid, 0)
+    print(json.dumps(child))
+""")
+
+
+def test_a_child_whose_parent_keeps_its_own_xds_channel_is_refused_not_sent_to_the_parent(backends):
+    (a,) = backends(1)
+    result = run(RAW_CHANNEL_ACROSS_FORK, clean_env(), f"pass:///{a.address}")
+    assert "refused" in result, f"expected a refusal, observed {result}"
+    assert "close it before forking" in result["refused"], result

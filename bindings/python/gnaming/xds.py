@@ -159,7 +159,8 @@ class XdsServer:
 def xds_target(target: str, server: Optional[XdsServer] = None) -> str:
     """The ``xds:///`` form of a libgnaming target: ``xds:///echo`` for ``etcd:///echo`` (when the
     scheme is the server's default one), else ``xds:///`` and the percent-encoded target. Without
-    `server` the default scheme is etcd."""
+    `server`, for the process-wide server: its default scheme is etcd unless `configure_default`
+    chose another."""
     if server is not None:
         return server.xds_target(target)
     return _ffi.take_string(_ffi.lib.gn_xds_target, None, _ffi.encode(target, "target"))

@@ -18,10 +18,10 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import threading
 from typing import Any, Optional
 
 from . import _ffi, _lifecycle
+from ._handle import CountedHandle
 
 #: The variable grpcio reads its bootstrap JSON from (at its first xds: channel).
 BOOTSTRAP_ENV = "GRPC_XDS_BOOTSTRAP_CONFIG"
@@ -93,8 +93,7 @@ class XdsServer:
     def __init__(self, *, listen: Optional[str] = None, default_scheme: Optional[str] = None,
                  node_id_check: bool = False, allow_non_loopback: bool = False,
                  dns_nameserver: Optional[str] = None) -> None:
-        self._lock = threading.Lock()
-        self._ptr: Optional[int] = None
+        self._handle: Optional[CountedHandle] = None
         out = ctypes.c_void_p()
         with _Options(listen, default_scheme, node_id_check, allow_non_loopback, dns_nameserver) as opts:
             _lifecycle.track(self)
@@ -103,11 +102,11 @@ class XdsServer:
             except BaseException:
                 _lifecycle.untrack(self)
                 raise
-        self._ptr = out.value
+        self._handle = CountedHandle(out.value, _ffi.lib.gn_xds_server_free, "xDS server")
         try:
             # Fixed for the server's life, and still readable after close() for messages.
-            self.address: str = _ffi.take_string(_ffi.lib.gn_xds_server_address, self._ptr)
-            self.bootstrap_json: str = _ffi.take_string(_ffi.lib.gn_xds_server_bootstrap_json, self._ptr)
+            self.address: str = _ffi.take_string(_ffi.lib.gn_xds_server_address, out.value)
+            self.bootstrap_json: str = _ffi.take_string(_ffi.lib.gn_xds_server_bootstrap_json, out.value)
         except BaseException:
             self.close()
             raise
@@ -119,26 +118,23 @@ class XdsServer:
 
     def xds_target(self, target: str) -> str:
         """`target` in the ``xds:///`` form this server maps back to it."""
-        with self._lock:
-            if self._ptr is None:
-                raise _ffi.ClosedError("the xDS server is closed", _ffi.STATUS_CLOSED)
-            return _ffi.take_string(_ffi.lib.gn_xds_target, self._ptr, _ffi.encode(target, "target"))
+        with self._handle.use() as ptr:
+            return _ffi.take_string(_ffi.lib.gn_xds_target, ptr, _ffi.encode(target, "target"))
 
     def close(self) -> None:
-        """Stops listening, ends every stream and closes the server's resolvers. Idempotent."""
-        with self._lock:
-            ptr, self._ptr = self._ptr, None
-        if ptr is not None:
+        """Stops listening, ends every stream and closes the server's resolvers. Idempotent and
+        thread-safe; the handle is released once no other call on it is running."""
+        handle = self._handle
+        if handle is not None:
             _lifecycle.untrack(self)
-            _ffi.lib.gn_xds_server_close(ptr)
-            _ffi.lib.gn_xds_server_free(ptr)
+            handle.close(_ffi.lib.gn_xds_server_close)
 
     def _close_at_exit(self) -> None:
         self.close()
 
     @property
     def closed(self) -> bool:
-        return self._ptr is None
+        return self._handle is None or self._handle.closed
 
     def __enter__(self) -> "XdsServer":
         return self
@@ -147,10 +143,10 @@ class XdsServer:
         self.close()
 
     def __del__(self) -> None:
-        ptr, self._ptr = getattr(self, "_ptr", None), None
-        if ptr is not None:
-            _ffi.lib.gn_xds_server_close(ptr)
-            _ffi.lib.gn_xds_server_free(ptr)
+        # Unreachable, so no call can be running; the free closes it.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            handle.close()
 
     def __repr__(self) -> str:
         return f"<gnaming.xds.XdsServer {self.address}{' closed' if self.closed else ''}>"

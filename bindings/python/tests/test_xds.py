@@ -193,6 +193,8 @@ def test_a_private_server_on_a_unix_socket_is_owner_only_and_its_bootstrap_names
         assert boot["node"]["id"] and boot["node"]["locality"] == {}, boot
     assert server.closed
     server.close()
+    with pytest.raises(gnaming.ClosedError):
+        server.xds_target("etcd:///echo")
 
 
 def test_a_non_loopback_listen_address_is_refused_unless_allowed():

@@ -37,7 +37,7 @@ import math
 import threading
 import time
 from functools import reduce
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional
 
 import grpc
 

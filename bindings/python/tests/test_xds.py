@@ -495,14 +495,14 @@ def test_copies_give_n_connections_per_address_and_keep_the_weights(xds, service
 def test_copies_of_a_static_list_follow_each_entry_and_keep_its_share(xds, backends):
     a, b = backends(2)
     with gnaming.grpc.channel(f"pass:///{a.address}#3,{b.address}") as ch:
-        assert [share for share in ch._pick._order].count(0) == 2, "layer 0 holds two entries of four"
+        assert ch._pick._order.count(0) == 2, "layer 0 holds two entries of four"
         echo = Echo(ch)
         echo.converge({"s0", "s1"})
         a.reset()
         b.reset()
         replies, failures = echo.batch(400)
-        calls = ch.stream_unary(gnaming_join := "/gnaming.test.Echo/Join")
-        assert calls(iter([b"x", b"y"]), timeout=5) == b"x,y", gnaming_join
+        join = ch.stream_unary("/gnaming.test.Echo/Join")
+        assert join(iter([b"x", b"y"]), timeout=5) == b"x,y", "a client stream through the copies"
     assert failures == [], failures[:3]
     assert (len(a.peers), len(b.peers)) == (3, 1), f"expected 3 + 1 connections, observed {a.peers} {b.peers}"
     assert abs(replies["s0"] / 400 - 0.75) <= 0.05, f"expected 3 of 4 picks on s0 (#3), observed {dict(replies)}"

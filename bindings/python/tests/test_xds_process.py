@@ -264,6 +264,8 @@ def test_a_multiprocessing_child_calls_through_a_server_of_its_own(method, backe
     assert result["parent_uri"] and child["server_uri"] and child["server_uri"] != result["parent_uri"], \
         f"the child must have a bootstrap naming its own server: {result}"
     assert child["own_streams"] >= 1, f"grpcio in the child must talk to the child's server: {result}"
+    # One connection from the parent (kept across the child's start and close) and one from the child.
+    assert len(a.peers) == 2, f"the parent's connection must survive the child, observed peers {a.peers}"
 
 
 FOREIGN_BOOTSTRAP = textwrap.dedent("""
@@ -327,3 +329,39 @@ def test_a_child_whose_parent_keeps_its_own_xds_channel_is_refused_not_sent_to_t
     result = run(RAW_CHANNEL_ACROSS_FORK, clean_env(), f"pass:///{a.address}")
     assert "refused" in result, f"expected a refusal, observed {result}"
     assert "close it before forking" in result["refused"], result
+
+
+# The first channels of a process opened from several threads at once: one bootstrap, every channel
+# on it (gn_xds_channels_json and the bootstrap's install run concurrently).
+CONCURRENT_FIRST_CHANNELS = textwrap.dedent("""
+    import json, os, sys, threading
+    import gnaming, gnaming.grpc
+
+    target = sys.argv[1]
+    start = threading.Barrier(8)
+    replies, errors = [], []
+
+    def first_channel(i):
+        start.wait()
+        try:
+            with gnaming.grpc.channel(target if i % 2 else target + "#2") as ch:
+                replies.append(ch.unary_unary("/gnaming.test.Echo/Echo")(b"", timeout=10, wait_for_ready=True).decode())
+        except BaseException as e:
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=first_channel, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    print(json.dumps({"replies": replies, "errors": errors,
+                      "env": os.environ.get("GRPC_XDS_BOOTSTRAP_CONFIG"),
+                      "default": gnaming.xds.default_bootstrap_json()}))
+""")
+
+
+def test_first_channels_opened_by_eight_threads_at_once_share_one_bootstrap(backends):
+    (a,) = backends(1)
+    result = run(CONCURRENT_FIRST_CHANNELS, clean_env(), f"pass:///{a.address}")
+    assert result["errors"] == [] and result["replies"] == ["s0"] * 8, result
+    assert result["env"] == result["default"], f"one bootstrap, the default server's: {result}"

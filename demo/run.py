@@ -97,8 +97,9 @@ class Demo:
         env = dict(self.env)
         if lang == "python":
             env["PYTHONPATH"] = str(BUILD / "py")
-            # gnaming.grpc.channel serves grpcio from the process's own xDS server; the agent's
-            # bootstrap is for the stacks without libgnaming (Java, Node).
+        if lang in ("python", "c++"):
+            # gnaming.grpc.channel and gnaming::CreateChannel serve grpc from the process's own xDS
+            # server; the agent's bootstrap is for the stacks without libgnaming (Java, Node).
             env.pop("GRPC_XDS_BOOTSTRAP", None)
         if lang == "c++" and role == "server":
             args.append(str(int(TTL * 1000)))
@@ -253,8 +254,8 @@ class Demo:
         self.start_agent()
         for name, lang in [("cpp", "c++"), ("go", "go"), ("py", "python"), ("java", "java"), ("node", "node")]:
             self.start(name, lang, "client")
-        self.event("clients cpp, go calling etcd:///echo natively, py through grpcio's xDS client and its "
-                   "in-process server; java, node calling xds:///echo through the agent")
+        self.event("clients go calling etcd:///echo natively, cpp and py through grpc's xDS client and "
+                   "their in-process server; java, node calling xds:///echo through the agent")
         self.wait_for_clients()
         self.wait(4 * scale)
 

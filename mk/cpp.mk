@@ -1,32 +1,50 @@
-# C++ binding: the grpc-core resolver plugin (bindings/cpp, CMake) with its GoogleTest suite, run
-# against a real 3-member etcd cluster from tests/harness. The plugin needs grpc's internal
-# headers: bindings/cpp/scripts/fetch-grpc-headers puts the matching Debian source into .cache/.
+# C++ binding (bindings/cpp, CMake): libgnaming_grpcpp, the public path (gnaming::CreateChannel over
+# grpc++'s xDS client), and libgnaming_grpc, the optional grpc-core plugin, which needs grpc's
+# internal headers: bindings/cpp/scripts/fetch-grpc-headers puts the matching Debian source into
+# .cache/. Every GoogleTest binary runs under AddressSanitizer (LeakSanitizer fails a run on a leak
+# at exit), against real greeter servers and a real 3-member etcd cluster from tests/harness.
 TEST_TARGETS += test-cpp
-APT_PACKAGES += cmake dpkg-dev etcd-server libgrpc++-dev libgrpc-dev libgtest-dev libprotobuf-dev \
+APT_PACKAGES += binutils cmake dpkg-dev etcd-server libgrpc++-dev libgrpc-dev libgtest-dev libprotobuf-dev \
 	protobuf-compiler protobuf-compiler-grpc
 
 CPP_BUILD := $(BUILD)/cpp
 CPP_ASAN_BUILD := $(BUILD)/cpp-asan
 GRPC_SRC_CACHE := .cache/grpc-src
-CPP_CMAKE_ARGS = -DGNAMING_LIB_DIR=$(abspath $(RELEASE_DIR)) -DGNAMING_INCLUDE_DIR=$(abspath include) \
-	-DGRPC_SOURCE_DIR=$$(bindings/cpp/scripts/fetch-grpc-headers $(GRPC_SRC_CACHE))
+CPP_CMAKE_ARGS = -DGNAMING_LIB_DIR=$(abspath $(RELEASE_DIR)) -DGNAMING_INCLUDE_DIR=$(abspath include)
+# The plugin's suites need it built: fetch the grpc source it compiles against.
+CPP_PLUGIN_ARGS = -DGNAMING_GRPC_PLUGIN=ON -DGRPC_SOURCE_DIR=$$(bindings/cpp/scripts/fetch-grpc-headers $(GRPC_SRC_CACHE))
+CPP_ETCD_RUN := python3 tests/harness/etcd_cluster.py run --members 3 --
 
-.PHONY: cpp test-cpp install-cpp
+.PHONY: cpp test-cpp test-cpp-public-api install-cpp
+# The libraries and examples/cpp (the demo and the example run use them).
 cpp: lib
-	cmake -S bindings/cpp -B $(CPP_BUILD) $(CPP_CMAKE_ARGS) >/dev/null
+	cmake -S bindings/cpp -B $(CPP_BUILD) $(CPP_CMAKE_ARGS) $(CPP_PLUGIN_ARGS) -DGNAMING_BUILD_TESTS=OFF >/dev/null
 	cmake --build $(CPP_BUILD) -j2
 
-# The channel churn test runs a second time under AddressSanitizer, whose LeakSanitizer fails
-# the run on any leak at exit. The greeter example (examples/cpp) then runs against the etcd cluster.
 test-cpp: cpp
-	cmake -S bindings/cpp -B $(CPP_ASAN_BUILD) $(CPP_CMAKE_ARGS) -DGNAMING_SANITIZE=address \
+	cmake -S bindings/cpp -B $(CPP_ASAN_BUILD) $(CPP_CMAKE_ARGS) $(CPP_PLUGIN_ARGS) -DGNAMING_SANITIZE=address \
 	  -DGNAMING_BUILD_EXAMPLES=OFF >/dev/null
-	cmake --build $(CPP_ASAN_BUILD) -j2 --target channel_churn_test
-	cd $(CPP_BUILD) && ctest --output-on-failure
-	$(CPP_ASAN_BUILD)/tests/channel_churn_test
-	python3 tests/harness/etcd_cluster.py run --members 3 -- bash -c '$(CPP_BUILD)/tests/etcd_test && \
+	cmake --build $(CPP_ASAN_BUILD) -j2
+	$(MAKE) --no-print-directory test-cpp-public-api
+	cd $(CPP_ASAN_BUILD) && ctest --output-on-failure
+	$(CPP_ETCD_RUN) bash -c '$(CPP_ASAN_BUILD)/tests/xds_etcd_test && $(CPP_ASAN_BUILD)/tests/etcd_test && \
 	  GNAMING_ETCD_ENDPOINTS=$$GNAMING_TEST_ETCD_ENDPOINTS examples/cpp/run-example $(CPP_BUILD)/examples'
 
+# The public path must not touch grpc-core's internals (they change between releases): no
+# grpc_core:: symbol among the library's imports. The plugin, which does use them, shows that
+# the check sees such imports.
+test-cpp-public-api:
+	@internal() { nm -D --undefined-only "$$1" | c++filt | grep -c 'grpc_core::' || true; }; \
+	public=$$(internal $(CPP_ASAN_BUILD)/libgnaming_grpcpp.so); plugin=$$(internal $(CPP_ASAN_BUILD)/libgnaming_grpc.so); \
+	echo "grpc_core:: imports: libgnaming_grpcpp $$public, libgnaming_grpc (plugin) $$plugin"; \
+	if [ "$$public" != 0 ]; then nm -D --undefined-only $(CPP_ASAN_BUILD)/libgnaming_grpcpp.so | c++filt | grep 'grpc_core::'; \
+	  echo "0 passed, 1 failed"; exit 1; fi; \
+	if [ "$$plugin" = 0 ]; then echo "the check found no grpc_core:: import even in the plugin: it cannot see them"; \
+	  echo "0 passed, 1 failed"; exit 1; fi; \
+	echo "1 passed, 0 failed"
+
+# Installs the C++ libraries, headers, pkg-config files and gnamingCppTargets.cmake (top-level
+# `make install` calls it when grpc++ is there).
 install-cpp: cpp
 	cmake -S bindings/cpp -B $(CPP_BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	DESTDIR=$(DESTDIR) cmake --install $(CPP_BUILD)

@@ -10,7 +10,7 @@ DEMO_BUILD := $(BUILD)/demo
 demo-build: lib cli cpp python-install xds-clients
 	@mkdir -p $(DEMO_BUILD)/cpp $(DEMO_BUILD)/go $(DEMO_BUILD)/py
 	cmake -S demo/cpp -B $(DEMO_BUILD)/cpp-build -DGNAMING_LIB_DIR=$(abspath $(RELEASE_DIR)) \
-	  -DGNAMING_INCLUDE_DIR=$(abspath include) -DGNAMING_GRPC_LIB=$(abspath $(CPP_BUILD))/libgnaming_grpc.so >/dev/null
+	  -DGNAMING_INCLUDE_DIR=$(abspath include) -DGNAMING_GRPCPP_LIB=$(abspath $(CPP_BUILD))/libgnaming_grpcpp.so >/dev/null
 	cmake --build $(DEMO_BUILD)/cpp-build -j2
 	cp $(DEMO_BUILD)/cpp-build/demo_server $(DEMO_BUILD)/cpp-build/demo_client $(DEMO_BUILD)/cpp/
 	cd demo/go && CGO_ENABLED=1 $(GO) build -o $(abspath $(DEMO_BUILD))/go/ ./server ./client

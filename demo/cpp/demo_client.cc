@@ -1,9 +1,9 @@
-// The demo's greeter client in C++: calls SayHello on etcd:///echo with round_robin (resolved by the
-// gnaming plugin), counts answers by server, and prints a JSON status line every quarter second
+// The demo's greeter client in C++: calls SayHello on etcd:///echo through gnaming::CreateChannel
+// (grpc++'s public xDS client, answered by libgnaming's in-process xDS server), counts answers by server, and prints a JSON status line every quarter second
 // with the address list libgnaming gives for the target.
 //   demo_client NAME [TARGET]
 #include <gnaming.h>
-#include <gnaming/grpc.h>
+#include <gnaming/grpcpp.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -55,6 +55,13 @@ int main(int argc, char** argv) {
   }
   const std::string name = argv[1];
   const std::string target = argc > 2 ? argv[2] : "etcd:///echo";
+  try {
+    // First, before any grpc object of the process.
+    gnaming::InstallBootstrap();
+  } catch (const gnaming::Error& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -77,9 +84,13 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  grpc::ChannelArguments args;
-  args.SetLoadBalancingPolicyName("round_robin");
-  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::Channel> channel;
+  try {
+    channel = gnaming::CreateChannel(target, grpc::InsecureChannelCredentials());
+  } catch (const gnaming::Error& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
   auto stub = helloworld::Greeter::NewStub(channel);
 
   std::map<std::string, long> counts;

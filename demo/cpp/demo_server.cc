@@ -2,7 +2,7 @@
 // gnaming::Registration, and on SIGTERM deregisters before shutting down. Prints JSON lines for
 // the demo driver.
 //   demo_server NAME [TTL_MS]
-#include <gnaming/grpc.h>
+#include <gnaming/grpcpp.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>

@@ -1,7 +1,7 @@
 // Greeter server that registers itself in etcd while it runs.
 //   GNAMING_ETCD_ENDPOINTS=127.0.0.1:2379 greeter_server [PORT]
 // Ctrl-C deregisters first (clients stop picking this server at once), then shuts down.
-#include <gnaming/grpc.h>
+#include <gnaming/grpcpp.h>
 #include <grpcpp/grpcpp.h>
 
 #include <csignal>

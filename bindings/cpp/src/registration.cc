@@ -4,22 +4,13 @@
 #include <memory>
 #include <utility>
 
-#include "gnaming/grpc.h"
+#include "error.h"
+#include "gnaming/grpcpp.h"
 
 namespace gnaming {
 namespace {
 
-// Turns a failed call's status and error object into a gnaming::Error.
-[[noreturn]] void Throw(gn_status status, gn_error* err, const char* what) {
-  std::string message = std::string(what) + ": " + gn_status_name(status);
-  if (err != nullptr && *gn_error_message(err) != '\0') message += std::string(": ") + gn_error_message(err);
-  gn_error_free(err);
-  throw Error(status, message);
-}
-
-void Check(gn_status status, gn_error* err, const char* what) {
-  if (status != GN_STATUS_OK) Throw(status, err, what);
-}
+using internal::Check;
 
 struct ClusterOptionsDeleter {
   void operator()(gn_cluster_options* o) const { gn_cluster_options_free(o); }

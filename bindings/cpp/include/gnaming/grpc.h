@@ -1,4 +1,8 @@
-// libgnaming for gRPC C++: name resolution for grpc::CreateChannel and registration for servers.
+// libgnaming's resolvers as a grpc-core plugin: the optional path, tied to the one grpc release it
+// was compiled against (it uses grpc-core's internal resolver API). Prefer gnaming/grpcpp.h
+// (gnaming::CreateChannel over gRPC's public xDS client), which works with any grpc++ from 1.51
+// on; this plugin adds "#N" (N connections per address), which xDS cannot express, and needs no
+// bootstrap. It includes gnaming/grpcpp.h, so gnaming::Registration and gnaming::Error are here too.
 //
 // Linking libgnaming_grpc is enough for channels on "etcd:///service" and "pass:///a:1,b:2" to
 // resolve through libgnaming: the library registers its resolvers with grpc-core when it is
@@ -23,11 +27,9 @@
 #define GNAMING_GRPC_H
 
 #include <gnaming.h>
+#include <gnaming/grpcpp.h>
 
-#include <chrono>
-#include <stdexcept>
 #include <string>
-#include <string_view>
 
 #define GNAMING_GRPC_API __attribute__((visibility("default")))
 
@@ -42,17 +44,6 @@ namespace internal {
 // every object that includes this header, keeps it linked.
 [[gnu::used]] static const char* const kKeepPluginLinked = kPluginVersion;
 }  // namespace internal
-
-// A failed libgnaming call: its status and message.
-class GNAMING_GRPC_API Error : public std::runtime_error {
- public:
-  Error(gn_status status, const std::string& message)
-      : std::runtime_error(message), status_(status) {}
-  gn_status status() const { return status_; }
-
- private:
-  gn_status status_;
-};
 
 // Copies of one address made for its weight are capped here, so a weight of 1000 next to 1 does
 // not open 1000 connections; larger ratios are scaled down to fit (minimum one copy each).
@@ -75,55 +66,6 @@ GNAMING_GRPC_API void SetResolverSchemes(const ResolverSchemes& schemes);
 
 // The scheme names in effect (the defaults unless SetResolverSchemes changed them).
 GNAMING_GRPC_API ResolverSchemes GetResolverSchemes();
-
-// Options of an etcd cluster named in targets as "etcd://NAME/service" and in
-// Registration::Options::cluster; the name "" configures the default cluster ("etcd:///...").
-struct ClusterOptions {
-  std::string endpoints;  // "host:port,host:port"
-  std::chrono::milliseconds dial_timeout{0};     // 0: libgnaming's default
-  std::chrono::milliseconds request_timeout{0};  // 0: libgnaming's default
-};
-
-// Registers (or replaces) cluster `name`. Throws gnaming::Error. Thread-safe.
-GNAMING_GRPC_API void RegisterCluster(const std::string& name, const ClusterOptions& options);
-
-// A server's entry in etcd under "<service>/<address>", kept alive by a lease for as long as the
-// object lives. Construction returns at once; registration (and re-registration after etcd
-// outages) goes on in the background. Destroying it deregisters (waiting at most one second):
-// destroy or Close() it before shutting the server down, so clients stop picking this server
-// before its connections close. Movable, not copyable; one object must not be used from two
-// threads at once.
-class GNAMING_GRPC_API Registration {
- public:
-  enum class State { kRegistering, kRegistered, kRetrying, kClosed };
-
-  struct Options {
-    std::string cluster;                     // "" (default cluster), a cluster name or "host:port"
-    std::chrono::milliseconds ttl{10000};    // lease TTL; at least 1000 ms
-    std::string metadata_json;               // stored with the address; "" for none
-  };
-
-  // Throws gnaming::Error when the arguments are invalid.
-  Registration(const std::string& service, const std::string& address, const Options& options);
-  Registration(const std::string& service, const std::string& address);
-  Registration(Registration&& other) noexcept;
-  Registration& operator=(Registration&& other) noexcept;
-  Registration(const Registration&) = delete;
-  Registration& operator=(const Registration&) = delete;
-  ~Registration();
-
-  // Waits until the entry is in etcd: true when it is, false when `timeout` passed first.
-  bool Wait(std::chrono::milliseconds timeout);
-  State state() const;
-  // Deletes the entry (watchers see the removal at once) and stops keeping it alive; waits at
-  // most `timeout` for etcd. Idempotent. Throws gnaming::Error (GN_STATUS_TIMEOUT or
-  // GN_STATUS_UNAVAILABLE) when etcd did not confirm in time; removal then goes on in the
-  // background and the lease expires on its own after the TTL anyway.
-  void Close(std::chrono::milliseconds timeout = std::chrono::seconds(1));
-
- private:
-  gn_registration* handle_ = nullptr;
-};
 
 }  // namespace gnaming
 

@@ -126,6 +126,18 @@ TEST(Etcd, WeightsInMetadataSplitTrafficProportionally) {
       << "heavy got " << heavy.rpcs() << ", light got " << light.rpcs() << " of " << kRpcs;
 }
 
+TEST(Etcd, CopiesPerAddressOpenThatManyConnectionsToEveryRegisteredServer) {
+  const std::string service = ServiceName();
+  GreeterServer a, b;
+  auto ra = Register(service, a), rb = Register(service, b);
+  auto stub = Greeter::NewStub(RoundRobinChannel("etcd:///" + service + "#3"));
+  auto end = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < end && (a.connections() < 3 || b.connections() < 3)) SayHello(*stub);
+  for (int i = 0; i < 60; i++) SayHello(*stub);
+  EXPECT_EQ(a.connections(), 3u) << "#3 should give three connections to a";
+  EXPECT_EQ(b.connections(), 3u) << "#3 should give three connections to b";
+}
+
 TEST(Etcd, GracefulRemovalLosesNoRpc) {
   const std::string service = ServiceName();
   GreeterServer a, b, c;

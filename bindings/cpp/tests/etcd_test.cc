@@ -1,8 +1,7 @@
 // The plugin and gnaming::Registration against a real 3-member etcd cluster on loopback, run by
 // tests/harness/etcd_cluster.py (GNAMING_TEST_ETCD_ENDPOINTS, GNAMING_TEST_ETCD_DIR).
 //
-// `etcd_test --serve SERVICE TTL_MS` is a child mode: it serves and registers one greeter and
-// prints its address, so a test can SIGKILL a whole server process.
+// The binary doubles as a server in a child process (etcd_support.h), for the SIGKILL test.
 #include <gnaming/grpc.h>
 #include <gtest/gtest.h>
 
@@ -18,31 +17,14 @@
 #include <thread>
 #include <vector>
 
-#include "greeter_server.h"
+#include "etcd_support.h"
 
 namespace gnaming::test {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string g_self;  // path of this binary, for the child mode
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? v : "";
-}
-
-// Runs the harness CLI on this test's cluster: "stop-all", "start-all", ...
-void Harness(const std::string& args) {
-  std::string cmd = "python3 '" GNAMING_ETCD_HARNESS "' " + args + " --dir '" + Env("GNAMING_TEST_ETCD_DIR") + "'";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-}
-
-// A unique service name per test, so tests never see each other's servers.
-std::string ServiceName() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return std::string("cpp-") + info->name();
-}
+std::string ServiceName() { return test::ServiceName("cpp-"); }
 
 Registration::Options Ttl(std::chrono::milliseconds ttl) {
   Registration::Options o;
@@ -176,24 +158,9 @@ TEST(Etcd, GracefulRemovalLosesNoRpc) {
 TEST(Etcd, AKilledServerProcessIsRemovedOnceItsLeaseExpires) {
   const std::string service = ServiceName();
   constexpr auto kTtl = 2000ms;
-  int out[2];
-  ASSERT_EQ(pipe(out), 0);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    dup2(out[1], STDOUT_FILENO);
-    close(out[0]);
-    execl(g_self.c_str(), g_self.c_str(), "--serve", service.c_str(), std::to_string(kTtl.count()).c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(out[1]);
-  char line[128] = {};
-  FILE* f = fdopen(out[0], "r");
-  ASSERT_NE(std::fgets(line, sizeof line, f), nullptr) << "the child server printed no address";
-  std::fclose(f);
-  std::string address(line);
-  address.erase(address.find_last_not_of("\r\n") + 1);
+  auto [child, address] = ServeInChild(service, kTtl);
+  ASSERT_GT(child, 0);
+  ASSERT_FALSE(address.empty()) << "the child server printed no address";
 
   Watcher w("etcd:///" + service);
   ASSERT_EQ(w.WaitFor({address}, 10s), std::set<std::string>{address});
@@ -296,33 +263,7 @@ TEST(Etcd, RpcsKeepReachingTheLastKnownServersDuringAnEtcdOutage) {
   EXPECT_TRUE(rb->Wait(20s));
 }
 
-// Child mode for the SIGKILL test.
-int Serve(const std::string& service, int ttl_ms) {
-  GreeterServer server;
-  Registration r(service, server.address(), Ttl(std::chrono::milliseconds(ttl_ms)));
-  if (!r.Wait(10s)) return 1;
-  std::cout << server.address() << std::endl;
-  pause();
-  return 0;
-}
-
 }  // namespace
 }  // namespace gnaming::test
 
-int main(int argc, char** argv) {
-  gnaming::test::g_self = argv[0];
-  const std::string endpoints = gnaming::test::Env("GNAMING_TEST_ETCD_ENDPOINTS");
-  if (endpoints.empty()) {
-    std::cerr << "GNAMING_TEST_ETCD_ENDPOINTS is not set: run me under tests/harness/etcd_cluster.py run\n";
-    return 2;
-  }
-  // The default cluster ("etcd:///") is the test cluster; registered before any channel exists.
-  gnaming::ClusterOptions cluster;
-  cluster.endpoints = endpoints;
-  gnaming::RegisterCluster("", cluster);
-  if (argc == 4 && std::string(argv[1]) == "--serve") {
-    return gnaming::test::Serve(argv[2], std::atoi(argv[3]));
-  }
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}
+int main(int argc, char** argv) { return gnaming::test::EtcdTestMain(argc, argv, nullptr); }

@@ -3,47 +3,22 @@
 // greeter servers registered by gnaming::Registration: one grpc++ channel, updated in place by
 // gRPC's xDS client from libgnaming's default xDS server.
 //
-// `xds_etcd_test --serve SERVICE TTL_MS` is a child mode: it serves and registers one greeter and
-// prints its address, so a test can SIGKILL a whole server process.
+// The binary doubles as a server in a child process (etcd_support.h), for the SIGKILL test.
 #include <gnaming/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <iostream>
-#include <mutex>
 #include <thread>
-#include <vector>
 
-#include "greeter_server.h"
+#include "etcd_support.h"
 
 namespace gnaming::test {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string g_self;  // path of this binary, for the child mode
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? v : "";
-}
-
-// Runs the harness CLI on this test's cluster: "stop-all", "start-all", ...
-void Harness(const std::string& args) {
-  std::string cmd = "python3 '" GNAMING_ETCD_HARNESS "' " + args + " --dir '" + Env("GNAMING_TEST_ETCD_DIR") + "'";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-}
-
-// A unique service name per test, so tests never see each other's servers.
-std::string ServiceName() {
-  return std::string("cppxds-") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-}
+std::string ServiceName() { return test::ServiceName("cppxds-"); }
 
 std::unique_ptr<Registration> Register(const std::string& service, const GreeterServer& s,
                                        const std::string& metadata_json = "",
@@ -81,27 +56,6 @@ std::set<std::string> AwaitExactly(Greeter::Stub& stub, const std::set<std::stri
     if (in_a_row == 0) std::this_thread::sleep_for(20ms);
   }
   return round;
-}
-
-// Starts `xds_etcd_test --serve` in a child process; its pid and the address it registered.
-std::pair<pid_t, std::string> ServeInChild(const std::string& service, std::chrono::milliseconds ttl) {
-  int out[2];
-  if (pipe(out) != 0) return {-1, ""};
-  pid_t child = fork();
-  if (child == 0) {
-    dup2(out[1], STDOUT_FILENO);
-    close(out[0]);
-    execl(g_self.c_str(), g_self.c_str(), "--serve", service.c_str(), std::to_string(ttl.count()).c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(out[1]);
-  char line[128] = {};
-  FILE* f = fdopen(out[0], "r");
-  std::string address = std::fgets(line, sizeof line, f) != nullptr ? line : "";
-  std::fclose(f);
-  address.erase(address.find_last_not_of("\r\n") + 1);
-  return {child, address};
 }
 
 TEST(XdsEtcd, TheChannelFollowsRegistrationsDeregistrationsAKilledServerAndNewServers) {
@@ -240,36 +194,10 @@ TEST(XdsEtcd, RpcsKeepReachingTheLastKnownServersDuringAnEtcdOutage) {
   EXPECT_EQ(AwaitExactly(*stub, three, 15s), three);
 }
 
-// Child mode for the SIGKILL test.
-int Serve(const std::string& service, int ttl_ms) {
-  GreeterServer server;
-  Registration::Options o;
-  o.ttl = std::chrono::milliseconds(ttl_ms);
-  Registration r(service, server.address(), o);
-  if (!r.Wait(10s)) return 1;
-  std::cout << server.address() << std::endl;
-  pause();
-  return 0;
-}
-
 }  // namespace
 }  // namespace gnaming::test
 
 int main(int argc, char** argv) {
-  gnaming::test::g_self = argv[0];
-  const std::string endpoints = gnaming::test::Env("GNAMING_TEST_ETCD_ENDPOINTS");
-  if (endpoints.empty()) {
-    std::cerr << "GNAMING_TEST_ETCD_ENDPOINTS is not set: run me under tests/harness/etcd_cluster.py run\n";
-    return 2;
-  }
-  // The default cluster ("etcd:///", and so "xds:///NAME") is the test cluster.
-  gnaming::ClusterOptions cluster;
-  cluster.endpoints = endpoints;
-  gnaming::RegisterCluster("", cluster);
-  if (argc == 4 && std::string(argv[1]) == "--serve") {
-    return gnaming::test::Serve(argv[2], std::atoi(argv[3]));
-  }
-  gnaming::InstallBootstrap();  // before any grpc object of the process
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
+  // Before any grpc object of the process (the child mode makes no channel and needs none).
+  return gnaming::test::EtcdTestMain(argc, argv, [] { gnaming::InstallBootstrap(); });
 }

@@ -12,11 +12,23 @@ LIB := $(RELEASE_DIR)/libgnaming.so
 HEADER := include/gnaming.h
 BUILD := build
 
+# The soname's number is GN_ABI_VERSION (src/ffi/mod.rs; build.rs sets it at link time): programs
+# record libgnaming.so.$(ABI) and refuse a library with another ABI.
+ABI := $(shell sed -n 's/^pub const GN_ABI_VERSION: u32 = \([0-9][0-9]*\);$$/\1/p' src/ffi/mod.rs)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+SONAME := libgnaming.so.$(ABI)
+# The installed file is the soname followed by the release (libgnaming.so.1.0.1.0 for ABI 1, release
+# 0.1.0), the libX.so.<soname number>.<rest> form ldconfig and packagers expect: the soname link and
+# the file agree on the ABI, and each release of one ABI replaces the file of the previous one.
+LIB_REAL := $(SONAME).$(VERSION)
+LIBDIR := $(PREFIX)/lib
+CMAKE_PKG_DIR := $(LIBDIR)/cmake/gnaming
+
 # Packages every suite needs; suites append theirs.
 APT_PACKAGES := build-essential pkg-config protobuf-compiler python3 valgrind
 TEST_TARGETS :=
 
-.PHONY: all deps build lib cli header check-header example-c test install uninstall clean
+.PHONY: all deps build lib cli header check-header example-c test install install-c uninstall clean
 all: build
 
 include $(sort $(wildcard mk/*.mk))
@@ -26,9 +38,11 @@ deps:
 
 build: lib cli
 
-# Always ask cargo: it knows when the library is up to date.
+# Always ask cargo: it knows when the library is up to date. Programs linked with -lgnaming from the
+# build tree look for the soname at run time, so it is linked next to the library here too.
 lib:
 	$(CARGO) build --release --lib
+	@ln -sfn libgnaming.so $(RELEASE_DIR)/$(SONAME)
 
 # The operator's command line tool, target/release/gnaming.
 cli:

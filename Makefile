@@ -77,15 +77,41 @@ example-c: lib
 	  -Wl,-rpath,$(abspath $(RELEASE_DIR)) -o $(BUILD)/examples/resolve
 	$(BUILD)/examples/resolve 'pass:///127.0.0.1:50051#2,127.0.0.1:50052'
 
-install: lib
-	install -D -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libgnaming.so
-	install -D -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/gnaming.h
-	@mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/^version = \"\(.*\)\"/\1/p' Cargo.toml | head -1)|" \
-	  gnaming.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gnaming.pc
+# The C library with the C++ layer when this machine can build it (install-cpp, mk/cpp.mk).
+install: install-c
+	@if command -v cmake >/dev/null && pkg-config --exists grpc++; then \
+	  $(MAKE) --no-print-directory install-cpp PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)'; \
+	else \
+	  echo "install: C++ layer skipped: it needs cmake and grpc++ (pkg-config grpc++)"; \
+	fi
 
+# The C library in the usual layout (file, soname link, development link), its header, gnaming.pc and
+# the CMake package (cmake/*.in, filled here so installing needs no CMake). DESTDIR prefixes every path
+# for packagers; the files name only PREFIX, and the CMake package finds its prefix from where it lies.
+install-c: lib
+	install -D -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/$(LIB_REAL)
+	ln -sfn $(LIB_REAL) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(LIB_REAL) $(DESTDIR)$(LIBDIR)/libgnaming.so
+	install -D -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/gnaming.h
+	@mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(CMAKE_PKG_DIR)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@SONAME@|$(SONAME)|' \
+	  gnaming.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/gnaming.pc
+	@pointer_bytes=$$($(CC) -dM -E - </dev/null | sed -n 's/^#define __SIZEOF_POINTER__ //p'); \
+	for f in gnamingConfig gnamingConfigVersion; do \
+	  sed -e 's|@ABI@|$(ABI)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@SONAME@|$(SONAME)|g' \
+	    -e 's|@LIB_REAL@|$(LIB_REAL)|g' -e "s|@POINTER_BYTES@|$$pointer_bytes|g" \
+	    cmake/$$f.cmake.in > $(DESTDIR)$(CMAKE_PKG_DIR)/$$f.cmake || exit 1; \
+	done
+
+# What install-c put there; the links only while they still point at this release's file, so another
+# ABI installed beside it keeps its own.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libgnaming.so $(DESTDIR)$(PREFIX)/include/gnaming.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/gnaming.pc
+	@for l in $(SONAME) libgnaming.so; do \
+	  if [ "$$(readlink $(DESTDIR)$(LIBDIR)/$$l)" = $(LIB_REAL) ]; then rm -f $(DESTDIR)$(LIBDIR)/$$l; fi; \
+	done
+	rm -f $(DESTDIR)$(LIBDIR)/$(LIB_REAL) $(DESTDIR)$(PREFIX)/include/gnaming.h $(DESTDIR)$(LIBDIR)/pkgconfig/gnaming.pc \
+	  $(DESTDIR)$(CMAKE_PKG_DIR)/gnamingConfig.cmake $(DESTDIR)$(CMAKE_PKG_DIR)/gnamingConfigVersion.cmake
+	@rmdir $(DESTDIR)$(CMAKE_PKG_DIR) 2>/dev/null || true
 
 clean:
 	$(CARGO) clean

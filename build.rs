@@ -57,7 +57,9 @@ fn main() {
         "\n/** Version of this header; gn_version() returns the library's. */\n\
          #define GN_VERSION_MAJOR {}\n#define GN_VERSION_MINOR {}\n#define GN_VERSION_PATCH {}\n\
          #define GN_VERSION_STRING \"{}\"\n\
-         /** ABI version of this header; bindings compare it with gn_abi_version(). */\n\
+         /** ABI version of this header; bindings compare it with gn_abi_version(). Bumped on every\n \
+         * incompatible change of the C ABI (additions keep it); the library's soname is\n \
+         * libgnaming.so.<GN_ABI_VERSION> and follows it. */\n\
          #define GN_ABI_VERSION {abi}\n",
         version("CARGO_PKG_VERSION_MAJOR"),
         version("CARGO_PKG_VERSION_MINOR"),

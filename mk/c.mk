@@ -2,6 +2,8 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer, then again under valgrind; the header compiled as C++;
 # the installed library, its soname and its pkg-config and CMake packages; exports limited to gn_*.
 TEST_TARGETS += test-c test-install test-exports
+# test-install configures its consumer project with CMake.
+APT_PACKAGES += cmake
 
 C_TESTS := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 C_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -Iinclude -Itests/c -pthread

@@ -21,7 +21,8 @@ SONAME := libgnaming.so.$(ABI)
 # 0.1.0), the libX.so.<soname number>.<rest> form ldconfig and packagers expect: the soname link and
 # the file agree on the ABI, and each release of one ABI replaces the file of the previous one.
 LIB_REAL := $(SONAME).$(VERSION)
-LIBDIR := $(PREFIX)/lib
+# Fixed, not a knob: the CMake package finds the library and header at lib/ and include/ of its prefix.
+override LIBDIR := $(PREFIX)/lib
 CMAKE_PKG_DIR := $(LIBDIR)/cmake/gnaming
 
 # Packages every suite needs; suites append theirs.

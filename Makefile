@@ -12,11 +12,24 @@ LIB := $(RELEASE_DIR)/libgnaming.so
 HEADER := include/gnaming.h
 BUILD := build
 
+# The soname's number is GN_ABI_VERSION (src/ffi/mod.rs; build.rs sets it at link time): programs
+# record libgnaming.so.$(ABI) and refuse a library with another ABI.
+ABI := $(shell sed -n 's/^pub const GN_ABI_VERSION: u32 = \([0-9][0-9]*\);$$/\1/p' src/ffi/mod.rs)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+SONAME := libgnaming.so.$(ABI)
+# The installed file is the soname followed by the release (libgnaming.so.1.0.1.0 for ABI 1, release
+# 0.1.0), the libX.so.<soname number>.<rest> form ldconfig and packagers expect: the soname link and
+# the file agree on the ABI, and each release of one ABI replaces the file of the previous one.
+LIB_REAL := $(SONAME).$(VERSION)
+# Fixed, not a knob: the CMake package finds the library and header at lib/ and include/ of its prefix.
+override LIBDIR := $(PREFIX)/lib
+CMAKE_PKG_DIR := $(LIBDIR)/cmake/gnaming
+
 # Packages every suite needs; suites append theirs.
 APT_PACKAGES := build-essential pkg-config protobuf-compiler python3 valgrind
 TEST_TARGETS :=
 
-.PHONY: all deps build lib cli header check-header example-c test install uninstall clean
+.PHONY: all deps build lib cli header check-header example-c test install install-c uninstall clean
 all: build
 
 include $(sort $(wildcard mk/*.mk))
@@ -26,9 +39,11 @@ deps:
 
 build: lib cli
 
-# Always ask cargo: it knows when the library is up to date.
+# Always ask cargo: it knows when the library is up to date. Programs linked with -lgnaming from the
+# build tree look for the soname at run time, so it is linked next to the library here too.
 lib:
 	$(CARGO) build --release --lib
+	@ln -sfn libgnaming.so $(RELEASE_DIR)/$(SONAME)
 
 # The operator's command line tool, target/release/gnaming.
 cli:
@@ -63,15 +78,41 @@ example-c: lib
 	  -Wl,-rpath,$(abspath $(RELEASE_DIR)) -o $(BUILD)/examples/resolve
 	$(BUILD)/examples/resolve 'pass:///127.0.0.1:50051#2,127.0.0.1:50052'
 
-install: lib
-	install -D -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libgnaming.so
-	install -D -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/gnaming.h
-	@mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/^version = \"\(.*\)\"/\1/p' Cargo.toml | head -1)|" \
-	  gnaming.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gnaming.pc
+# The C library with the C++ layer when this machine can build it (install-cpp, mk/cpp.mk).
+install: install-c
+	@if command -v cmake >/dev/null && pkg-config --exists grpc++; then \
+	  $(MAKE) --no-print-directory install-cpp PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)'; \
+	else \
+	  echo "install: C++ layer skipped: it needs cmake and grpc++ (pkg-config grpc++)"; \
+	fi
 
+# The C library in the usual layout (file, soname link, development link), its header, gnaming.pc and
+# the CMake package (cmake/*.in, filled here so installing needs no CMake). DESTDIR prefixes every path
+# for packagers; the files name only PREFIX, and the CMake package finds its prefix from where it lies.
+install-c: lib
+	install -D -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/$(LIB_REAL)
+	ln -sfn $(LIB_REAL) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(LIB_REAL) $(DESTDIR)$(LIBDIR)/libgnaming.so
+	install -D -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/gnaming.h
+	@mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(CMAKE_PKG_DIR)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@SONAME@|$(SONAME)|' \
+	  gnaming.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/gnaming.pc
+	@pointer_bytes=$$($(CC) -dM -E - </dev/null | sed -n 's/^#define __SIZEOF_POINTER__ //p'); \
+	for f in gnamingConfig gnamingConfigVersion; do \
+	  sed -e 's|@ABI@|$(ABI)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@SONAME@|$(SONAME)|g' \
+	    -e 's|@LIB_REAL@|$(LIB_REAL)|g' -e "s|@POINTER_BYTES@|$$pointer_bytes|g" \
+	    cmake/$$f.cmake.in > $(DESTDIR)$(CMAKE_PKG_DIR)/$$f.cmake || exit 1; \
+	done
+
+# What install-c put there; the links only while they still point at this release's file, so another
+# ABI installed beside it keeps its own.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libgnaming.so $(DESTDIR)$(PREFIX)/include/gnaming.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/gnaming.pc
+	@for l in $(SONAME) libgnaming.so; do \
+	  if [ "$$(readlink $(DESTDIR)$(LIBDIR)/$$l)" = $(LIB_REAL) ]; then rm -f $(DESTDIR)$(LIBDIR)/$$l; fi; \
+	done
+	rm -f $(DESTDIR)$(LIBDIR)/$(LIB_REAL) $(DESTDIR)$(PREFIX)/include/gnaming.h $(DESTDIR)$(LIBDIR)/pkgconfig/gnaming.pc \
+	  $(DESTDIR)$(CMAKE_PKG_DIR)/gnamingConfig.cmake $(DESTDIR)$(CMAKE_PKG_DIR)/gnamingConfigVersion.cmake
+	@rmdir $(DESTDIR)$(CMAKE_PKG_DIR) 2>/dev/null || true
 
 clean:
 	$(CARGO) clean

@@ -1,5 +1,6 @@
 //! Generates the C header with cbindgen into OUT_DIR on every build; with GNAMING_UPDATE_HEADER=1
-//! (`make header`) it also refreshes the checked-in include/gnaming.h. A test compares the two.
+//! (`make header`) it also refreshes the checked-in include/gnaming.h. A test compares the two. It also
+//! gives the shared library its soname, libgnaming.so.<GN_ABI_VERSION>.
 
 use std::env;
 use std::path::PathBuf;
@@ -47,11 +48,18 @@ fn main() {
                 .find_map(|l| l.strip_prefix("pub const GN_ABI_VERSION: u32 = ")?.strip_suffix(';').map(str::to_string))
         })
         .expect("src/ffi/mod.rs defines GN_ABI_VERSION");
+    // The soname's number is the ABI version, so a program linked today refuses a library with another
+    // ABI at load time, and two ABIs can be installed side by side.
+    if env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgnaming.so.{abi}");
+    }
     let macros = format!(
         "\n/** Version of this header; gn_version() returns the library's. */\n\
          #define GN_VERSION_MAJOR {}\n#define GN_VERSION_MINOR {}\n#define GN_VERSION_PATCH {}\n\
          #define GN_VERSION_STRING \"{}\"\n\
-         /** ABI version of this header; bindings compare it with gn_abi_version(). */\n\
+         /** ABI version of this header; bindings compare it with gn_abi_version(). Bumped on every\n \
+         * incompatible change of the C ABI (additions keep it); the library's soname is\n \
+         * libgnaming.so.<GN_ABI_VERSION> and follows it. */\n\
          #define GN_ABI_VERSION {abi}\n",
         version("CARGO_PKG_VERSION_MAJOR"),
         version("CARGO_PKG_VERSION_MINOR"),

@@ -40,7 +40,9 @@
 #define GN_VERSION_MINOR 1
 #define GN_VERSION_PATCH 0
 #define GN_VERSION_STRING "0.1.0"
-/** ABI version of this header; bindings compare it with gn_abi_version(). */
+/** ABI version of this header; bindings compare it with gn_abi_version(). Bumped on every
+ * incompatible change of the C ABI (additions keep it); the library's soname is
+ * libgnaming.so.<GN_ABI_VERSION> and follows it. */
 #define GN_ABI_VERSION 1
 
 
@@ -360,7 +362,8 @@ const char *gn_version(void);
 
 /**
  * The library's ABI version; a binding built against `GN_ABI_VERSION` must refuse a library whose
- * value differs. Thread-safe.
+ * value differs. It is also the number of the library's soname, `libgnaming.so.<GN_ABI_VERSION>`.
+ * Thread-safe.
  */
 uint32_t gn_abi_version(void);
 

@@ -20,7 +20,10 @@ pub mod xds;
 
 use std::ffi::c_char;
 
-/// ABI version: bumped whenever a change breaks binary compatibility. Bindings check it at load.
+/// ABI version: bumped on every incompatible change of the C ABI (a function removed or its signature
+/// changed, a type's layout or meaning changed); additions keep it. The shared library's soname is
+/// `libgnaming.so.<GN_ABI_VERSION>` (build.rs), so it moves with this number and programs built against
+/// another ABI refuse to load. Bindings check it at load.
 pub const GN_ABI_VERSION: u32 = 1;
 
 /// The library's version, "MAJOR.MINOR.PATCH"; equals `GN_VERSION_STRING` of the header it was built
@@ -31,7 +34,8 @@ pub extern "C" fn gn_version() -> *const c_char {
 }
 
 /// The library's ABI version; a binding built against `GN_ABI_VERSION` must refuse a library whose
-/// value differs. Thread-safe.
+/// value differs. It is also the number of the library's soname, `libgnaming.so.<GN_ABI_VERSION>`.
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_abi_version() -> u32 {
     GN_ABI_VERSION

@@ -104,9 +104,10 @@ install-c: lib
 	    cmake/$$f.cmake.in > $(DESTDIR)$(CMAKE_PKG_DIR)/$$f.cmake || exit 1; \
 	done
 
-# What install-c put there; the links only while they still point at this release's file, so another
-# ABI installed beside it keeps its own.
-uninstall:
+# What install put there: the C++ layer's files (uninstall-cpp, mk/cpp.mk), then install-c's, the
+# links only while they still point at this release's file, so another ABI installed beside it keeps
+# its own.
+uninstall: uninstall-cpp
 	@for l in $(SONAME) libgnaming.so; do \
 	  if [ "$$(readlink $(DESTDIR)$(LIBDIR)/$$l)" = $(LIB_REAL) ]; then rm -f $(DESTDIR)$(LIBDIR)/$$l; fi; \
 	done

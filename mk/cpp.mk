@@ -15,7 +15,7 @@ CPP_CMAKE_ARGS = -DGNAMING_LIB_DIR=$(abspath $(RELEASE_DIR)) -DGNAMING_INCLUDE_D
 CPP_PLUGIN_ARGS = -DGNAMING_GRPC_PLUGIN=ON -DGRPC_SOURCE_DIR=$$(bindings/cpp/scripts/fetch-grpc-headers $(GRPC_SRC_CACHE))
 CPP_ETCD_RUN := python3 tests/harness/etcd_cluster.py run --members 3 --
 
-.PHONY: cpp test-cpp test-cpp-public-api install-cpp
+.PHONY: cpp test-cpp test-cpp-public-api test-cpp-install install-cpp uninstall-cpp
 # The libraries and examples/cpp (the demo and the example run use them).
 cpp: lib
 	cmake -S bindings/cpp -B $(CPP_BUILD) $(CPP_CMAKE_ARGS) $(CPP_PLUGIN_ARGS) -DGNAMING_BUILD_TESTS=OFF >/dev/null
@@ -26,6 +26,7 @@ test-cpp: cpp
 	  -DGNAMING_BUILD_EXAMPLES=OFF >/dev/null
 	cmake --build $(CPP_ASAN_BUILD) -j2
 	$(MAKE) --no-print-directory test-cpp-public-api
+	$(MAKE) --no-print-directory test-cpp-install
 	cd $(CPP_ASAN_BUILD) && ctest --output-on-failure
 	$(CPP_ETCD_RUN) bash -c '$(CPP_ASAN_BUILD)/tests/xds_etcd_test && $(CPP_ASAN_BUILD)/tests/etcd_test && \
 	  GNAMING_ETCD_ENDPOINTS=$$GNAMING_TEST_ETCD_ENDPOINTS examples/cpp/run-example $(CPP_BUILD)/examples'
@@ -43,11 +44,25 @@ test-cpp-public-api:
 	  echo "0 passed, 1 failed"; exit 1; fi; \
 	echo "1 passed, 0 failed"
 
-# Installs the C++ libraries, headers, pkg-config files and gnamingCppTargets.cmake (top-level
-# `make install` calls it when grpc++ is there).
+# Installs the C++ libraries, headers, pkg-config files and gnamingCppTargets.cmake next to the C
+# library's CMake package (top-level `make install` calls it when grpc++ is there); lib/, as the C
+# library's, never GNUInstallDirs' multiarch directory.
 install-cpp: cpp
-	cmake -S bindings/cpp -B $(CPP_BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake -S bindings/cpp -B $(CPP_BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DCMAKE_INSTALL_LIBDIR=lib >/dev/null
 	DESTDIR=$(DESTDIR) cmake --install $(CPP_BUILD)
+
+# What install-cpp put there (top-level `make uninstall` runs it first).
+uninstall-cpp:
+	rm -f $(DESTDIR)$(LIBDIR)/libgnaming_grpcpp.so* $(DESTDIR)$(LIBDIR)/libgnaming_grpc.so* \
+	  $(DESTDIR)$(PREFIX)/include/gnaming/grpcpp.h $(DESTDIR)$(PREFIX)/include/gnaming/grpc.h \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/gnaming_grpcpp.pc $(DESTDIR)$(LIBDIR)/pkgconfig/gnaming_grpc.pc \
+	  $(DESTDIR)$(CMAKE_PKG_DIR)/gnamingCppTargets.cmake $(DESTDIR)$(CMAKE_PKG_DIR)/gnamingCppTargets-*.cmake
+	@rmdir $(DESTDIR)$(PREFIX)/include/gnaming 2>/dev/null || true
+
+# `make install` (C library and C++ layer) into a scratch prefix, then tests/consumer/cpp, a project
+# outside the tree, built with nothing but CMAKE_PREFIX_PATH and run; then `make uninstall`.
+test-cpp-install: cpp
+	@MAKE='$(MAKE)' tests/consumer/cpp/check-install $(BUILD)/install-test-cpp
 
 # The greeter example end to end, against a throwaway etcd cluster.
 .PHONY: example-cpp

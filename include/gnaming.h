@@ -346,6 +346,23 @@ typedef struct gn_address {
    * and number forms may differ from the source's text); NULL when there is none.
    */
   const char *metadata_json;
+  /**
+   * For `GN_ADDRESS_FAMILY_IPV4` and `GN_ADDRESS_FAMILY_IPV6`: the IP of `addr` as the library
+   * parsed it, in network byte order, ready for `sin_addr` (the first 4 bytes) or `sin6_addr`
+   * (all 16); the rest is zero. All zero for other families.
+   */
+  uint8_t ip[16];
+  /**
+   * The port of `addr` in host byte order (pass it through `htons` for a `sockaddr`); 0 for
+   * families other than IPv4 and IPv6.
+   */
+  uint16_t port;
+  /**
+   * For IPv6: the zone of a link-local address as the interface index it was written as
+   * (`[fe80::1%2]:80` gives 2), ready for `sin6_scope_id`; 0 when `addr` has no zone and for other
+   * families.
+   */
+  uint32_t scope_id;
 } gn_address;
 
 #ifdef __cplusplus

@@ -714,6 +714,22 @@ enum gn_status gn_resolver_options_set_client_language(struct gn_resolver_option
                                                        struct gn_error **err_out);
 
 /**
+ * Whether to look up the `host:port` names in lists (etcd values, `pass:` items) in the library
+ * (default false). When true, each such name becomes one entry per address it has, with the name's
+ * weight, copy index, kind and metadata, so the consumer sees `GN_ADDRESS_FAMILY_IPV4` and
+ * `GN_ADDRESS_FAMILY_IPV6` (and unix) entries and never resolves anything itself. The lookups use
+ * the library's own asynchronous DNS client with the DNS options (nameserver, query timeout and
+ * attempts); `gn_resolver_resolve_now` looks the names of the current list up again, at most once
+ * per `gn_resolver_options_set_dns_min_resolve_interval_ms`. A name that cannot be resolved gives a
+ * `GN_RESOLVER_STATE_TRANSIENT_ERROR` update that keeps the last good list and names the host.
+ * `passthrough:` strings are never looked up. On error the options are unchanged. Not thread-safe
+ * for one options object.
+ */
+enum gn_status gn_resolver_options_set_resolve_host_names(struct gn_resolver_options *options,
+                                                          bool enabled,
+                                                          struct gn_error **err_out);
+
+/**
  * Parses `target` and starts resolving it in the background.
  *
  * - `target`: a target string (see the README's list of forms); copied.

@@ -750,7 +750,8 @@ enum gn_status gn_resolver_start(const char *target,
 
 /**
  * Asks the resolver to look again now. Backends rate-limit this (DNS: 30 s by default); static
- * targets ignore it. Thread-safe.
+ * targets ignore it, except that with `gn_resolver_options_set_resolve_host_names` the host names
+ * of any list are looked up again (rate-limited alike). Thread-safe.
  */
 enum gn_status gn_resolver_resolve_now(struct gn_resolver *resolver, struct gn_error **err_out);
 

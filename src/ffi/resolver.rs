@@ -157,7 +157,8 @@ pub extern "C" fn gn_resolver_start(
 }
 
 /// Asks the resolver to look again now. Backends rate-limit this (DNS: 30 s by default); static
-/// targets ignore it. Thread-safe.
+/// targets ignore it, except that with `gn_resolver_options_set_resolve_host_names` the host names
+/// of any list are looked up again (rate-limited alike). Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_resolver_resolve_now(resolver: *mut gn_resolver, err_out: *mut *mut gn_error) -> gn_status {
     with_status(err_out, || {

@@ -348,6 +348,23 @@ typedef struct gn_address {
    * and number forms may differ from the source's text); NULL when there is none.
    */
   const char *metadata_json;
+  /**
+   * For `GN_ADDRESS_FAMILY_IPV4` and `GN_ADDRESS_FAMILY_IPV6`: the IP of `addr` as the library
+   * parsed it, in network byte order, ready for `sin_addr` (the first 4 bytes) or `sin6_addr`
+   * (all 16); the rest is zero. All zero for other families.
+   */
+  uint8_t ip[16];
+  /**
+   * The port of `addr` in host byte order (pass it through `htons` for a `sockaddr`); 0 for
+   * families other than IPv4 and IPv6.
+   */
+  uint16_t port;
+  /**
+   * For IPv6: the zone of a link-local address as the interface index it was written as
+   * (`[fe80::1%2]:80` gives 2), ready for `sin6_scope_id`; 0 when `addr` has no zone and for other
+   * families.
+   */
+  uint32_t scope_id;
 } gn_address;
 
 #ifdef __cplusplus
@@ -700,6 +717,22 @@ enum gn_status gn_resolver_options_set_client_language(struct gn_resolver_option
                                                        struct gn_error **err_out);
 
 /**
+ * Whether to look up the `host:port` names in lists (etcd values, `pass:` items) in the library
+ * (default false). When true, each such name becomes one entry per address it has, with the name's
+ * weight, copy index, kind and metadata, so the consumer sees `GN_ADDRESS_FAMILY_IPV4` and
+ * `GN_ADDRESS_FAMILY_IPV6` (and unix) entries and never resolves anything itself. The lookups use
+ * the library's own asynchronous DNS client with the DNS options (nameserver, query timeout and
+ * attempts); `gn_resolver_resolve_now` looks the names of the current list up again, at most once
+ * per `gn_resolver_options_set_dns_min_resolve_interval_ms`. A name that cannot be resolved gives a
+ * `GN_RESOLVER_STATE_TRANSIENT_ERROR` update that keeps the last good list and names the host.
+ * `passthrough:` strings are never looked up. On error the options are unchanged. Not thread-safe
+ * for one options object.
+ */
+enum gn_status gn_resolver_options_set_resolve_host_names(struct gn_resolver_options *options,
+                                                          bool enabled,
+                                                          struct gn_error **err_out);
+
+/**
  * Parses `target` and starts resolving it in the background.
  *
  * - `target`: a target string (see the README's list of forms); copied.
@@ -720,7 +753,8 @@ enum gn_status gn_resolver_start(const char *target,
 
 /**
  * Asks the resolver to look again now. Backends rate-limit this (DNS: 30 s by default); static
- * targets ignore it. Thread-safe.
+ * targets ignore it, except that with `gn_resolver_options_set_resolve_host_names` the host names
+ * of any list are looked up again (rate-limited alike). Thread-safe.
  */
 enum gn_status gn_resolver_resolve_now(struct gn_resolver *resolver, struct gn_error **err_out);
 

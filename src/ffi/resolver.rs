@@ -57,6 +57,28 @@ pub extern "C" fn gn_resolver_options_set_client_language(
     })
 }
 
+/// Whether to look up the `host:port` names in lists (etcd values, `pass:` items) in the library
+/// (default false). When true, each such name becomes one entry per address it has, with the name's
+/// weight, copy index, kind and metadata, so the consumer sees `GN_ADDRESS_FAMILY_IPV4` and
+/// `GN_ADDRESS_FAMILY_IPV6` (and unix) entries and never resolves anything itself. The lookups use
+/// the library's own asynchronous DNS client with the DNS options (nameserver, query timeout and
+/// attempts); `gn_resolver_resolve_now` looks the names of the current list up again, at most once
+/// per `gn_resolver_options_set_dns_min_resolve_interval_ms`. A name that cannot be resolved gives a
+/// `GN_RESOLVER_STATE_TRANSIENT_ERROR` update that keeps the last good list and names the host.
+/// `passthrough:` strings are never looked up. On error the options are unchanged. Not thread-safe
+/// for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_resolve_host_names(
+    options: *mut gn_resolver_options,
+    enabled: bool,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        o.inner.resolve_host_names = enabled;
+        Ok(())
+    })
+}
+
 /// A closure that receives updates: `call(user_data, update)` for each update, then `drop(user_data)`
 /// exactly once.
 ///
@@ -135,7 +157,8 @@ pub extern "C" fn gn_resolver_start(
 }
 
 /// Asks the resolver to look again now. Backends rate-limit this (DNS: 30 s by default); static
-/// targets ignore it. Thread-safe.
+/// targets ignore it, except that with `gn_resolver_options_set_resolve_host_names` the host names
+/// of any list are looked up again (rate-limited alike). Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_resolver_resolve_now(resolver: *mut gn_resolver, err_out: *mut *mut gn_error) -> gn_status {
     with_status(err_out, || {

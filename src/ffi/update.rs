@@ -1,6 +1,7 @@
 //! `gn_update` and `gn_address`: a C view of one complete address list, built once per delivery.
 
 use std::ffi::{c_char, CString};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::plumbing::{free_handle, on_handle};
@@ -58,6 +59,17 @@ pub struct gn_address {
     /// Metadata as JSON text: the same JSON value as the source had, written out compactly (key order
     /// and number forms may differ from the source's text); NULL when there is none.
     pub metadata_json: *const c_char,
+    /// For `GN_ADDRESS_FAMILY_IPV4` and `GN_ADDRESS_FAMILY_IPV6`: the IP of `addr` as the library
+    /// parsed it, in network byte order, ready for `sin_addr` (the first 4 bytes) or `sin6_addr`
+    /// (all 16); the rest is zero. All zero for other families.
+    pub ip: [u8; 16],
+    /// The port of `addr` in host byte order (pass it through `htons` for a `sockaddr`); 0 for
+    /// families other than IPv4 and IPv6.
+    pub port: u16,
+    /// For IPv6: the zone of a link-local address as the interface index it was written as
+    /// (`[fe80::1%2]:80` gives 2), ready for `sin6_scope_id`; 0 when `addr` has no zone and for other
+    /// families.
+    pub scope_id: u32,
 }
 
 /// One complete address list with its state and service config. An update handed to a callback is
@@ -76,6 +88,23 @@ pub struct gn_update {
 unsafe impl Send for gn_update {}
 unsafe impl Sync for gn_update {}
 
+/// `ip`, `port` and `scope_id` of an entry. IP entries hold the text of the `SocketAddr` the core
+/// parsed (written by its `Display`), so reading it back gives that same value.
+fn socket_fields(address: &str, family: AddressFamily) -> ([u8; 16], u16, u32) {
+    let mut ip = [0u8; 16];
+    if !matches!(family, AddressFamily::Ipv4 | AddressFamily::Ipv6) {
+        return (ip, 0, 0);
+    }
+    match address.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(a)) => {
+            ip[..4].copy_from_slice(&a.ip().octets());
+            (ip, a.port(), 0)
+        }
+        Ok(SocketAddr::V6(a)) => (a.ip().octets(), a.port(), a.scope_id()),
+        Err(_) => (ip, 0, 0),
+    }
+}
+
 fn c_string(text: &str) -> CString {
     CString::new(text.replace('\0', "\\0")).unwrap_or_default()
 }
@@ -87,6 +116,7 @@ impl gn_update {
         for e in &update.endpoints {
             let addr = c_string(&e.address);
             let metadata = e.metadata.as_deref().map(c_string);
+            let (ip, port, scope_id) = socket_fields(&e.address, e.family);
             addresses.push(gn_address {
                 addr: addr.as_ptr(),
                 family: match e.family {
@@ -102,6 +132,9 @@ impl gn_update {
                 weight: e.weight.max(1),
                 copy_index: e.copy,
                 metadata_json: metadata.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
+                ip,
+                port,
+                scope_id,
             });
             // Moving a CString moves only its pointer; the bytes the raw pointers see stay put.
             strings.push(addr);

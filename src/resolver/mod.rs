@@ -1,8 +1,10 @@
 //! Resolvers: parse a target, run its scheme's backend as a task on the runtime, and hand each
 //! complete list to a callback or a pull queue. Backends publish through [`ResolverContext`], which
-//! keeps the last good list through errors and drops updates that change nothing.
+//! keeps the last good list through errors and drops updates that change nothing; with
+//! `resolve_host_names`, [`names`] stands between a backend and its delivery.
 
 pub mod delivery;
+pub mod names;
 pub mod static_list;
 
 use std::future::Future;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 
 pub use delivery::UpdateHandler;
@@ -30,11 +32,21 @@ pub struct ResolverOptions {
     pub client_language: String,
     pub dns: crate::dns::DnsOptions,
     pub etcd: crate::etcd::EtcdResolverOptions,
+    /// Look up the `host:port` names in lists (etcd values, `pass:` items) with the core's DNS client
+    /// and `dns` options, so that consumers get IP addresses only: each name becomes one entry per
+    /// address, with the name's weight, copy, kind and metadata. Opaque strings (`passthrough:`) stay
+    /// names. A name that cannot be resolved is a transient error that keeps the last good list.
+    pub resolve_host_names: bool,
 }
 
 impl Default for ResolverOptions {
     fn default() -> Self {
-        ResolverOptions { client_language: "c".into(), dns: Default::default(), etcd: Default::default() }
+        ResolverOptions {
+            client_language: "c".into(),
+            dns: Default::default(),
+            etcd: Default::default(),
+            resolve_host_names: false,
+        }
     }
 }
 
@@ -43,17 +55,50 @@ pub(crate) type BackendTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>
 
 /// What a backend task holds: where to publish, and how it hears `resolve_now`.
 pub struct ResolverContext {
-    delivery: Arc<Delivery>,
     resolve_now: Arc<Notify>,
     options: Arc<ResolverOptions>,
-    sequence: u64,
-    last_good: Option<(Vec<Endpoint>, Option<String>)>,
-    last_state: Option<ResolverState>,
+    out: Publisher,
 }
 
 impl ResolverContext {
     pub fn options(&self) -> &ResolverOptions {
         &self.options
+    }
+
+    /// Publishes a fresh complete list, unless it equals the last one published.
+    pub fn publish(&mut self, endpoints: Vec<Endpoint>, service_config: Option<String>) {
+        self.out.publish(endpoints, service_config)
+    }
+
+    /// Publishes a transient error: the last good list stays (empty if there never was one).
+    pub fn publish_error(&mut self, message: impl Into<String>) {
+        self.out.publish_error(message)
+    }
+
+    /// Completes when `resolve_now` was called since the last time this completed.
+    pub async fn resolve_now_requested(&self) {
+        self.resolve_now.notified().await
+    }
+}
+
+/// Where a publisher's updates go.
+enum Sink {
+    Delivery(Arc<Delivery>),
+    /// To the [`names`] stage, which delivers after looking up the names.
+    Names(watch::Sender<Option<Arc<Update>>>),
+}
+
+/// Numbers updates, keeps the last good list through errors and drops repeats.
+pub(crate) struct Publisher {
+    sink: Sink,
+    sequence: u64,
+    last_good: Option<(Vec<Endpoint>, Option<String>)>,
+    last_state: Option<ResolverState>,
+}
+
+impl Publisher {
+    fn new(sink: Sink) -> Self {
+        Publisher { sink, sequence: 0, last_good: None, last_state: None }
     }
 
     /// Publishes a fresh complete list, unless it equals the last one published.
@@ -79,14 +124,17 @@ impl ResolverContext {
 
     fn send(&mut self, state: ResolverState, endpoints: Vec<Endpoint>, service_config: Option<String>) {
         self.sequence += 1;
-        crate::etcd::stats::bump(&crate::etcd::stats::STATS.updates_delivered);
         self.last_state = Some(state.clone());
-        self.delivery.publish(Update { sequence: self.sequence, state, endpoints, service_config });
-    }
-
-    /// Completes when `resolve_now` was called since the last time this completed.
-    pub async fn resolve_now_requested(&self) {
-        self.resolve_now.notified().await
+        let update = Update { sequence: self.sequence, state, endpoints, service_config };
+        match &self.sink {
+            Sink::Delivery(delivery) => {
+                crate::etcd::stats::bump(&crate::etcd::stats::STATS.updates_delivered);
+                delivery.publish(update);
+            }
+            Sink::Names(stage) => {
+                stage.send_replace(Some(Arc::new(update)));
+            }
+        }
     }
 }
 
@@ -99,6 +147,8 @@ struct Shared {
     target: Target,
     delivery: Arc<Delivery>,
     resolve_now: Arc<Notify>,
+    /// The [`names`] stage's own `resolve_now`, when it runs.
+    names_now: Option<Arc<Notify>>,
     task: Mutex<Option<AbortHandle>>,
     pid: u32,
     /// Closed right after the delivery: a pull consumer's closure (a push consumer's handler is owned
@@ -165,14 +215,22 @@ impl Resolver {
         let delivery = Delivery::new(handler, Jobs::on(home.handle.clone()));
         let resolve_now = Arc::new(Notify::new());
         let options = Arc::new(options.clone());
-        let ctx = ResolverContext {
-            delivery: Arc::clone(&delivery),
-            resolve_now: Arc::clone(&resolve_now),
-            options,
-            sequence: 0,
-            last_good: None,
-            last_state: None,
+        // Passthrough strings go to the connector verbatim, and dns: lists hold no names.
+        let resolve_names = options.resolve_host_names && !matches!(target, Target::Passthrough(_) | Target::Dns(_));
+        let (sink, names_stage) = if resolve_names {
+            let (tx, rx) = watch::channel(None);
+            let now = Arc::new(Notify::new());
+            let stage = names::run(
+                rx,
+                Arc::clone(&now),
+                Publisher::new(Sink::Delivery(Arc::clone(&delivery))),
+                options.dns.clone(),
+            );
+            (Sink::Names(tx), Some((stage, now)))
+        } else {
+            (Sink::Delivery(Arc::clone(&delivery)), None)
         };
+        let ctx = ResolverContext { resolve_now: Arc::clone(&resolve_now), options, out: Publisher::new(sink) };
         let body = match backend(&target, ctx) {
             Ok(body) => body,
             Err(e) => {
@@ -181,10 +239,20 @@ impl Resolver {
                 return Err(e);
             }
         };
+        let (body, names_now): (BackendTask, _) = match names_stage {
+            Some((stage, now)) => (
+                Box::pin(async move {
+                    tokio::join!(body, stage);
+                }),
+                Some(now),
+            ),
+            None => (body, None),
+        };
         let shared = Arc::new(Shared {
             target,
             delivery,
             resolve_now,
+            names_now,
             task: Mutex::new(None),
             pid: std::process::id(),
             also_close,
@@ -216,6 +284,9 @@ impl Resolver {
     /// Asks the backend to look again now (rate limited by the backend).
     pub fn resolve_now(&self) {
         self.shared.resolve_now.notify_one();
+        if let Some(names) = &self.shared.names_now {
+            names.notify_one();
+        }
     }
 
     /// For resolvers started without a handler: waits for the next update (`None`: forever).
@@ -252,12 +323,9 @@ mod tests {
     fn pull_context() -> (ResolverContext, Arc<Delivery>) {
         let delivery = Delivery::new(None, Jobs::on(runtime::handle().unwrap()));
         let ctx = ResolverContext {
-            delivery: Arc::clone(&delivery),
             resolve_now: Arc::new(Notify::new()),
             options: Arc::new(ResolverOptions::default()),
-            sequence: 0,
-            last_good: None,
-            last_state: None,
+            out: Publisher::new(Sink::Delivery(Arc::clone(&delivery))),
         };
         (ctx, delivery)
     }

@@ -11,8 +11,8 @@ use tokio::task::AbortHandle;
 
 use super::names;
 use super::resources::{self, Balancing, XdsEndpoint};
-use crate::dns::lookup::{Client, ClientConfig, Plan};
 use crate::etcd::stats::{Gauge, STATS};
+use crate::resolver::names::NameLookup;
 use crate::resolver::{Resolver, ResolverOptions};
 use crate::update::Update;
 
@@ -162,7 +162,7 @@ impl Registry {
         let weak = Arc::downgrade(&entry);
         let options = self.options.clone();
         let task = self.handle.spawn(async move {
-            let mut names = NameLookup::new(&options);
+            let mut names = NameLookup::new(&options.dns);
             while rx.changed().await.is_ok() {
                 let Some(update) = rx.borrow_and_update().clone() else { continue };
                 let Some(snapshot) = snapshot_of(&update, &mut names).await else { continue };
@@ -215,28 +215,4 @@ async fn snapshot_of(update: &Update, names: &mut NameLookup) -> Option<Snapshot
         endpoints: converted.endpoints,
         balancing: resources::balancing_from_service_config(update.service_config.as_deref()),
     })
-}
-
-/// Resolves the host names some lists hold, with the core's DNS client and the server's DNS options.
-struct NameLookup {
-    options: crate::dns::DnsOptions,
-    client: Option<Client>,
-}
-
-impl NameLookup {
-    fn new(options: &ResolverOptions) -> Self {
-        NameLookup { options: options.dns.clone(), client: None }
-    }
-
-    async fn resolve(&mut self, address: &str) -> Result<Vec<std::net::SocketAddr>, String> {
-        let (host, port) = resources::split_host_port(address).ok_or("not a host:port")?;
-        if self.client.is_none() {
-            let config = ClientConfig::new(None, &self.options).map_err(|e| e.message().to_string())?;
-            self.client = Some(Client::new(&config).map_err(|e| e.message().to_string())?);
-        }
-        let client = self.client.as_ref().expect("set above");
-        let plan = Plan { host: host.to_string(), port, srv_backends: None, grpclb: false, chooser: None };
-        let answer = client.resolve(&plan).await?;
-        Ok(answer.endpoints.iter().filter_map(|e| e.address.parse().ok()).collect())
-    }
 }

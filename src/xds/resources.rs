@@ -2,7 +2,7 @@
 //! (API listener, inline route) → Cluster (EDS over ADS) → ClusterLoadAssignment. No I/O here.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbPolicy,
@@ -100,12 +100,7 @@ pub fn endpoint_at(address: SocketAddr, entry: &Endpoint) -> XdsEndpoint {
     XdsEndpoint { address, weight: entry.weight.max(1), metadata }
 }
 
-/// `host:port` → (host, port), for host names only.
-pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
-    let (host, port) = address.rsplit_once(':')?;
-    let port = port.parse().ok()?;
-    (!host.is_empty() && host.parse::<IpAddr>().is_err() && !host.starts_with('[')).then_some((host, port))
-}
+pub use crate::resolver::names::split_host_port;
 
 /// Adds `more` to `endpoints`, skipping addresses already there.
 pub fn merge(endpoints: &mut Vec<XdsEndpoint>, more: Vec<XdsEndpoint>) {

@@ -344,6 +344,10 @@ static void resolver_calls_refuse_nulls_and_bad_values_and_drop_the_closure_once
   EXPECT_ERROR(gn_resolver_options_set_client_language(o, NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "language");
   EXPECT_ERROR(gn_resolver_options_set_client_language(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
   EXPECT_ERROR(gn_resolver_options_set_client_language(o, "", err_out), GN_STATUS_INVALID_ARGUMENT, "empty");
+  COVER(gn_resolver_options_set_resolve_host_names);
+  EXPECT_ERROR(gn_resolver_options_set_resolve_host_names(NULL, true, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_OK(gn_resolver_options_set_resolve_host_names(o, true, err_out));
+  EXPECT_OK(gn_resolver_options_set_resolve_host_names(o, false, err_out));
 
   const struct {
     const char *target;

@@ -241,6 +241,46 @@ static void an_unknown_name_reports_nxdomain_with_no_addresses(void) {
   gn_resolver_options_free(o);
 }
 
+/* With resolve_host_names the library looks the names in a list up through the configured server:
+ * each copy of a name becomes its addresses, with parsed fields; a missing name is an error naming it. */
+static void names_in_a_pass_list_are_resolved_by_the_library_when_asked(void) {
+  gn_resolver_options *o = dns_options(true);
+  CHECK(gn_resolver_options_set_resolve_host_names(o, true, NULL) == GN_STATUS_OK, "resolve host names");
+  const char *target = "pass:///svc.gn.test:7#2,127.0.0.9:8";
+  gn_resolver *r;
+  gn_update *u = first_update(target, o, &r);
+  if (u) {
+    char got[512];
+    describe(u, got, sizeof got);
+    const char *expected = "[fd00::1]:7/1 127.0.0.1:7/1 127.0.0.2:7/1 [fd00::1]:7/1 127.0.0.1:7/1 127.0.0.2:7/1 "
+                           "127.0.0.9:8/1";
+    CHECK(gn_update_state(u) == GN_RESOLVER_STATE_OK, "%s: state %d (%s)", target, gn_update_state(u),
+          gn_update_error_message(u) ? gn_update_error_message(u) : "");
+    CHECK(strcmp(got, expected) == 0, "%s:\n  expected [%s]\n  observed [%s]", target, expected, got);
+    for (size_t i = 0; i < gn_update_address_count(u); i++) {
+      const gn_address *a = gn_update_address(u, i);
+      CHECK(a->family != GN_ADDRESS_FAMILY_NAME, "%s is still a name", a->addr);
+      CHECK(a->copy_index == (i >= 3 && i < 6 ? 1u : 0u), "%s (entry %zu): copy %u", a->addr, i, a->copy_index);
+    }
+    const gn_address *v6 = gn_update_address(u, 0);
+    CHECK(v6 && v6->family == GN_ADDRESS_FAMILY_IPV6 && v6->ip[0] == 0xfd && v6->ip[15] == 1 && v6->port == 7,
+          "first entry's parsed fields");
+  }
+  gn_update_free(u);
+  gn_resolver_free(r);
+
+  u = first_update("pass:///missing.gn.test:1,127.0.0.9:8", o, &r);
+  if (u) {
+    const char *m = gn_update_error_message(u);
+    CHECK(gn_update_state(u) == GN_RESOLVER_STATE_TRANSIENT_ERROR, "state %d", gn_update_state(u));
+    CHECK(gn_update_address_count(u) == 0, "%zu addresses", gn_update_address_count(u));
+    CHECK(m && strstr(m, "missing.gn.test"), "message: %s", m ? m : "NULL");
+  }
+  gn_update_free(u);
+  gn_resolver_free(r);
+  gn_resolver_options_free(o);
+}
+
 /* Push delivery: the first update reaches the callback, and drop runs once at free. */
 typedef struct seen {
   pthread_mutex_t lock;
@@ -332,6 +372,7 @@ int main(void) {
     RUN(srv_backend_mode_gives_ports_and_weights);
     RUN(grpclb_mode_adds_the_balancer_after_the_backends);
     RUN(an_unknown_name_reports_nxdomain_with_no_addresses);
+    RUN(names_in_a_pass_list_are_resolved_by_the_library_when_asked);
     RUN(the_server_in_the_target_is_asked_and_updates_reach_the_callback);
   }
   stop_dnsmasq();

@@ -32,8 +32,10 @@ struct AddressList {
   std::string note;  // entries that could not be used, for RPC error messages
 };
 
-// Copies everything out of `update` (borrowed for the callback only). Host names (family NAME)
-// are looked up here, with getaddrinfo, on libgnaming's delivery thread.
+// Copies everything out of `update` (borrowed for the callback only). Parses no address text: IP
+// socket addresses come from the fields libgnaming filled in when it parsed the entry (ip, port,
+// and the IPv6 zone as scope_id), unix paths are copied. Host names are libgnaming's to look up
+// (the resolver sets resolve_host_names); an entry that still is a name is skipped with a note.
 AddressList ConvertUpdate(const gn_update* update, unsigned max_weight_copies);
 
 // Copies per entry for the given weights: divided by their greatest common divisor, then scaled

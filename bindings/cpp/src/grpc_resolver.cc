@@ -75,7 +75,12 @@ class GnamingResolver final : public Resolver {
 
   void StartLocked() override {
     gn_resolver_options* options = gn_resolver_options_new();
-    if (options != nullptr) gn_resolver_options_set_client_language(options, "c++", nullptr);
+    if (options != nullptr) {
+      gn_resolver_options_set_client_language(options, "c++", nullptr);
+      // Host names are looked up by libgnaming's asynchronous DNS client, so the delivery thread
+      // never blocks in a lookup and ConvertUpdate gets IP addresses only.
+      gn_resolver_options_set_resolve_host_names(options, true, nullptr);
+    }
     // libgnaming holds this ref until it calls OnDrop, so no update reaches a freed resolver.
     gn_update_callback callback{Ref().release(), &GnamingResolver::OnUpdate, &GnamingResolver::OnDrop};
     gn_error* err = nullptr;

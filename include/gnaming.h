@@ -820,7 +820,17 @@ enum gn_status gn_runtime_shutdown(uint32_t timeout_ms,
 enum gn_status gn_stats_json(char **json_out, struct gn_error **err_out);
 
 /**
- * Frees a string this library returned (such as `gn_stats_json`'s). NULL is a no-op.
+ * Writes the same counters as `gn_stats_json` to `*text_out` (free it with `gn_string_free`) in the
+ * Prometheus text exposition format 0.0.4, ready to serve as `/metrics` with the content type
+ * `text/plain; version=0.0.4`: each stat as `gnaming_<key>` with a `# HELP` and a `# TYPE` line,
+ * counters ending in `_total` (`gnaming_updates_delivered_total`, `gnaming_xds_streams_total`),
+ * gauges as they are (`gnaming_watches_active`). New metrics may appear in later versions.
+ * `*text_out` is written on success only. Thread-safe.
+ */
+enum gn_status gn_stats_prometheus(char **text_out, struct gn_error **err_out);
+
+/**
+ * Frees a string this library returned (such as `gn_stats_json`'s or `gn_stats_prometheus`'). NULL is a no-op.
  */
 void gn_string_free(char *s);
 

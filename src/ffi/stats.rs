@@ -1,4 +1,5 @@
-//! `gn_stats_json` and `gn_string_free`: the process-wide counters as JSON.
+//! `gn_stats_json`, `gn_stats_prometheus` and `gn_string_free`: the process-wide counters as JSON and
+//! as Prometheus text.
 
 use std::ffi::{c_char, CString};
 
@@ -25,7 +26,24 @@ pub extern "C" fn gn_stats_json(json_out: *mut *mut c_char, err_out: *mut *mut g
     })
 }
 
-/// Frees a string this library returned (such as `gn_stats_json`'s). NULL is a no-op.
+/// Writes the same counters as `gn_stats_json` to `*text_out` (free it with `gn_string_free`) in the
+/// Prometheus text exposition format 0.0.4, ready to serve as `/metrics` with the content type
+/// `text/plain; version=0.0.4`: each stat as `gnaming_<key>` with a `# HELP` and a `# TYPE` line,
+/// counters ending in `_total` (`gnaming_updates_delivered_total`, `gnaming_xds_streams_total`),
+/// gauges as they are (`gnaming_watches_active`). New metrics may appear in later versions.
+/// `*text_out` is written on success only. Thread-safe.
+#[no_mangle]
+pub extern "C" fn gn_stats_prometheus(text_out: *mut *mut c_char, err_out: *mut *mut gn_error) -> gn_status {
+    with_status(err_out, || {
+        // SAFETY: NULL or valid for a write, as documented.
+        let out = unsafe { Out::new(text_out, "text_out") }?;
+        let text =
+            CString::new(crate::etcd::stats::to_prometheus()).map_err(|_| Error::invalid_argument("NUL in stats"))?;
+        out.write(text.into_raw())
+    })
+}
+
+/// Frees a string this library returned (such as `gn_stats_json`'s or `gn_stats_prometheus`'). NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn gn_string_free(s: *mut c_char) {
     guard((), || {

@@ -438,12 +438,19 @@ static void update_getters_accept_null_and_out_of_range_indexes(void) {
 
 static void stats_and_strings_refuse_null_outputs(void) {
   COVER(gn_stats_json);
+  COVER(gn_stats_prometheus);
   COVER(gn_string_free);
   EXPECT_ERROR(gn_stats_json(NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "json_out");
+  EXPECT_ERROR(gn_stats_prometheus(NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "text_out");
+  CHECK(gn_stats_prometheus(NULL, NULL) == GN_STATUS_INVALID_ARGUMENT, "prometheus(NULL, NULL)");
   char *json = NULL;
   EXPECT_OK(gn_stats_json(&json, err_out));
   CHECK(json && json[0] == '{', "stats: %s", json ? json : "(null)");
   gn_string_free(json);
+  char *text = NULL;
+  EXPECT_OK(gn_stats_prometheus(&text, err_out));
+  CHECK(text && strncmp(text, "# HELP gnaming_", 15) == 0, "prometheus: %s", text ? text : "(null)");
+  gn_string_free(text);
   gn_string_free(NULL);
 }
 

@@ -1,9 +1,9 @@
-//! The `gnaming` command line: each command against real etcd members, bad input, and `watch`
-//! seeing a registration made by `register`.
+//! The `gnaming` command line: each command against real etcd members, bad input, `watch` seeing a
+//! registration made by `register`, and `--metrics` served over HTTP.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
@@ -11,51 +11,84 @@ use std::time::{Duration, Instant};
 use common::EtcdCluster;
 use serde_json::Value;
 
+/// Runs `gnaming` to its end, killed after 60 s (exit 124) should a command that must fail start serving.
 fn gnaming(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gnaming")).args(args).output().expect("gnaming runs")
+    Command::new("timeout").arg("60").arg(env!("CARGO_BIN_EXE_gnaming")).args(args).output().expect("gnaming runs")
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A running `gnaming` whose stdout lines arrive on a channel.
+/// A running `gnaming` whose stdout lines (and stderr lines, when asked for) arrive on channels.
 struct Running {
     child: Child,
     lines: Receiver<String>,
+    errors: Option<Receiver<String>>,
+}
+
+/// Every line `stream` gives, on a channel.
+fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// The first line within `timeout` that satisfies `pred`; fails with every line seen.
+fn wait_line_on(lines: &Receiver<String>, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let end = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if pred(&line) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("no line {what} within {timeout:?}; saw:\n{}", seen.join("\n"));
 }
 
 impl Running {
     fn start(args: &[&str]) -> Running {
+        Running::spawn(args, false)
+    }
+
+    fn start_reading_stderr(args: &[&str]) -> Running {
+        Running::spawn(args, true)
+    }
+
+    fn spawn(args: &[&str], read_stderr: bool) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gnaming"))
             .args(args)
             .stdout(Stdio::piped())
+            .stderr(if read_stderr { Stdio::piped() } else { Stdio::inherit() })
             .spawn()
             .expect("gnaming runs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
+        let lines = lines_of(child.stdout.take().unwrap());
+        let errors = child.stderr.take().map(lines_of);
+        Running { child, lines, errors }
     }
 
-    /// The first line within `timeout` that satisfies `pred`; fails with every line seen.
     fn wait_line(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        panic!("no line {what} within {timeout:?}; saw:\n{}", seen.join("\n"));
+        wait_line_on(&self.lines, timeout, what, pred)
+    }
+
+    fn wait_stderr_line(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        wait_line_on(self.errors.as_ref().expect("started reading stderr"), timeout, what, pred)
+    }
+
+    /// The address of `--metrics` from the line the command writes on stderr.
+    fn metrics_address(&self) -> String {
+        let line = self
+            .wait_stderr_line(Duration::from_secs(10), "naming the metrics URL", |l| l.contains("metrics on http://"));
+        let url = line.split("metrics on http://").nth(1).unwrap();
+        url.strip_suffix("/metrics").unwrap_or_else(|| panic!("not a /metrics URL: {line}")).to_string()
     }
 
     fn terminate(self) -> std::process::ExitStatus {
@@ -130,6 +163,14 @@ fn bad_input_exits_2_with_the_reason() {
         (&["xds-agent", "--default-scheme", "nope"], "unknown default scheme"),
         (&["xds-agent", "--allow-non-loopback=yes"], "takes no value"),
         (&["xds-agent", "extra"], "no positional arguments"),
+        (&["xds-agent", "--metrics", "0.0.0.0:9464"], "not a loopback address"),
+        (&["xds-agent", "--metrics", "192.0.2.1:9464"], "add --metrics-allow-remote"),
+        (&["xds-agent", "--metrics", "example.com:9464"], "--metrics takes IP:PORT"),
+        (&["xds-agent", "--metrics-allow-remote"], "--metrics-allow-remote needs --metrics"),
+        (&["xds-agent", "--metrics-allow-remote=yes", "--metrics", "127.0.0.1:0"], "takes no value"),
+        (&["watch", "pass:///a:1", "--metrics", "[::]:9464"], "not a loopback address"),
+        (&["register", "svc", "127.0.0.1:1", "--metrics", "0.0.0.0:0"], "not a loopback address"),
+        (&["resolve", "pass:///a:1", "--metrics", "127.0.0.1:0"], "unknown option --metrics"),
     ];
     for (args, needle) in cases {
         let out = gnaming(args);
@@ -227,4 +268,87 @@ fn agent_serves_and_cleans_up_on(signal: i32, tag: &str) {
     assert!(!file.exists(), "the agent removes its bootstrap file");
     assert!(!socket.exists(), "the agent removes its socket");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One HTTP/1.1 request on loopback, answered and closed within 10 s: the status line, the headers
+/// (lower-case names) and the body.
+fn http(address: &str, request_line: &str) -> (String, Vec<(String, String)>, String) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap_or_else(|e| panic!("connect {address}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "{request_line}\r\nHost: {address}\r\nUser-Agent: cli-test\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap_or_else(|e| panic!("{request_line}: no whole answer: {e}"));
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end in {answer:?}"));
+    let mut head = head.split("\r\n");
+    let status = head.next().unwrap().to_string();
+    let headers = head
+        .map(|h| h.split_once(": ").unwrap_or_else(|| panic!("bad header {h:?}")))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_xds_agent_serves_its_stats_at_metrics_and_404_elsewhere() {
+    let dir = std::env::temp_dir().join(format!("gnaming-cli-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bootstrap.json");
+    let agent = Running::start_reading_stderr(&[
+        "xds-agent",
+        "--listen",
+        "127.0.0.1:0",
+        "--bootstrap-out",
+        file.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let address = agent.metrics_address();
+    assert!(address.starts_with("127.0.0.1:") && !address.ends_with(":0"), "{address}");
+    agent.wait_line(Duration::from_secs(10), "saying it listens", |l| l.starts_with("xds-agent listening on "));
+
+    let (status, headers, body) = http(&address, "GET /metrics HTTP/1.1");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{headers:?}\n{body}");
+    assert_eq!(header(&headers, "content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(header(&headers, "content-length"), Some(body.len().to_string().as_str()));
+    for d in gnaming::etcd::stats::DEFINITIONS {
+        let kind = match d.kind {
+            gnaming::etcd::stats::Kind::Counter => "counter",
+            gnaming::etcd::stats::Kind::Gauge => "gauge",
+        };
+        let (help, type_line) =
+            (format!("# HELP {} ", d.prometheus_name()), format!("# TYPE {} {kind}", d.prometheus_name()));
+        assert!(
+            body.lines().any(|l| l.starts_with(&help)) && body.lines().any(|l| l == type_line),
+            "{} in:\n{body}",
+            d.name
+        );
+    }
+    // The agent's own numbers: its one xDS server, no stream yet.
+    let lines: Vec<&str> = body.lines().collect();
+    assert!(lines.contains(&"gnaming_xds_servers_active 1"), "{body}");
+    assert!(lines.contains(&"gnaming_xds_streams_active 0"), "{body}");
+
+    let (status, _, _) = http(&address, "GET / HTTP/1.1");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, _, _) = http(&address, "GET /metrics/x HTTP/1.1");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    assert_eq!(agent.terminate().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn watch_serves_its_stats_at_metrics_too() {
+    let watch = Running::start_reading_stderr(&["watch", "pass:///127.0.0.1:1", "--json", "--metrics", "localhost:0"]);
+    let address = watch.metrics_address();
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+    watch.wait_line(Duration::from_secs(10), "with the static list", |l| addresses(l).len() == 1);
+    let (status, _, body) = http(&address, "GET /metrics HTTP/1.1");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    assert!(body.lines().any(|l| l == "gnaming_updates_delivered_total 1"), "{body}");
+    assert!(watch.terminate().success());
 }

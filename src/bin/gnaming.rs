@@ -1,7 +1,13 @@
 //! `gnaming`: the operator's tool — what a target resolves to now (`resolve`), every change as it
 //! happens (`watch`), a registration held until Ctrl-C (`register`), and the local xDS agent that
-//! serves discovery to any gRPC stack's xDS client (`xds-agent`).
+//! serves discovery to any gRPC stack's xDS client (`xds-agent`); the long-running ones can serve
+//! their stats to Prometheus (`--metrics`, [`metrics`]).
 
+// Beside this file, not in src/bin/, where cargo would take it for a program of its own.
+#[path = "gnaming/metrics.rs"]
+mod metrics;
+
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,6 +35,10 @@ options for every command:
   --etcd ENDPOINTS      etcd endpoints, comma separated (default: $GNAMING_ETCD_ENDPOINTS, else 127.0.0.1:2379)
   --nameserver IP:PORT  DNS server for dns: targets (default: the system's)
 
+options of watch, register and xds-agent:
+  --metrics IP:PORT     serve the process's stats to Prometheus at http://IP:PORT/metrics
+                        (a loopback address unless --metrics-allow-remote is given)
+
 exit codes: 0 ok, 1 failure, 2 bad usage or bad target, 3 server unavailable";
 
 const RESOLVE_HELP: &str = "\
@@ -44,13 +54,15 @@ examples:
   gnaming resolve dns://127.0.0.1:5353/echo.test:50051";
 
 const WATCH_HELP: &str = "\
-usage: gnaming watch TARGET [--json] [--etcd ENDPOINTS] [--nameserver IP:PORT]
+usage: gnaming watch TARGET [--json] [--metrics IP:PORT [--metrics-allow-remote]] [--etcd ENDPOINTS]
+                     [--nameserver IP:PORT]
 
 Prints every update of TARGET with a UTC timestamp until Ctrl-C: the state (ok, or a transient error
 while the last good list is kept) and the complete list. --json prints one JSON object a line.";
 
 const REGISTER_HELP: &str = "\
 usage: gnaming register SERVICE ADDR [--ttl SECONDS] [--metadata JSON] [--wait SECONDS] [--etcd ENDPOINTS]
+                        [--metrics IP:PORT [--metrics-allow-remote]]
 
 Registers ADDR (host:port) under SERVICE in etcd, keeps the lease alive, and on Ctrl-C (or SIGTERM)
 deletes the key so that watchers see the removal at once. --ttl is the lease TTL (default 10).
@@ -60,7 +72,8 @@ when not registered within --wait seconds (default 10).";
 const XDS_AGENT_HELP: &str = "\
 usage: gnaming xds-agent [--listen 127.0.0.1:0 | --listen unix:PATH | --listen unix:] [--bootstrap-out FILE]
                          [--default-scheme etcd] [--allow-non-loopback] [--node-id-check]
-                         [--etcd ENDPOINTS] [--nameserver IP:PORT]
+                         [--metrics IP:PORT [--metrics-allow-remote]] [--etcd ENDPOINTS]
+                         [--nameserver IP:PORT]
 
 Serves every target gRPC's xDS clients ask for over ADS (state of the world), so that a program in any
 language gets etcd and DNS discovery with no libgnaming code: GRPC_XDS_BOOTSTRAP=FILE and the target
@@ -73,12 +86,22 @@ xds:///echo (etcd:///echo; any full target works too: xds:///dns:///host:443).
   --default-scheme S      the scheme of bare names (default etcd)
   --allow-non-loopback    allow a --listen address other than loopback (the server answers anyone)
   --node-id-check         answer only clients whose bootstrap carries this agent's node id
+  --metrics IP:PORT       serve the agent's stats (streams, pushes, ACKs, NACKs, resolvers, etcd watches)
+                          to Prometheus at http://IP:PORT/metrics, said on stderr when listening; a
+                          loopback address (port 0: any free port)
+  --metrics-allow-remote  allow a --metrics address other than loopback (anyone who reaches it reads them)
 
 Prints `xds-agent listening on ADDR bootstrap FILE` when ready, logs on stderr (GNAMING_LOG, default
 info), and exits 0 on SIGTERM or Ctrl-C after closing every stream and resolver.";
 
-/// Options of `xds-agent` that take no value.
-const FLAGS: &[&str] = &["allow-non-loopback", "node-id-check"];
+/// The `--metrics` paragraph of the long-running commands' help.
+const METRICS_HELP: &str = "\
+--metrics IP:PORT serves the process's stats to Prometheus at http://IP:PORT/metrics (GET, text format
+0.0.4) and says so on stderr; the address must be loopback (port 0: any free port) unless
+--metrics-allow-remote is given.";
+
+/// Options that take no value.
+const FLAGS: &[&str] = &["allow-non-loopback", "node-id-check", "metrics-allow-remote"];
 
 /// A failure with the exit code it maps to.
 struct Failure(u8, String);
@@ -169,6 +192,27 @@ impl Args {
         }
         Ok(options)
     }
+
+    /// Checks --metrics and --metrics-allow-remote: bad usage (exit 2) before anything starts.
+    fn metrics_address(&self) -> Result<Option<SocketAddr>, Failure> {
+        let allow_remote = self.value("metrics-allow-remote").is_some();
+        match self.value("metrics") {
+            None if allow_remote => Err(usage("--metrics-allow-remote needs --metrics")),
+            None => Ok(None),
+            Some(text) => metrics::parse_address(text, allow_remote).map(Some).map_err(usage),
+        }
+    }
+}
+
+/// Serves the stats at `address` (from `Args::metrics_address`) and says where on stderr, so that a
+/// command's stdout stays what it was.
+fn serve_metrics(address: Option<SocketAddr>) -> Result<(), Failure> {
+    if let Some(address) = address {
+        let bound =
+            metrics::serve(address).map_err(|e| Failure(1, format!("cannot serve metrics on {address}: {e}")))?;
+        eprintln!("gnaming: metrics on http://{bound}/metrics");
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -229,17 +273,19 @@ fn resolve(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
 }
 
 fn watch(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
-    let args = Args::parse(raw, &[])?;
+    let args = Args::parse(raw, &["metrics", "metrics-allow-remote"])?;
     if args.help {
-        println!("{WATCH_HELP}");
+        println!("{WATCH_HELP}\n\n{METRICS_HELP}");
         return Ok(());
     }
     let target = one_target(&args)?.to_string();
     let options = args.common()?;
+    let metrics = args.metrics_address()?;
     let json = args.json;
     let shown = target.clone();
     let handler = move |update: &Arc<Update>| print_update(&shown, update, json);
     let signals = Signals::install()?;
+    serve_metrics(metrics)?;
     let resolver = Resolver::start(&target, &options, Some(Box::new(handler)))?;
     signals.wait();
     resolver.close();
@@ -247,9 +293,9 @@ fn watch(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
 }
 
 fn register(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
-    let args = Args::parse(raw, &["ttl", "metadata", "wait"])?;
+    let args = Args::parse(raw, &["ttl", "metadata", "wait", "metrics", "metrics-allow-remote"])?;
     if args.help {
-        println!("{REGISTER_HELP}");
+        println!("{REGISTER_HELP}\n\n{METRICS_HELP}");
         return Ok(());
     }
     let [service, address] = args.positional.as_slice() else {
@@ -264,7 +310,9 @@ fn register(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
     };
     let options = RegistrationOptions { ttl: args.seconds("ttl", 10.0)?, metadata, ..Default::default() };
     let wait = args.seconds("wait", 10.0)?;
+    let metrics = args.metrics_address()?;
     let signals = Signals::install()?;
+    serve_metrics(metrics)?;
     let registration = Registration::start(service, address, &options)?;
     if let Err(e) = registration.wait(Some(wait)) {
         let _ = registration.close(Duration::from_secs(1));
@@ -281,7 +329,18 @@ fn register(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
 }
 
 fn xds_agent(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
-    let args = Args::parse(raw, &["listen", "bootstrap-out", "default-scheme", "allow-non-loopback", "node-id-check"])?;
+    let args = Args::parse(
+        raw,
+        &[
+            "listen",
+            "bootstrap-out",
+            "default-scheme",
+            "allow-non-loopback",
+            "node-id-check",
+            "metrics",
+            "metrics-allow-remote",
+        ],
+    )?;
     if args.help {
         println!("{XDS_AGENT_HELP}");
         return Ok(());
@@ -305,8 +364,10 @@ fn xds_agent(raw: impl Iterator<Item = String>) -> Result<(), Failure> {
     // Bad options are usage errors (exit 2), caught before anything starts listening.
     gnaming::xds::names::check_scheme(&options.default_scheme).map_err(|e| usage(e.message()))?;
     gnaming::xds::server::check_listen(&options.listen, options.allow_non_loopback).map_err(|e| usage(e.message()))?;
+    let metrics = args.metrics_address()?;
     let bootstrap_out = args.value("bootstrap-out").map(std::path::PathBuf::from);
     let signals = Signals::install()?;
+    serve_metrics(metrics)?;
     let server = XdsServer::start(&options)?;
     match &bootstrap_out {
         Some(path) => {

@@ -18,7 +18,10 @@ python-install: lib $(PY_VENV)/bin/python
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "grpcio>=1.50" "pytest>=7" "setuptools>=64" wheel
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall ./bindings/python
 
-# pytest exits non-zero also when it collects no test. The CLI is for the xDS agent test.
+# pytest exits non-zero also when it collects no test. The CLI is for the xDS agent test;
+# prometheus-client (installed when missing) is the real parser that test_prometheus.py reads the metrics with.
 test-python: python-install cli
+	$(PY_VENV)/bin/python -c 'import prometheus_client' 2>/dev/null || \
+	  $(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "prometheus-client>=0.17"
 	$(PYTHON) tests/harness/etcd_cluster.py run -- \
 	  $(PY_VENV)/bin/python -m pytest -p no:cacheprovider -q bindings/python/tests

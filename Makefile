@@ -32,7 +32,8 @@ TEST_TARGETS :=
 .PHONY: all deps build lib cli header check-header example-c test install install-c uninstall clean
 all: build
 
-include $(sort $(wildcard mk/*.mk))
+include mk/common.mk
+include $(sort $(filter-out mk/common.mk,$(wildcard mk/*.mk)))
 
 deps:
 	@scripts/install-deps $(sort $(APT_PACKAGES))

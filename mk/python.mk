@@ -7,7 +7,7 @@ APT_PACKAGES += python3-venv
 
 .PHONY: test-python python-deps python-install
 
-$(PY_VENV)/bin/python:
+$(PY):
 	$(PYTHON) -m venv $(PY_VENV)
 
 # What the suites run in the venv: the binding's tests, the demo's and the xDS agent suite's greeter stubs
@@ -15,7 +15,7 @@ $(PY_VENV)/bin/python:
 PY_REQUIREMENTS := "grpcio>=1.50" "pytest>=7" "setuptools>=64" wheel "grpcio-tools>=1.50"
 FETCH_TARGETS += python-deps
 
-python-deps: $(PY_VENV)/bin/python
+python-deps: $(PY)
 	@$(call pip_ensure,$(PY_REQUIREMENTS))
 
 # Reinstalled every time, from the tree alone: the copied library must be the one just built.

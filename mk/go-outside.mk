@@ -5,9 +5,7 @@
 TEST_TARGETS += test-go-outside
 APT_PACKAGES += gcc etcd-server pkg-config
 
-GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
-
 .PHONY: test-go-outside
 
 test-go-outside: lib
-	@MAKE='$(MAKE)' GO='$(GO)' $(ETCD_CLUSTER) run --members 1 -- tests/consumer/go/check-install
+	@MAKE='$(MAKE)' GO='$(GO)' $(ETCD_RUN_1) tests/consumer/go/check-install

@@ -1,6 +1,17 @@
 # libgnaming: `make demo` shows it, `make test` installs what is missing, builds and runs every suite.
-# Each test suite lives in mk/<suite>.mk and adds itself to TEST_TARGETS and its Debian packages to
-# APT_PACKAGES, so suites stay independent.
+# Each test suite lives in mk/<suite>.mk and adds itself to TEST_TARGETS, its Debian packages to
+# APT_PACKAGES and its downloading steps to FETCH_TARGETS, so suites stay independent; mk/common.mk,
+# included first, holds what they share (the etcd harness command, Go, the Python venv and pip, C flags).
+# What each suite builds on (make targets):
+#   test-c, test-install, test-exports, test-go, test-go-outside: lib
+#   test-rust, test-loom, test-fuzz: none, cargo builds what they run (test-fuzz: the fuzz workspace)
+#   test-python: python-install (the venv, mk/python.mk), cli
+#   test-cpp: cpp (mk/cpp.mk, grpc's source from grpc-src)
+#   test-xds-go: lib and cli (build)
+#   test-xds-agent: cli, python-install, xds-clients (the Java and Node clients, mk/xds-agent.mk)
+#   test-demo: cli, cpp, python-install, xds-clients (demo-build, mk/demo.mk)
+#   test-bench-smoke: cli, cpp, python-install, xds-clients (bench-build, mk/bench.mk)
+#   test-offline: every FETCH_TARGETS step (mk/offline.mk)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -32,7 +43,8 @@ TEST_TARGETS :=
 .PHONY: all deps build lib cli header check-header example-c test install install-c uninstall clean
 all: build
 
-include $(sort $(wildcard mk/*.mk))
+include mk/common.mk
+include $(sort $(filter-out mk/common.mk,$(wildcard mk/*.mk)))
 
 deps:
 	@scripts/install-deps $(sort $(APT_PACKAGES))

@@ -13,20 +13,18 @@ TEST_TARGETS += test-bench-smoke
 APT_PACKAGES += etcd-server gcc binutils g++ libgrpc++-dev python3-venv maven nodejs openjdk-17-jdk-headless
 
 BENCH_DIR := $(BUILD)/bench
-BENCH_GO ?= go
-BENCH_PYTHON ?= python3
+GO_MODULES += bench/go
 BENCH_ARGS ?=
 
 .PHONY: bench bench-build test-bench-smoke
-BENCH_CXX_FLAGS := -std=c++17 -O2 -Wall -Wextra -Werror
-BENCH_PY_ARGS = --grpc-python $(abspath $(PY_VENV))/bin/python
+BENCH_CXX_FLAGS := -std=c++17 -O2 $(C_WARN)
+BENCH_PY_ARGS = --grpc-python $(abspath $(PY))
 
 bench-build: lib cli cpp python-install xds-clients
 	@mkdir -p $(BENCH_DIR)
-	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -pthread bench/gn_bench.c -o $(BENCH_DIR)/gn_bench \
-	  -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR))
-	cd bench/go && CGO_ENABLED=1 $(BENCH_GO) build -buildvcs=false -o $(abspath $(BENCH_DIR))/gobench .
-	cd bench/go && CGO_ENABLED=1 $(BENCH_GO) build -buildvcs=false -o $(abspath $(BENCH_DIR))/grpcbench ./grpcbench
+	$(CC) -std=c11 -O2 $(C_WARN) -Iinclude -pthread bench/gn_bench.c -o $(BENCH_DIR)/gn_bench $(C_LINK)
+	cd bench/go && CGO_ENABLED=1 $(GO) build -buildvcs=false -o $(abspath $(BENCH_DIR))/gobench .
+	cd bench/go && CGO_ENABLED=1 $(GO) build -buildvcs=false -o $(abspath $(BENCH_DIR))/grpcbench ./grpcbench
 	$(CXX) $(BENCH_CXX_FLAGS) bench/cpp_grpc_client.cc -o $(BENCH_DIR)/cpp_grpc_client_xds \
 	  $$(pkg-config --cflags --libs grpc++)
 	$(CXX) $(BENCH_CXX_FLAGS) bench/cpp_grpc_client.cc -o $(BENCH_DIR)/cpp_grpc_client_native \
@@ -34,9 +32,9 @@ bench-build: lib cli cpp python-install xds-clients
 	  -Wl,-rpath,$(abspath $(CPP_BUILD)) -Wl,-rpath,$(abspath $(RELEASE_DIR))
 
 bench: bench-build
-	$(BENCH_PYTHON) bench/bench.py --md BENCHMARKS.md --json bench/results.json $(BENCH_PY_ARGS) $(BENCH_ARGS)
+	$(PYTHON) bench/bench.py --md BENCHMARKS.md --json bench/results.json $(BENCH_PY_ARGS) $(BENCH_ARGS)
 
 test-bench-smoke: bench-build
-	timeout 300 $(BENCH_PYTHON) bench/bench.py --smoke --md $(BENCH_DIR)/smoke.md --json $(BENCH_DIR)/smoke.json $(BENCH_PY_ARGS) >$(BENCH_DIR)/smoke.out 2>&1 \
+	timeout 300 $(PYTHON) bench/bench.py --smoke --md $(BENCH_DIR)/smoke.md --json $(BENCH_DIR)/smoke.json $(BENCH_PY_ARGS) >$(BENCH_DIR)/smoke.out 2>&1 \
 	  || { cat $(BENCH_DIR)/smoke.out; echo "0 passed, 1 failed"; exit 1; }
 	@tail -1 $(BENCH_DIR)/smoke.out; echo "1 passed, 0 failed"

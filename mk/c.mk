@@ -6,9 +6,6 @@ TEST_TARGETS += test-c test-install test-exports
 APT_PACKAGES += cmake
 
 C_TESTS := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
-C_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -Iinclude -Itests/c -pthread
-C_LINK := -L$(RELEASE_DIR) -lgnaming -Wl,-rpath,$(abspath $(RELEASE_DIR))
-SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no --track-fds=no
 # A forked child cannot free what its parent's runtime threads allocated (those threads do not exist
 # in it), so the fork tests' valgrind runs (test_fork, test_xds) check memory errors but not leaks;
@@ -17,9 +14,6 @@ VALGRIND_FLAGS_test_fork := --leak-check=no
 VALGRIND_FLAGS_test_xds := --leak-check=no
 # valgrind runs threads one at a time, ~40x slower: the close race runs fewer rounds there.
 VALGRIND_ENV_test_close_race := GN_CLOSE_RACE_ITERATIONS=2000
-# A dead member or a slow runner must not hang the suite.
-C_TIMEOUT := timeout 600
-ETCD_RUN := python3 tests/harness/etcd_cluster.py run --
 
 .PHONY: test-c test-c-build test-install test-exports
 test-c-build: lib
@@ -28,7 +22,7 @@ test-c-build: lib
 	  $(CC) $(C_FLAGS) $(SAN_FLAGS) tests/c/$$t.c -o $(BUILD)/c/$$t.asan $(C_LINK) || exit 1; \
 	  $(CC) $(C_FLAGS) tests/c/$$t.c -o $(BUILD)/c/$$t $(C_LINK) || exit 1; \
 	done
-	$(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude tests/c/header_cxx.cpp -o $(BUILD)/c/header_cxx $(C_LINK)
+	$(CXX) -std=c++17 $(C_WARN) -pedantic -Iinclude tests/c/header_cxx.cpp -o $(BUILD)/c/header_cxx $(C_LINK)
 
 test-c: test-c-build
 	@$(ETCD_RUN) bash -c 'set -u; failed=0; \

@@ -13,9 +13,14 @@ GRPC_SRC_CACHE := .cache/grpc-src
 CPP_CMAKE_ARGS = -DGNAMING_LIB_DIR=$(abspath $(RELEASE_DIR)) -DGNAMING_INCLUDE_DIR=$(abspath include)
 # The plugin's suites need it built: fetch the grpc source it compiles against.
 CPP_PLUGIN_ARGS = -DGNAMING_GRPC_PLUGIN=ON -DGRPC_SOURCE_DIR=$$(bindings/cpp/scripts/fetch-grpc-headers $(GRPC_SRC_CACHE))
-CPP_ETCD_RUN := python3 tests/harness/etcd_cluster.py run --members 3 --
 
-.PHONY: cpp test-cpp test-cpp-public-api test-cpp-install install-cpp uninstall-cpp
+.PHONY: cpp test-cpp test-cpp-public-api test-cpp-install install-cpp uninstall-cpp grpc-src
+FETCH_TARGETS += grpc-src
+
+# The script reuses a tree of the right version: it downloads only the first time.
+grpc-src:
+	@bindings/cpp/scripts/fetch-grpc-headers $(GRPC_SRC_CACHE) >/dev/null
+
 # The libraries and examples/cpp (the demo and the example run use them).
 cpp: lib
 	cmake -S bindings/cpp -B $(CPP_BUILD) $(CPP_CMAKE_ARGS) $(CPP_PLUGIN_ARGS) -DGNAMING_BUILD_TESTS=OFF >/dev/null
@@ -28,7 +33,7 @@ test-cpp: cpp
 	$(MAKE) --no-print-directory test-cpp-public-api
 	$(MAKE) --no-print-directory test-cpp-install
 	cd $(CPP_ASAN_BUILD) && ctest --output-on-failure
-	$(CPP_ETCD_RUN) bash -c '$(CPP_ASAN_BUILD)/tests/xds_etcd_test && $(CPP_ASAN_BUILD)/tests/etcd_test && \
+	$(ETCD_RUN) bash -c '$(CPP_ASAN_BUILD)/tests/xds_etcd_test && $(CPP_ASAN_BUILD)/tests/etcd_test && \
 	  GNAMING_ETCD_ENDPOINTS=$$GNAMING_TEST_ETCD_ENDPOINTS examples/cpp/run-example $(CPP_BUILD)/examples'
 
 # The public path must not touch grpc-core's internals (they change between releases): no
@@ -67,5 +72,5 @@ test-cpp-install: cpp
 # The greeter example end to end, against a throwaway etcd cluster.
 .PHONY: example-cpp
 example-cpp: cpp
-	python3 tests/harness/etcd_cluster.py run --members 1 -- \
+	$(ETCD_RUN_1) \
 	  bash -c 'GNAMING_ETCD_ENDPOINTS=$$GNAMING_TEST_ETCD_ENDPOINTS examples/cpp/run-example $(CPP_BUILD)/examples'

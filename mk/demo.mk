@@ -5,6 +5,7 @@
 TEST_TARGETS += test-demo
 
 DEMO_BUILD := $(BUILD)/demo
+GO_MODULES += demo/go
 
 .PHONY: demo demo-build test-demo
 demo-build: lib cli cpp python-install xds-clients
@@ -14,8 +15,7 @@ demo-build: lib cli cpp python-install xds-clients
 	cmake --build $(DEMO_BUILD)/cpp-build -j2
 	cp $(DEMO_BUILD)/cpp-build/demo_server $(DEMO_BUILD)/cpp-build/demo_client $(DEMO_BUILD)/cpp/
 	cd demo/go && CGO_ENABLED=1 $(GO) build -o $(abspath $(DEMO_BUILD))/go/ ./server ./client
-	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "grpcio-tools>=1.50"
-	$(PY_VENV)/bin/python -m grpc_tools.protoc -I examples/cpp --python_out=$(DEMO_BUILD)/py \
+	$(PY) -m grpc_tools.protoc -I examples/cpp --python_out=$(DEMO_BUILD)/py \
 	  --grpc_python_out=$(DEMO_BUILD)/py examples/cpp/helloworld.proto
 
 demo: deps

@@ -16,7 +16,13 @@ FUZZ_FLAGS ?=
 FUZZ_OUT := $(BUILD)/fuzz
 FUZZ_TARGET_DIR := fuzz/target/x86_64-unknown-linux-gnu
 
-.PHONY: fuzz fuzz-build fuzz-build-dev test-fuzz
+FETCH_TARGETS += fuzz-deps
+
+.PHONY: fuzz fuzz-build fuzz-build-dev test-fuzz fuzz-deps
+# The fuzz workspace's crates (cargo-fuzz itself comes with `make deps`).
+fuzz-deps:
+	cd fuzz && $(CARGO) +nightly fetch -q --target $(RUST_HOST)
+
 fuzz-build:
 	cd fuzz && $(CARGO) +nightly fuzz build -O
 

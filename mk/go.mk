@@ -7,15 +7,21 @@
 TEST_TARGETS += test-go
 APT_PACKAGES += gcc etcd-server
 
-# The official tarball installs into /usr/local/go, which is not always on PATH.
-GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 GO_DIR := bindings/go
 GO_TEST_FLAGS ?= -race -count=1 -timeout 8m
 
-.PHONY: test-go example-go
+GO_MODULES += bindings/go examples/go
+FETCH_TARGETS += go-deps
+
+.PHONY: test-go example-go go-deps
+
+# What the Go suites build and test, from the module proxy only when the module cache lacks it (`go mod
+# download` would fetch every module of the graph, also those no build needs).
+go-deps:
+	@for m in $(GO_MODULES); do (cd $$m && $(GO) list -deps -test ./... >/dev/null) || exit 1; done
 
 test-go: lib
-	CGO_ENABLED=1 GO="$(GO)" $(ETCD_CLUSTER) run -- bash -c '\
+	CGO_ENABLED=1 GO="$(GO)" $(ETCD_RUN) bash -c '\
 	  set -e; cd $(GO_DIR); \
 	  $(GO) test $(GO_TEST_FLAGS) ./...; \
 	  $(GO) test -count=1 -timeout 4m -run Cycles ./...; \
@@ -23,4 +29,4 @@ test-go: lib
 
 # Two servers register in etcd, a client spreads RPCs over them by weight (see examples/go).
 example-go: lib
-	CGO_ENABLED=1 GO="$(GO)" $(ETCD_CLUSTER) run -- examples/go/run.sh
+	CGO_ENABLED=1 GO="$(GO)" $(ETCD_RUN) examples/go/run.sh

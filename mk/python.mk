@@ -5,23 +5,25 @@
 TEST_TARGETS += test-python
 APT_PACKAGES += python3-venv
 
-PYTHON ?= python3
-PY_VENV := $(BUILD)/venv
+.PHONY: test-python python-deps python-install
 
-.PHONY: test-python python-install
-
-$(PY_VENV)/bin/python:
+$(PY):
 	$(PYTHON) -m venv $(PY_VENV)
 
-# Reinstalled every time: the copied library must be the one just built.
-python-install: lib $(PY_VENV)/bin/python
-	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "grpcio>=1.50" "pytest>=7" "setuptools>=64" wheel
-	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall ./bindings/python
+# What the suites run in the venv: the binding's tests, the demo's and the xDS agent suite's greeter stubs
+# (grpcio-tools), Prometheus' own parser for the metrics test (prometheus-client); installed only when
+# missing.
+PY_REQUIREMENTS := "grpcio>=1.50" "pytest>=7" "setuptools>=64" wheel "grpcio-tools>=1.50" "prometheus-client>=0.17"
+FETCH_TARGETS += python-deps
 
-# pytest exits non-zero also when it collects no test. The CLI is for the xDS agent test;
-# prometheus-client (installed when missing) is the real parser that test_prometheus.py reads the metrics with.
+python-deps: $(PY)
+	@$(call pip_ensure,$(PY_REQUIREMENTS))
+
+# Reinstalled every time, from the tree alone: the copied library must be the one just built.
+python-install: lib python-deps
+	$(PIP_INSTALL) --no-index --no-build-isolation --no-deps --force-reinstall ./bindings/python
+
+# pytest exits non-zero also when it collects no test. The CLI is for the xDS agent test.
 test-python: python-install cli
-	$(PY_VENV)/bin/python -c 'import prometheus_client' 2>/dev/null || \
-	  $(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "prometheus-client>=0.17"
-	$(PYTHON) tests/harness/etcd_cluster.py run -- \
-	  $(PY_VENV)/bin/python -m pytest -p no:cacheprovider -q bindings/python/tests
+	$(ETCD_RUN) \
+	  $(PY) -m pytest -p no:cacheprovider -q bindings/python/tests

@@ -2,7 +2,13 @@
 # after checking that the sources are formatted (rustfmt.toml) and lint-free.
 TEST_TARGETS += test-rust
 
-.PHONY: test-rust
+FETCH_TARGETS += cargo-deps
+
+.PHONY: test-rust cargo-deps
+# The crates the builds need; cargo reaches crates.io only for those not downloaded yet.
+cargo-deps:
+	$(CARGO) fetch -q --target $(RUST_HOST)
+
 test-rust:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -q -- -D warnings

@@ -10,6 +10,7 @@ APT_PACKAGES += etcd-server etcd-client maven nodejs openjdk-17-jdk-headless
 XDS_JAVA_CLIENT := demo/java/target/xds-echo-client.jar
 XDS_NODE_CLIENT := demo/node/node_modules/.package-lock.json
 XDS_AGENT_PY := $(BUILD)/xds-agent/py
+FETCH_TARGETS += xds-clients
 
 .PHONY: xds-clients test-xds-agent
 
@@ -19,14 +20,13 @@ $(XDS_JAVA_CLIENT): demo/java/pom.xml $(wildcard demo/java/src/main/java/echo/*.
 # Debian ships npm apart from nodejs; NodeSource's nodejs package brings its own.
 $(XDS_NODE_CLIENT): demo/node/package.json demo/node/package-lock.json
 	@command -v npm >/dev/null || scripts/install-deps npm
-	cd demo/node && npm ci --no-audit --no-fund --loglevel=error
+	cd demo/node && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 
 xds-clients: $(XDS_JAVA_CLIENT) $(XDS_NODE_CLIENT)
 
 test-xds-agent: cli python-install xds-clients
 	@mkdir -p $(XDS_AGENT_PY)
-	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "grpcio-tools>=1.50"
-	$(PY_VENV)/bin/python -m grpc_tools.protoc -I examples/cpp --python_out=$(XDS_AGENT_PY) \
+	$(PY) -m grpc_tools.protoc -I examples/cpp --python_out=$(XDS_AGENT_PY) \
 	  --grpc_python_out=$(XDS_AGENT_PY) examples/cpp/helloworld.proto
-	GREETER_PY_DIR=$(abspath $(XDS_AGENT_PY)) timeout 300 $(ETCD_CLUSTER) run -- \
-	  $(PY_VENV)/bin/python -m pytest -p no:cacheprovider -q -s tests/xds/agent
+	GREETER_PY_DIR=$(abspath $(XDS_AGENT_PY)) timeout 300 $(ETCD_RUN) \
+	  $(PY) -m pytest -p no:cacheprovider -q -s tests/xds/agent

@@ -8,8 +8,8 @@
 TEST_TARGETS += test-xds-go
 APT_PACKAGES += gcc etcd-server etcd-client
 
-GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 XDS_GO_DIR := tests/xds/go
+GO_MODULES += $(XDS_GO_DIR)
 # The agent under test; another build of `gnaming` can be given with GNAMING_AGENT=PATH.
 GNAMING_AGENT ?= $(abspath $(RELEASE_DIR))/gnaming
 XDS_GO_ENV = CGO_ENABLED=1 GNAMING_AGENT=$(GNAMING_AGENT)
@@ -17,10 +17,10 @@ XDS_GO_ENV = CGO_ENABLED=1 GNAMING_AGENT=$(GNAMING_AGENT)
 .PHONY: test-xds-go bench-xds-go
 
 test-xds-go: build
-	$(XDS_GO_ENV) $(ETCD_CLUSTER) run -- bash -c 'cd $(XDS_GO_DIR) && $(GO) test -count=1 -timeout 4m -v .'
+	$(XDS_GO_ENV) $(ETCD_RUN) bash -c 'cd $(XDS_GO_DIR) && $(GO) test -count=1 -timeout 4m -v .'
 
 bench-xds-go: build
 	@mkdir -p $(BUILD)/xds-go
-	$(XDS_GO_ENV) XDS_GO_BENCH_JSON=$(abspath $(BUILD))/xds-go/bench.json $(ETCD_CLUSTER) run -- bash -c \
+	$(XDS_GO_ENV) XDS_GO_BENCH_JSON=$(abspath $(BUILD))/xds-go/bench.json $(ETCD_RUN) bash -c \
 	  'cd $(XDS_GO_DIR) && $(GO) test -count=1 -run "^$$" -bench RegistrationToFirstRPC -benchtime 30x .'
 	@cat $(BUILD)/xds-go/bench.json

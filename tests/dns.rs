@@ -1,6 +1,7 @@
 //! The `dns:` resolver against a real DNS server (hickory-server in-process on loopback) whose records
 //! change while the resolver runs. Every resolver here is given the loopback server explicitly.
 
+mod common;
 mod dns_server;
 
 use std::sync::Arc;
@@ -41,17 +42,7 @@ fn show(update: &Update) -> String {
 
 /// Takes updates until one satisfies `want`; fails naming what was expected and what came.
 fn wait_for(resolver: &Resolver, expected: &str, want: impl Fn(&Update) -> bool) -> Arc<Update> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match resolver.next(Some(left)) {
-            Ok(update) if want(&update) => return update,
-            Ok(update) => seen.push(show(&update)),
-            Err(e) if e.kind() == ErrorKind::Timeout => break,
-            Err(e) => panic!("next(): {e}"),
-        }
-    }
-    panic!("expected {expected} within {PATIENCE:?}; observed updates: {seen:#?}");
+    common::next_until(resolver, PATIENCE, expected, show, want)
 }
 
 fn wait_for_list(resolver: &Resolver, expected: &[&str]) -> Arc<Update> {

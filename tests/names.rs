@@ -7,11 +7,11 @@ mod common;
 mod dns_server;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{rt, EtcdCluster};
 use dns_server::DnsServer;
-use gnaming::{AddressFamily, ErrorKind, Resolver, ResolverOptions, Update};
+use gnaming::{AddressFamily, Resolver, ResolverOptions, Update};
 
 const HOST: &str = "svc.gn.test";
 /// Longest wait for an update that should come.
@@ -49,17 +49,7 @@ fn show(update: &Update) -> String {
 
 /// Takes updates until one satisfies `want`; fails naming what was expected and what came.
 fn wait_for(resolver: &Resolver, expected: &str, want: impl Fn(&Update) -> bool) -> Arc<Update> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match resolver.next(Some(left)) {
-            Ok(update) if want(&update) => return update,
-            Ok(update) => seen.push(show(&update)),
-            Err(e) if e.kind() == ErrorKind::Timeout => break,
-            Err(e) => panic!("next(): {e}"),
-        }
-    }
-    panic!("expected {expected} within {PATIENCE:?}; observed updates: {seen:#?}");
+    common::next_until(resolver, PATIENCE, expected, show, want)
 }
 
 fn wait_for_entries(resolver: &Resolver, expected: &[&str]) -> Arc<Update> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gnaming::etcd::cluster::{self, ClusterConfig};
-use gnaming::{Resolver, ResolverOptions, Update};
+use gnaming::{ErrorKind, Resolver, ResolverOptions, Update};
 
 /// A real etcd cluster on loopback, torn down on drop (and by the harness if this process dies).
 pub struct EtcdCluster {
@@ -128,6 +128,28 @@ pub fn resolve(target: &str) -> Updates {
     let resolver =
         Resolver::start(target, &ResolverOptions::default(), Some(Box::new(handler))).expect("resolver starts");
     Updates { rx, seen: Vec::new(), arrivals: Vec::new(), resolver }
+}
+
+/// Takes a pull resolver's updates until one satisfies `want`, waiting at most `patience`; fails naming
+/// what was expected and every update that came, as `show` writes one.
+pub fn next_until(
+    resolver: &Resolver,
+    patience: Duration,
+    expected: &str,
+    show: impl Fn(&Update) -> String,
+    want: impl Fn(&Update) -> bool,
+) -> Arc<Update> {
+    let deadline = Instant::now() + patience;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match resolver.next(Some(left)) {
+            Ok(update) if want(&update) => return update,
+            Ok(update) => seen.push(show(&update)),
+            Err(e) if e.kind() == ErrorKind::Timeout => break,
+            Err(e) => panic!("next(): {e}"),
+        }
+    }
+    panic!("expected {expected} within {patience:?}; observed updates: {seen:#?}");
 }
 
 /// The addresses of an update, sorted, with `#copy` when there are copies.

@@ -9,8 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
+#include <vector>
 
 #include "greeter_server.h"
 
@@ -127,6 +130,10 @@ TEST(BootstrapRule, AForkedChildGetsNoChannelOnItsParentsBootstrap) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
 }
 
+TEST(BootstrapRule, EightThreadsInstallingAtOnceAllSucceed) {
+  EXPECT_EQ(RunRule("concurrent"), 0);
+}
+
 TEST(BootstrapRule, InstallingTwiceIsHarmless) {
   EXPECT_EQ(StatusOf([] { InstallBootstrap(); }), GN_STATUS_OK);
 }
@@ -140,6 +147,22 @@ int BreakRule(const std::string& rule) {
     status = StatusOf([] { InstallBootstrap(); }, &message);
   } else if (rule == "late-channel") {
     status = StatusOf([] { gnaming::CreateChannel("pass:///127.0.0.1:1", grpc::InsecureChannelCredentials()); }, &message);
+  } else if (rule == "concurrent") {
+    // Not a broken rule: the install is thread-safe, so all eight succeed and a channel works after.
+    std::vector<std::thread> threads;
+    std::atomic<int> refused{0};
+    for (int i = 0; i < 8; i++) {
+      threads.emplace_back([&] {
+        if (StatusOf([] { InstallBootstrap(); }) != GN_STATUS_OK) refused++;
+      });
+    }
+    for (auto& t : threads) t.join();
+    GreeterServer a;
+    auto stub = Greeter::NewStub(gnaming::CreateChannel("pass:///" + a.address(), grpc::InsecureChannelCredentials()));
+    const bool reached = SayHello(*stub) == a.address();
+    std::cerr << rule << ": " << refused.load() << " of 8 installs refused; channel " << (reached ? "ok" : "failed")
+              << "\n";
+    return refused == 0 && reached ? 0 : 1;
   } else if (rule == "foreign") {
     status = StatusOf([] { InstallBootstrap(); }, &message);
   } else {

@@ -6,6 +6,7 @@
 #   test-c, test-install, test-exports, test-go, test-go-outside: lib
 #   test-rust, test-loom, test-fuzz: none, cargo builds what they run (test-fuzz: the fuzz workspace)
 #   test-python: python-install (the venv, mk/python.mk), cli
+#   test-python-package: lib, python-deps and python-wheelhouse (mk/python-package.mk)
 #   test-cpp: cpp (mk/cpp.mk, grpc's source from grpc-src)
 #   test-xds-go: lib and cli (build)
 #   test-xds-agent: cli, python-install, xds-clients (the Java and Node clients, mk/xds-agent.mk)

@@ -257,11 +257,10 @@ pub struct Common {
 /// `--metrics` of the long-running commands.
 #[derive(Args)]
 pub struct Metrics {
-    /// Serve the process's stats to Prometheus at http://IP:PORT/metrics, said on stderr when listening;
-    /// a loopback address (port 0: any free port)
+    /// Serve the stats at http://IP:PORT/metrics (loopback; port 0: any free port)
     #[arg(long, value_name = "IP:PORT")]
     pub metrics: Option<String>,
-    /// Allow a --metrics address other than loopback (anyone who reaches it reads the stats)
+    /// Allow a --metrics address other than loopback (anyone who reaches it reads them)
     #[arg(long, requires = "metrics")]
     pub metrics_allow_remote: bool,
 }

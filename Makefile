@@ -3,7 +3,8 @@
 # APT_PACKAGES and its downloading steps to FETCH_TARGETS, so suites stay independent; mk/common.mk,
 # included first, holds what they share (the etcd harness command, Go, the Python venv and pip, C flags).
 # What each suite builds on (make targets):
-#   test-c, test-install, test-exports, test-go, test-go-outside: lib
+#   test-c, test-exports, test-go, test-go-outside: lib
+#   test-install: lib, cli (it installs both)
 #   test-rust, test-loom, test-fuzz: none, cargo builds what they run (test-fuzz: the fuzz workspace)
 #   test-python: python-install (the venv, mk/python.mk), cli
 #   test-python-package: lib, python-deps and python-wheelhouse (mk/python-package.mk)
@@ -41,7 +42,7 @@ CMAKE_PKG_DIR := $(LIBDIR)/cmake/gnaming
 APT_PACKAGES := build-essential pkg-config protobuf-compiler python3 valgrind
 TEST_TARGETS :=
 
-.PHONY: all deps build lib cli header check-header example-c test install install-c uninstall clean
+.PHONY: all deps build lib cli completions header check-header example-c test install install-c install-cli uninstall clean
 all: build
 
 include mk/common.mk
@@ -58,9 +59,17 @@ lib:
 	$(CARGO) build --release --lib
 	@ln -sfn libgnaming.so $(RELEASE_DIR)/$(SONAME)
 
-# The operator's command line tool, target/release/gnaming.
+# The operator's command line tool, target/release/gnaming (the crate's default feature `cli`).
 cli:
 	$(CARGO) build --release --bin gnaming
+
+# Its shell completion scripts, written by the tool itself (`gnaming completions SHELL`).
+COMPLETIONS := $(BUILD)/completions
+completions: cli
+	@mkdir -p $(COMPLETIONS)
+	$(RELEASE_DIR)/gnaming completions bash > $(COMPLETIONS)/gnaming.bash
+	$(RELEASE_DIR)/gnaming completions zsh > $(COMPLETIONS)/_gnaming
+	$(RELEASE_DIR)/gnaming completions fish > $(COMPLETIONS)/gnaming.fish
 
 $(LIB): lib
 
@@ -98,8 +107,9 @@ example-c: lib
 	  -Wl,-rpath,$(abspath $(RELEASE_DIR)) -o $(BUILD)/examples/resolve
 	$(BUILD)/examples/resolve 'pass:///127.0.0.1:50051#2,127.0.0.1:50052'
 
-# The C library with the C++ layer when this machine can build it (install-cpp, mk/cpp.mk).
-install: install-c
+# The C library, the command line tool, and the C++ layer when this machine can build it (install-cpp,
+# mk/cpp.mk).
+install: install-c install-cli
 	@if command -v cmake >/dev/null && pkg-config --exists grpc++; then \
 	  $(MAKE) --no-print-directory install-cpp PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)'; \
 	else \
@@ -124,15 +134,28 @@ install-c: lib
 	    cmake/$$f.cmake.in > $(DESTDIR)$(CMAKE_PKG_DIR)/$$f.cmake || exit 1; \
 	done
 
+# The command line tool in bin/ and its completions where bash-completion, zsh and fish look under
+# $(PREFIX)/share (each finds /usr/local/share and /usr/share by default).
+BASH_COMPLETION_FILE := $(PREFIX)/share/bash-completion/completions/gnaming
+ZSH_COMPLETION_FILE := $(PREFIX)/share/zsh/site-functions/_gnaming
+FISH_COMPLETION_FILE := $(PREFIX)/share/fish/vendor_completions.d/gnaming.fish
+install-cli: completions
+	install -D -m 0755 $(RELEASE_DIR)/gnaming $(DESTDIR)$(PREFIX)/bin/gnaming
+	install -D -m 0644 $(COMPLETIONS)/gnaming.bash $(DESTDIR)$(BASH_COMPLETION_FILE)
+	install -D -m 0644 $(COMPLETIONS)/_gnaming $(DESTDIR)$(ZSH_COMPLETION_FILE)
+	install -D -m 0644 $(COMPLETIONS)/gnaming.fish $(DESTDIR)$(FISH_COMPLETION_FILE)
+
 # What install put there: the C++ layer's files (uninstall-cpp, mk/cpp.mk), then install-c's, the
 # links only while they still point at this release's file, so another ABI installed beside it keeps
-# its own.
+# its own, and install-cli's.
 uninstall: uninstall-cpp
 	@for l in $(SONAME) libgnaming.so; do \
 	  if [ "$$(readlink $(DESTDIR)$(LIBDIR)/$$l)" = $(LIB_REAL) ]; then rm -f $(DESTDIR)$(LIBDIR)/$$l; fi; \
 	done
 	rm -f $(DESTDIR)$(LIBDIR)/$(LIB_REAL) $(DESTDIR)$(PREFIX)/include/gnaming.h $(DESTDIR)$(LIBDIR)/pkgconfig/gnaming.pc \
 	  $(DESTDIR)$(CMAKE_PKG_DIR)/gnamingConfig.cmake $(DESTDIR)$(CMAKE_PKG_DIR)/gnamingConfigVersion.cmake
+	rm -f $(DESTDIR)$(PREFIX)/bin/gnaming $(DESTDIR)$(BASH_COMPLETION_FILE) $(DESTDIR)$(ZSH_COMPLETION_FILE) \
+	  $(DESTDIR)$(FISH_COMPLETION_FILE)
 	@rmdir $(DESTDIR)$(CMAKE_PKG_DIR) 2>/dev/null || true
 
 clean:

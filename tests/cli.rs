@@ -1,5 +1,6 @@
 //! The `gnaming` command line: each command against real etcd members, bad input, `watch` seeing a
-//! registration made by `register`, and `--metrics` served over HTTP.
+//! registration made by `register`, `--metrics` served over HTTP, `stats` counting what resolving
+//! opens, and the shell completion scripts (bash's run by bash).
 
 mod common;
 
@@ -149,28 +150,34 @@ fn resolve_prints_a_static_list_as_text_and_as_json() {
 fn bad_input_exits_2_with_the_reason() {
     let cases: &[(&[&str], &str)] = &[
         (&["resolve", "pass:///a:1#0"], "the number of connections"),
-        (&["resolve"], "missing TARGET"),
+        (&["resolve"], "not provided:\n  <TARGET>"),
         (&["resolve", "nope:x"], "unknown scheme 'nope'"),
-        (&["resolve", "pass:///a:1", "--timeout", "-1"], "--timeout"),
-        (&["watch", "a", "b"], "expected one TARGET"),
-        (&["register", "svc"], "expected SERVICE and ADDR"),
+        (&["resolve", "pass:///a:1", "--timeout", "-1"], "for '--timeout <SECONDS>': takes a number of seconds"),
+        (&["resolve", "pass:///a:1", "--timeout", "soon"], "invalid value 'soon' for '--timeout <SECONDS>'"),
+        (&["resolve", "pass:///a:1", "--nameserver", "dns.example"], "for '--nameserver <IP:PORT>': takes IP:PORT"),
+        (&["watch", "a", "b"], "unexpected argument 'b'"),
+        (&["register", "svc"], "not provided:\n  <ADDR>"),
         (&["register", "svc", "127.0.0.1:1", "--metadata", "{bad"], "not valid JSON"),
         (&["register", "svc", "127.0.0.1:1", "--ttl", "0.5", "--etcd", "127.0.0.1:1"], "below the minimum"),
-        (&["frobnicate"], "unknown command"),
-        (&["resolve", "pass:///a:1", "--bogus"], "unknown option --bogus"),
+        (&["register", "svc", "127.0.0.1:1", "--etcd", "no-port"], "no-port"),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (&["resolve", "pass:///a:1", "--bogus"], "unexpected argument '--bogus'"),
         (&["xds-agent", "--listen", "0.0.0.0:0"], "non-loopback"),
         (&["xds-agent", "--listen", "example.com:1"], "must be an IP address"),
         (&["xds-agent", "--default-scheme", "nope"], "unknown default scheme"),
-        (&["xds-agent", "--allow-non-loopback=yes"], "takes no value"),
-        (&["xds-agent", "extra"], "no positional arguments"),
+        (&["xds-agent", "--allow-non-loopback=yes"], "unexpected value 'yes' for '--allow-non-loopback'"),
+        (&["xds-agent", "extra"], "unexpected argument 'extra'"),
         (&["xds-agent", "--metrics", "0.0.0.0:9464"], "not a loopback address"),
         (&["xds-agent", "--metrics", "192.0.2.1:9464"], "add --metrics-allow-remote"),
         (&["xds-agent", "--metrics", "example.com:9464"], "--metrics takes IP:PORT"),
-        (&["xds-agent", "--metrics-allow-remote"], "--metrics-allow-remote needs --metrics"),
-        (&["xds-agent", "--metrics-allow-remote=yes", "--metrics", "127.0.0.1:0"], "takes no value"),
+        (&["xds-agent", "--metrics-allow-remote"], "not provided:\n  --metrics <IP:PORT>"),
+        (&["xds-agent", "--metrics-allow-remote=yes", "--metrics", "127.0.0.1:0"], "unexpected value 'yes'"),
         (&["watch", "pass:///a:1", "--metrics", "[::]:9464"], "not a loopback address"),
         (&["register", "svc", "127.0.0.1:1", "--metrics", "0.0.0.0:0"], "not a loopback address"),
-        (&["resolve", "pass:///a:1", "--metrics", "127.0.0.1:0"], "unknown option --metrics"),
+        (&["resolve", "pass:///a:1", "--metrics", "127.0.0.1:0"], "unexpected argument '--metrics'"),
+        (&["stats", "nope:x"], "unknown scheme 'nope'"),
+        (&["stats", "--wait", "0"], "for '--wait <SECONDS>': takes a number of seconds"),
+        (&["completions", "tcsh"], "invalid value 'tcsh' for '<SHELL>'"),
     ];
     for (args, needle) in cases {
         let out = gnaming(args);
@@ -180,19 +187,76 @@ fn bad_input_exits_2_with_the_reason() {
     }
 }
 
+/// Every command, with an argument it must have (none when it needs none).
+const COMMANDS: &[(&str, Option<&str>)] = &[
+    ("resolve", Some("<TARGET>")),
+    ("watch", Some("<TARGET>")),
+    ("register", Some("<SERVICE>")),
+    ("xds-agent", None),
+    ("stats", None),
+    ("completions", Some("<SHELL>")),
+];
+
 #[test]
-fn every_command_has_help() {
+fn unknown_options_and_missing_arguments_exit_2_naming_them_in_every_command() {
+    for (command, required) in COMMANDS {
+        let out = gnaming(&[command, "--no-such-option"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command} --no-such-option: stderr {stderr}");
+        assert!(stderr.contains("unexpected argument '--no-such-option'"), "{command}: {stderr}");
+        assert!(stderr.contains(&format!("Usage: gnaming {command} ")), "{command}: the usage line in: {stderr}");
+        assert!(out.stdout.is_empty(), "{command}: {}", text(&out.stdout));
+        if let Some(required) = required {
+            let out = gnaming(&[command]);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command}: stderr {stderr}");
+            assert!(stderr.contains("not provided") && stderr.contains(required), "{command}: {required} in: {stderr}");
+        }
+    }
+    // An option that takes a value, given none, in each command that has one.
     for args in [
-        &["--help"][..],
-        &["resolve", "--help"],
-        &["watch", "--help"],
-        &["register", "--help"],
-        &["xds-agent", "--help"],
+        &["resolve", "pass:///a:1", "--timeout"][..],
+        &["watch", "pass:///a:1", "--metrics"],
+        &["register", "svc", "127.0.0.1:1", "--ttl"],
+        &["xds-agent", "--listen"],
+        &["stats", "--wait"],
+        &["stats", "--etcd"],
     ] {
         let out = gnaming(args);
-        assert!(out.status.success(), "{args:?}");
-        assert!(text(&out.stdout).contains("usage"), "{args:?}: {}", text(&out.stdout));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr}");
+        let option = args.last().unwrap();
+        assert!(stderr.contains(&format!("a value is required for '{option} <")), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn every_command_has_help_with_its_usage_options_and_exit_codes() {
+    for args in [&[][..], &["--help"], &["help"]] {
+        let out = gnaming(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let stdout = text(&out.stdout);
+        for (command, _) in COMMANDS {
+            assert!(stdout.contains(&format!("gnaming {command} ")), "{args:?}: {command} in: {stdout}");
+        }
+        assert!(stdout.contains("$GNAMING_ETCD_ENDPOINTS") && stdout.contains("exit codes: 0 ok"), "{stdout}");
+    }
+    for (command, _) in COMMANDS {
+        for help in ["--help", "-h"] {
+            let out = gnaming(&[command, help]);
+            assert_eq!(out.status.code(), Some(0), "{command} {help}");
+            let stdout = text(&out.stdout);
+            assert!(stdout.contains(&format!("Usage: gnaming {command} ")), "{command} {help}: {stdout}");
+            assert!(stdout.contains("exit codes: 0 ok, 1 failure, 2 bad usage"), "{command} {help}: {stdout}");
+        }
+    }
+    let stdout = text(&gnaming(&["resolve", "--help"]).stdout);
+    assert!(stdout.contains("gnaming resolve 'pass:///127.0.0.1:50051#2,127.0.0.1:50052'"), "an example: {stdout}");
+    assert!(stdout.contains("[default: 10]"), "the default timeout: {stdout}");
+    let stdout = text(&gnaming(&["xds-agent", "--help"]).stdout);
+    assert!(stdout.contains("[default: 127.0.0.1:0]") && stdout.contains("[default: etcd]"), "{stdout}");
+    let out = gnaming(&["--version"]);
+    assert_eq!(text(&out.stdout), format!("gnaming {}\n", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -351,4 +415,118 @@ fn watch_serves_its_stats_at_metrics_too() {
     assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
     assert!(body.lines().any(|l| l == "gnaming_updates_delivered_total 1"), "{body}");
     assert!(watch.terminate().success());
+}
+
+/// `gnaming stats` run to its end: the exit code, its stdout and its stderr.
+fn stats_of(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = gnaming(&[&["stats"][..], args].concat());
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn stats_counts_the_connection_and_watches_resolving_etcd_targets_opens() {
+    let cluster = EtcdCluster::start(3);
+    let etcd = cluster.endpoints.join(",");
+    // Two resolvers of one prefix share its watch; a third prefix has its own; all share one cluster.
+    let targets = ["etcd:///cli/stats/a", "etcd:///cli/stats/a", "etcd:///cli/stats/b"];
+    let (code, stdout, stderr) = stats_of(&[&targets[..], &["--etcd", &etcd]].concat());
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let expected =
+        [("clusters_connected", 1), ("watches_active", 2), ("updates_delivered", 3), ("xds_servers_active", 0)];
+    for (name, value) in expected {
+        assert_eq!(v[name], value, "{name} in {stdout}");
+    }
+    let names = gnaming::etcd::stats::DEFINITIONS.iter().map(|d| d.name);
+    assert_eq!(v.as_object().unwrap().len(), names.len(), "every stat, no other: {stdout}");
+    for name in names {
+        assert!(v[name].is_u64(), "{name} in {stdout}");
+    }
+
+    let (code, stdout, stderr) = stats_of(&[&targets[..], &["--etcd", &etcd, "--prometheus"]].concat());
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    for d in gnaming::etcd::stats::DEFINITIONS {
+        let name = d.prometheus_name();
+        assert!(stdout.lines().any(|l| l == format!("# HELP {name} {}", d.help)), "{name} help in:\n{stdout}");
+        assert!(stdout.lines().any(|l| l.starts_with(&format!("# TYPE {name} "))), "{name} type in:\n{stdout}");
+    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    for sample in ["gnaming_clusters_connected 1", "gnaming_watches_active 2", "gnaming_updates_delivered_total 3"] {
+        assert!(lines.contains(&sample), "{sample} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn stats_without_targets_lists_every_stat_at_zero() {
+    let (code, stdout, stderr) = stats_of(&[]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let object = v.as_object().unwrap();
+    assert_eq!(object.len(), gnaming::etcd::stats::DEFINITIONS.len(), "{stdout}");
+    assert!(object.values().all(|value| value == 0), "{stdout}");
+}
+
+#[test]
+fn stats_exits_3_naming_an_unreachable_target_and_still_prints_the_stats() {
+    let (code, stdout, stderr) =
+        stats_of(&["pass:///127.0.0.1:1", "etcd:///cli/stats", "--etcd", "127.0.0.1:1", "--wait", "5"]);
+    assert_eq!(code, Some(3), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("etcd:///cli/stats") && stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("pass:///"), "the answered target is not named: {stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    assert_eq!(v["updates_delivered"], 2, "{stdout}");
+}
+
+/// The completion script of `shell`, which must name every command.
+fn completion_script(shell: &str) -> String {
+    let out = gnaming(&["completions", shell]);
+    assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+    let script = text(&out.stdout);
+    for (command, _) in COMMANDS {
+        assert!(script.contains(command), "{shell}: {command} in the script");
+    }
+    script
+}
+
+#[test]
+fn the_bash_completion_completes_commands_and_options_in_bash() {
+    let script = completion_script("bash");
+    let dir = std::env::temp_dir().join(format!("gnaming-cli-completion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gnaming.bash");
+    std::fs::write(&file, script).unwrap();
+    // What bash offers after `gnaming x` and after `gnaming stats --p`, the way it calls the function
+    // `complete -p gnaming` names.
+    let program = r#"
+        source "$1" || exit 1
+        spec=$(complete -p gnaming) || exit 1
+        fn=$(sed -n 's/.*-F \([^ ]*\) .*/\1/p' <<<"$spec")
+        offer() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; COMPREPLY=()
+                  "$fn" gnaming "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"; echo "${COMPREPLY[*]}"; }
+        echo "spec: $spec"
+        echo "x: $(offer gnaming x)"
+        echo "stats --p: $(offer gnaming stats --p)"
+    "#;
+    let out = Command::new("timeout")
+        .args(["20", "bash", "--norc", "--noprofile", "-c", program, "bash"])
+        .arg(&file)
+        .output()
+        .expect("bash runs");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let offered = |prefix: &str| -> Vec<String> {
+        let line =
+            stdout.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("{prefix} in {stdout}"));
+        line.split_whitespace().map(String::from).collect()
+    };
+    assert_eq!(offered("x: "), ["xds-agent"], "{stdout}");
+    assert_eq!(offered("stats --p: "), ["--prometheus"], "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn zsh_and_fish_get_their_own_completion_scripts() {
+    assert!(completion_script("zsh").starts_with("#compdef gnaming\n"));
+    let fish = completion_script("fish");
+    assert!(fish.lines().any(|l| l.starts_with("complete -c gnaming ") && l.contains("-a \"xds-agent\"")), "{fish}");
 }

@@ -34,10 +34,11 @@ test-c: test-c-build
 	  echo "--- header_cxx"; $(BUILD)/c/header_cxx || failed=1; \
 	  exit $$failed'
 
-# `make install-c` into a scratch prefix and through DESTDIR, then the soname, links, pkg-config, the
-# CMake package and the out-of-tree consumer project (tests/consumer/c) checked as users and packagers
-# rely on them; the C++ layer's install is test-cpp's.
-test-install: lib
+# `make install-c` and `make install-cli` into a scratch prefix and through DESTDIR, then the soname,
+# links, pkg-config, the CMake package, the out-of-tree consumer project (tests/consumer/c), the installed
+# command line tool and its completions checked as users and packagers rely on them; the C++ layer's
+# install is test-cpp's.
+test-install: lib cli
 	@MAKE='$(MAKE)' C_COMPILER='$(CC)' tests/consumer/c/check-install $(BUILD)/install-test
 
 # The library exports only the C API.

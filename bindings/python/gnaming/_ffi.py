@@ -226,8 +226,9 @@ _SIGNATURES = {
 
 
 def _candidates() -> list[Path]:
-    """Where to look, in order: $GNAMING_LIBRARY, the package directory, then the source tree's
-    cargo output (for a checkout used in place or installed with `pip install -e`)."""
+    """Where to look, in order: $GNAMING_LIBRARY, the package directory (where `pip install`, editable
+    or not, put the library it compiled), then the source tree's cargo output (a checkout used in place,
+    with no install)."""
     out = []
     env = os.environ.get(LIBRARY_ENV)
     if env:

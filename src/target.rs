@@ -223,7 +223,7 @@ fn parse_query(query: &str) -> ParseResult<Policy> {
 }
 
 /// Decodes `%XX` escapes; the result must be UTF-8. '+' stays '+', as in gRPC's URI parser.
-fn percent_decode(text: &str) -> Result<String, String> {
+pub(crate) fn percent_decode(text: &str) -> Result<String, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

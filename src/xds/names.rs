@@ -119,28 +119,8 @@ fn percent_encode(text: &str) -> String {
 }
 
 fn percent_decode(text: &str) -> Result<String, Error> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                None => {
-                    return Err(Error::invalid_argument(format!("xds: bad percent-encoding in listener name '{text}'")))
-                }
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out)
-        .map_err(|_| Error::invalid_argument(format!("xds: listener name '{text}' does not decode to UTF-8")))
+    crate::target::percent_decode(text)
+        .map_err(|m| Error::invalid_argument(format!("xds: bad percent-encoding in listener name '{text}': {m}")))
 }
 
 #[cfg(test)]

@@ -184,6 +184,8 @@ mod tests {
         assert!(target_for_listener("", "etcd").is_err());
         let e = target_for_listener("a%zz", "etcd").unwrap_err();
         assert!(e.message().contains("percent"), "{}", e.message());
+        let e = target_for_listener("echo%+1", "etcd").unwrap_err();
+        assert!(e.message().contains("'%+1' is not a %XX escape"), "{}", e.message());
     }
 
     #[test]

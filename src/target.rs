@@ -159,6 +159,9 @@ fn parse_all(input: &str) -> ParseResult<(Target, Policy)> {
     let Some(q) = input.find('?').filter(|_| !passthrough) else { return Ok((parse(input)?, Policy::default())) };
     // As in a URI, the query ends at a '#': `etcd:///echo?select.version=v2#2`.
     let end = input[q..].find('#').map_or(input.len(), |h| q + h);
+    if input[end..].contains('?') {
+        return bad("query: a '?' after the query's '#' (write a '#' in a value as %23)");
+    }
     let base = format!("{}{}", &input[..q], &input[end..]);
     let target = parse(&base)?;
     Ok((target, parse_query(&input[q + 1..end])?))
@@ -768,6 +771,8 @@ mod tests {
             ("etcd:///e?=v2", "query: a parameter has no key ('=v2')"),
             ("etcd:///e?empty=keep&&select.b=2", "query: an empty parameter (stray '&')"),
             ("etcd:///e?&", "query: an empty parameter (stray '&')"),
+            ("etcd:///e?select.v=a#2?empty=keep", "query: a '?' after the query's '#' (write a '#' in a value as %23)"),
+            ("unix:///e#3?select.v=1#3?x", "query: a '?' after the query's '#' (write a '#' in a value as %23)"),
             ("etcd:///e?min-zone=0", "query key 'min-zone': '0' is not a number from 1 to 10000"),
             ("etcd:///e?min-zone=10001", "query key 'min-zone': '10001' is not a number from 1 to 10000"),
             ("etcd:///e?min-zone=-1", "query key 'min-zone': '-1' is not a number from 1 to 10000"),

@@ -733,6 +733,47 @@ enum gn_status gn_resolver_options_set_resolve_host_names(struct gn_resolver_opt
                                                           struct gn_error **err_out);
 
 /**
+ * Keeps only the entries whose registration metadata (the JSON object registered with the address)
+ * has `key` equal to `value`: a string equal to `value`, or a number or boolean written as `value`.
+ * Several selectors must all match; an entry without the key, or without metadata, never matches.
+ * A target's `?select.KEY=VALUE` adds selectors alike; the same key with a different value there
+ * makes `gn_resolver_start` fail with `GN_STATUS_INVALID_TARGET`. Adding a key again replaces its
+ * value. `key` and `value` are non-empty NUL-terminated UTF-8, copied. On error the options are
+ * unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_add_selector(struct gn_resolver_options *options,
+                                                const char *key,
+                                                const char *value,
+                                                struct gn_error **err_out);
+
+/**
+ * What a list that the registry reports empty, or that the selectors leave empty, does: "pass"
+ * (the default) delivers the empty list; "keep" keeps the last list in a
+ * `GN_RESOLVER_STATE_TRANSIENT_ERROR` update whose message says the registry reported an empty
+ * list (or that no entry matched the selectors). NULL restores the default. A target's
+ * `?empty=` sets it alike; a different value there makes `gn_resolver_start` fail with
+ * `GN_STATUS_INVALID_TARGET`. On error the options are unchanged. Not thread-safe for one options
+ * object.
+ */
+enum gn_status gn_resolver_options_set_empty_policy(struct gn_resolver_options *options,
+                                                    const char *policy,
+                                                    struct gn_error **err_out);
+
+/**
+ * The local zone: while at least `min_count` entries (after the selectors) have registration
+ * metadata `"zone"` equal to `zone`, only those are delivered; below that, every entry is. The
+ * choice depends on the current list only. `min_count` is 1 to 10000. `zone` NULL removes the
+ * setting (and `min_count` is ignored); then the `GNAMING_ZONE` environment variable, read when a
+ * resolver starts, gives the zone if set. A target's `?prefer-zone=` and `?min-zone=` set them
+ * alike; a different value there makes `gn_resolver_start` fail with `GN_STATUS_INVALID_TARGET`.
+ * On error the options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_zone(struct gn_resolver_options *options,
+                                            const char *zone,
+                                            uint32_t min_count,
+                                            struct gn_error **err_out);
+
+/**
  * Parses `target` and starts resolving it in the background.
  *
  * - `target`: a target string (see the README's list of forms); copied.

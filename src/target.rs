@@ -1,10 +1,12 @@
 //! Target strings: the one parser every binding uses, following gRPC's naming spec
-//! (`scheme://authority/endpoint` and the short forms gRPC accepts) plus libgnaming's `pass` and `etcd`.
+//! (`scheme://authority/endpoint` and the short forms gRPC accepts) plus libgnaming's `pass` and `etcd`,
+//! and the `?query` that sets a resolver's policies.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use crate::error::{Error, ErrorKind};
+use crate::resolver::policy::{EmptyPolicy, Policy, MAX_MIN_ZONE};
 
 /// The most connections a `#N` suffix may ask for per address.
 pub const MAX_COPIES: u32 = 1000;
@@ -84,7 +86,12 @@ pub struct DnsTarget {
 impl Target {
     /// Parses a target string; the error names the part that is wrong.
     pub fn parse(input: &str) -> Result<Target, Error> {
-        parse(input).map_err(|(kind, msg)| Error::new(kind, format!("invalid target '{}': {msg}", shorten(input))))
+        Self::parse_with_policy(input).map(|(target, _)| target)
+    }
+
+    /// Parses a target string and the policies its `?query` sets.
+    pub fn parse_with_policy(input: &str) -> Result<(Target, Policy), Error> {
+        parse_all(input).map_err(|(kind, msg)| Error::new(kind, format!("invalid target '{}': {msg}", shorten(input))))
     }
 
     /// The scheme that serves this target.
@@ -137,7 +144,7 @@ fn shorten(input: &str) -> String {
     format!("{}… ({} bytes)", input[..end].escape_debug(), input.len())
 }
 
-fn parse(input: &str) -> ParseResult<Target> {
+fn parse_all(input: &str) -> ParseResult<(Target, Policy)> {
     if input.is_empty() {
         return bad("the target is empty");
     }
@@ -147,7 +154,99 @@ fn parse(input: &str) -> ParseResult<Target> {
     if let Some(c) = input.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return bad(format!("contains the character {:?}; targets have no spaces or control characters", c));
     }
+    // `passthrough:` hands its endpoint on verbatim: a '?' in it belongs to the endpoint.
+    let passthrough = split_scheme(input).is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("passthrough"));
+    let Some(q) = input.find('?').filter(|_| !passthrough) else { return Ok((parse(input)?, Policy::default())) };
+    // As in a URI, the query ends at a '#': `etcd:///echo?select.version=v2#2`.
+    let end = input[q..].find('#').map_or(input.len(), |h| q + h);
+    if input[end..].contains('?') {
+        return bad("query: a '?' after the query's '#' (write a '#' in a value as %23)");
+    }
+    let base = format!("{}{}", &input[..q], &input[end..]);
+    let target = parse(&base)?;
+    Ok((target, parse_query(&input[q + 1..end])?))
+}
 
+/// The query's keys, as error messages list them.
+const QUERY_KEYS: &str = "select.<metadata key>, empty, prefer-zone, min-zone";
+
+/// `key=value&...`, percent-decoded; every key at most once, every value non-empty.
+fn parse_query(query: &str) -> ParseResult<Policy> {
+    let mut policy = Policy::default();
+    if query.is_empty() {
+        return Ok(policy);
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for item in query.split('&') {
+        if item.is_empty() {
+            return bad("query: an empty parameter (stray '&')");
+        }
+        let (raw_key, raw_value) = match item.split_once('=') {
+            Some(kv) => kv,
+            None => (item, ""),
+        };
+        let key =
+            percent_decode(raw_key).map_err(|m| (ErrorKind::InvalidTarget, format!("query key '{raw_key}': {m}")))?;
+        let key_error = |m: String| (ErrorKind::InvalidTarget, format!("query key '{key}': {m}"));
+        if key.is_empty() {
+            return bad(format!("query: a parameter has no key ('{item}')"));
+        }
+        if seen.contains(&key) {
+            return Err(key_error("given twice".into()));
+        }
+        seen.push(key.clone());
+        let value = percent_decode(raw_value).map_err(key_error)?;
+        if value.is_empty() {
+            return Err(key_error(format!("the value is empty (write {key}=value)")));
+        }
+        match key.as_str() {
+            "empty" => {
+                let policy_named = EmptyPolicy::from_name(&value);
+                policy.empty =
+                    Some(policy_named.ok_or_else(|| key_error(format!("'{value}' is neither keep nor pass")))?);
+            }
+            "prefer-zone" => policy.prefer_zone = Some(value),
+            "min-zone" => {
+                let digits = value.bytes().all(|b| b.is_ascii_digit());
+                match value.parse::<u32>().ok().filter(|n| digits && (1..=MAX_MIN_ZONE).contains(n)) {
+                    Some(n) => policy.min_zone = Some(n),
+                    None => return Err(key_error(format!("'{value}' is not a number from 1 to {MAX_MIN_ZONE}"))),
+                }
+            }
+            _ => match key.strip_prefix("select.") {
+                Some("") => return Err(key_error("names no metadata key (write select.<key>=value)".into())),
+                Some(meta) => {
+                    policy.selectors.insert(meta.to_string(), value);
+                }
+                None => return bad(format!("query: unknown key '{key}' (keys: {QUERY_KEYS})")),
+            },
+        }
+    }
+    Ok(policy)
+}
+
+/// Decodes `%XX` escapes; the result must be UTF-8. '+' stays '+', as in gRPC's URI parser.
+pub(crate) fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+            match hex.and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()) {
+                Some(b) => out.push(b),
+                None => return Err(format!("'{}' is not a %XX escape", text[i..].chars().take(3).collect::<String>())),
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "escapes that decode to invalid UTF-8".to_string())
+}
+
+fn parse(input: &str) -> ParseResult<Target> {
     let Some((scheme, rest)) = split_scheme(input) else {
         // No scheme at all ("host:port", "[::1]:80"): gRPC's default scheme is dns.
         return parse_dns_endpoint(None, input);
@@ -608,6 +707,102 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn with_query(s: &str) -> (Target, Policy) {
+        Target::parse_with_policy(s).unwrap_or_else(|e| panic!("'{s}' should parse, got: {e}"))
+    }
+
+    #[test]
+    fn a_query_sets_selectors_and_policies_and_leaves_the_target_as_without_it() {
+        let (t, p) = with_query("etcd:///echo?select.version=v2&select.zone=a&empty=keep&prefer-zone=b&min-zone=2");
+        assert_eq!(t, ok("etcd:///echo"));
+        let selectors: Vec<(&str, &str)> = p.selectors.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(selectors, [("version", "v2"), ("zone", "a")]);
+        assert_eq!((p.empty, p.prefer_zone.as_deref(), p.min_zone), (Some(EmptyPolicy::Keep), Some("b"), Some(2)));
+        assert_eq!(
+            with_query("etcd:///echo?empty=pass#2"),
+            (ok("etcd:///echo#2"), Policy { empty: Some(EmptyPolicy::Pass), ..Policy::default() })
+        );
+        assert_eq!(with_query("etcd:///echo#2?empty=pass").0, ok("etcd:///echo#2"));
+        assert_eq!(
+            with_query("pass:///127.0.0.1:1#2,127.0.0.1:2?empty=keep").0,
+            ok("pass:///127.0.0.1:1#2,127.0.0.1:2")
+        );
+        assert_eq!(with_query("dns:///localhost:1?select.a=b").0, ok("dns:///localhost:1"));
+        assert_eq!(with_query("ipv4:127.0.0.1:1?empty=keep").0, ok("ipv4:127.0.0.1:1"));
+        assert_eq!(with_query("etcd:///echo?"), (ok("etcd:///echo"), Policy::default()));
+        let (_, p) = with_query("etcd:///echo?select.team%2Fname=a%26b%3Dc%25&prefer-zone=eu%2Dwest+1");
+        assert_eq!(p.selectors.get("team/name").map(String::as_str), Some("a&b=c%"));
+        assert_eq!(p.prefer_zone.as_deref(), Some("eu-west+1"), "'+' is not a space in a target");
+        let (t, p) = with_query("passthrough:///host:1?select.a=b");
+        assert_eq!((t, p), (Target::Passthrough("host:1?select.a=b".into()), Policy::default()));
+    }
+
+    #[test]
+    fn bad_queries_fail_with_a_message_naming_the_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "etcd:///e?version=v2",
+                "query: unknown key 'version' (keys: select.<metadata key>, empty, prefer-zone, min-zone)",
+            ),
+            (
+                "etcd:///e?zone=a",
+                "query: unknown key 'zone' (keys: select.<metadata key>, empty, prefer-zone, min-zone)",
+            ),
+            (
+                "etcd:///e?Empty=keep",
+                "query: unknown key 'Empty' (keys: select.<metadata key>, empty, prefer-zone, min-zone)",
+            ),
+            ("etcd:///e?empty=drop", "query key 'empty': 'drop' is neither keep nor pass"),
+            ("etcd:///e?empty=KEEP", "query key 'empty': 'KEEP' is neither keep nor pass"),
+            ("etcd:///e?empty=", "query key 'empty': the value is empty (write empty=value)"),
+            ("etcd:///e?empty", "query key 'empty': the value is empty (write empty=value)"),
+            ("etcd:///e?empty=keep&empty=keep", "query key 'empty': given twice"),
+            ("etcd:///e?empty=keep&empty=pass", "query key 'empty': given twice"),
+            ("etcd:///e?select.v=1&select.v=2", "query key 'select.v': given twice"),
+            ("etcd:///e?select.v=1&select%2Ev=1", "query key 'select.v': given twice"),
+            ("etcd:///e?select.=a", "query key 'select.': names no metadata key (write select.<key>=value)"),
+            ("etcd:///e?select.v=", "query key 'select.v': the value is empty (write select.v=value)"),
+            ("etcd:///e?select.v=%2", "query key 'select.v': '%2' is not a %XX escape"),
+            ("etcd:///e?select.v=%zz", "query key 'select.v': '%zz' is not a %XX escape"),
+            ("etcd:///e?select.v=%FF", "query key 'select.v': escapes that decode to invalid UTF-8"),
+            ("etcd:///e?sel%xct.v=1", "query key 'sel%xct.v': '%xc' is not a %XX escape"),
+            ("etcd:///e?=v2", "query: a parameter has no key ('=v2')"),
+            ("etcd:///e?empty=keep&&select.b=2", "query: an empty parameter (stray '&')"),
+            ("etcd:///e?&", "query: an empty parameter (stray '&')"),
+            ("etcd:///e?select.v=a#2?empty=keep", "query: a '?' after the query's '#' (write a '#' in a value as %23)"),
+            ("unix:///e#3?select.v=1#3?x", "query: a '?' after the query's '#' (write a '#' in a value as %23)"),
+            ("etcd:///e?min-zone=0", "query key 'min-zone': '0' is not a number from 1 to 10000"),
+            ("etcd:///e?min-zone=10001", "query key 'min-zone': '10001' is not a number from 1 to 10000"),
+            ("etcd:///e?min-zone=-1", "query key 'min-zone': '-1' is not a number from 1 to 10000"),
+            ("etcd:///e?min-zone=+2", "query key 'min-zone': '+2' is not a number from 1 to 10000"),
+            ("etcd:///e?min-zone=two", "query key 'min-zone': 'two' is not a number from 1 to 10000"),
+            ("etcd:///e?prefer-zone=", "query key 'prefer-zone': the value is empty (write prefer-zone=value)"),
+            (
+                "dns:///localhost?subset=3",
+                "query: unknown key 'subset' (keys: select.<metadata key>, empty, prefer-zone, min-zone)",
+            ),
+            ("pass:///127.0.0.1:1?empty=maybe", "query key 'empty': 'maybe' is neither keep nor pass"),
+        ];
+        assert!(cases.len() >= 20);
+        for (input, expected) in cases {
+            match Target::parse(input) {
+                Ok(t) => panic!("'{input}' should be rejected, parsed as {t:?}"),
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::InvalidTarget, "'{input}': {e}");
+                    assert_eq!(e.message(), format!("invalid target '{input}': {expected}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_target_before_the_query_is_reported_as_without_a_query() {
+        let e = Target::parse("etcd:///svc/?empty=keep").unwrap_err();
+        assert!(e.message().ends_with("etcd: service 'svc/' ends with '/'; keys are <service>/<address>"), "{e}");
+        let e = Target::parse("etcd:///svc?select.v=a b").unwrap_err();
+        assert!(e.message().contains("' '"), "{e}");
     }
 
     #[test]

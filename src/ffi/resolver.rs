@@ -11,9 +11,9 @@ use super::panic::with_status;
 use super::plumbing::{borrow, borrow_str, edit_options, free_handle, new_handle, on_handle, Out};
 use super::update::gn_update;
 use crate::error::Error;
-use crate::resolver::{Resolver, ResolverOptions, UpdateHandler};
+use crate::resolver::policy::{EmptyPolicy, MAX_MIN_ZONE};
+use crate::resolver::{parse_target, Resolver, ResolverOptions, UpdateHandler};
 use crate::runtime::Closable;
-use crate::target::Target;
 use crate::update::Update;
 
 /// Options for `gn_resolver_start`, set one by one (the set grows with new versions; defaults suit
@@ -75,6 +75,97 @@ pub extern "C" fn gn_resolver_options_set_resolve_host_names(
 ) -> gn_status {
     edit_options(options, err_out, |o| {
         o.inner.resolve_host_names = enabled;
+        Ok(())
+    })
+}
+
+/// Keeps only the entries whose registration metadata (the JSON object registered with the address)
+/// has `key` equal to `value`: a string equal to `value`, or a number or boolean written as `value`.
+/// Several selectors must all match; an entry without the key, or without metadata, never matches.
+/// A target's `?select.KEY=VALUE` adds selectors alike; the same key with a different value there
+/// makes `gn_resolver_start` fail with `GN_STATUS_INVALID_TARGET`. Adding a key again replaces its
+/// value. `key` and `value` are non-empty NUL-terminated UTF-8, copied. On error the options are
+/// unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_add_selector(
+    options: *mut gn_resolver_options,
+    key: *const c_char,
+    value: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        // SAFETY: NULL or NUL-terminated strings, as documented.
+        let key = unsafe { borrow_str(key, "key") }?;
+        let value = unsafe { borrow_str(value, "value") }?;
+        if key.is_empty() || value.is_empty() {
+            return Err(Error::invalid_argument(format!(
+                "selector '{key}'='{value}': key and value must be non-empty"
+            )));
+        }
+        o.inner.policy.selectors.insert(key.to_string(), value.to_string());
+        Ok(())
+    })
+}
+
+/// What a list that the registry reports empty, or that the selectors leave empty, does: "pass"
+/// (the default) delivers the empty list; "keep" keeps the last list in a
+/// `GN_RESOLVER_STATE_TRANSIENT_ERROR` update whose message says the registry reported an empty
+/// list (or that no entry matched the selectors). NULL restores the default. A target's
+/// `?empty=` sets it alike; a different value there makes `gn_resolver_start` fail with
+/// `GN_STATUS_INVALID_TARGET`. On error the options are unchanged. Not thread-safe for one options
+/// object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_empty_policy(
+    options: *mut gn_resolver_options,
+    policy: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        o.inner.policy.empty =
+            if policy.is_null() {
+                None
+            } else {
+                // SAFETY: a NUL-terminated string, as documented.
+                let name = unsafe { borrow_str(policy, "policy") }?;
+                let empty = EmptyPolicy::from_name(name);
+                Some(empty.ok_or_else(|| {
+                    Error::invalid_argument(format!("empty policy '{name}' is neither keep nor pass"))
+                })?)
+            };
+        Ok(())
+    })
+}
+
+/// The local zone: while at least `min_count` entries (after the selectors) have registration
+/// metadata `"zone"` equal to `zone`, only those are delivered; below that, every entry is. The
+/// choice depends on the current list only. `min_count` is 1 to 10000. `zone` NULL removes the
+/// setting (and `min_count` is ignored); then the `GNAMING_ZONE` environment variable, read when a
+/// resolver starts, gives the zone if set. A target's `?prefer-zone=` and `?min-zone=` set them
+/// alike; a different value there makes `gn_resolver_start` fail with `GN_STATUS_INVALID_TARGET`.
+/// On error the options are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_zone(
+    options: *mut gn_resolver_options,
+    zone: *const c_char,
+    min_count: u32,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        if zone.is_null() {
+            o.inner.policy.prefer_zone = None;
+            o.inner.policy.min_zone = None;
+            return Ok(());
+        }
+        // SAFETY: a NUL-terminated string, as documented.
+        let zone = unsafe { borrow_str(zone, "zone") }?;
+        if zone.is_empty() {
+            return Err(Error::invalid_argument("zone is empty (NULL removes the setting)"));
+        }
+        if !(1..=MAX_MIN_ZONE).contains(&min_count) {
+            return Err(Error::invalid_argument(format!("min_count {min_count} is not from 1 to {MAX_MIN_ZONE}")));
+        }
+        o.inner.policy.prefer_zone = Some(zone.to_string());
+        o.inner.policy.min_zone = Some(min_count);
         Ok(())
     })
 }
@@ -151,7 +242,8 @@ pub extern "C" fn gn_resolver_start(
         let out = unsafe { Out::new(resolver_out, "resolver_out") }?;
         let pull_owner = handler.is_none().then_some(owner).map(|owner| owner as Arc<dyn Closable>);
         let handler = handler.map(|h| Box::new(ForeignHandler(h)) as Box<dyn UpdateHandler>);
-        let resolver = Resolver::start_closing(Target::parse(target)?, &options, handler, pull_owner)?;
+        let (target, options) = parse_target(target, &options)?;
+        let resolver = Resolver::start_closing(target, &options, handler, pull_owner)?;
         out.put(gn_resolver { resolver })
     })
 }

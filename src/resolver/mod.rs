@@ -1,10 +1,12 @@
 //! Resolvers: parse a target, run its scheme's backend as a task on the runtime, and hand each
 //! complete list to a callback or a pull queue. Backends publish through [`ResolverContext`], which
-//! keeps the last good list through errors and drops updates that change nothing; with
-//! `resolve_host_names`, [`names`] stands between a backend and its delivery.
+//! applies the [`policy`] (selectors, zone, empty lists), keeps the last good list through errors and
+//! drops updates that change nothing; with `resolve_host_names`, [`names`] stands between a backend and
+//! its delivery.
 
 pub mod delivery;
 pub mod names;
+pub mod policy;
 pub mod static_list;
 
 use std::future::Future;
@@ -18,11 +20,22 @@ use tokio::task::AbortHandle;
 
 pub use delivery::UpdateHandler;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::runtime::{self, Closable};
 use crate::target::Target;
 use crate::update::{Endpoint, ResolverState, Update};
 use delivery::{Delivery, Jobs};
+use policy::{EmptyPolicy, Policy};
+
+/// Parses `target` and returns it with `options` whose policy holds the target's query too.
+pub fn parse_target(target: &str, options: &ResolverOptions) -> Result<(Target, ResolverOptions), Error> {
+    let (parsed, query) = Target::parse_with_policy(target)?;
+    let mut options = options.clone();
+    options.policy.merge(&query).map_err(|e| {
+        Error::new(ErrorKind::InvalidTarget, format!("invalid target '{}': {}", target.escape_debug(), e.message()))
+    })?;
+    Ok((parsed, options))
+}
 
 /// Settings for one resolver; every scheme reads the part that concerns it.
 #[derive(Debug, Clone)]
@@ -37,6 +50,8 @@ pub struct ResolverOptions {
     /// address, with the name's weight, copy, kind and metadata. Opaque strings (`passthrough:`) stay
     /// names. A name that cannot be resolved is a transient error that keeps the last good list.
     pub resolve_host_names: bool,
+    /// Selectors, zone preference and the empty-list policy; a target's `?query` adds to them.
+    pub policy: Policy,
 }
 
 impl Default for ResolverOptions {
@@ -46,6 +61,7 @@ impl Default for ResolverOptions {
             dns: Default::default(),
             etcd: Default::default(),
             resolve_host_names: false,
+            policy: Policy::default(),
         }
     }
 }
@@ -57,6 +73,8 @@ pub(crate) type BackendTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>
 pub struct ResolverContext {
     resolve_now: Arc<Notify>,
     options: Arc<ResolverOptions>,
+    /// The options' policy with its environment defaults, applied to every list published.
+    policy: Policy,
     out: Publisher,
 }
 
@@ -65,9 +83,20 @@ impl ResolverContext {
         &self.options
     }
 
-    /// Publishes a fresh complete list, unless it equals the last one published.
+    /// Publishes a fresh complete list after the policy, unless that equals the last one published.
+    /// With `empty=keep`, a list the policy leaves empty is a transient error that keeps the last list.
     pub fn publish(&mut self, endpoints: Vec<Endpoint>, service_config: Option<String>) {
-        self.out.publish(endpoints, service_config)
+        let reported = endpoints.len();
+        let kept = self.policy.select(endpoints);
+        if kept.is_empty() && self.policy.empty == Some(EmptyPolicy::Keep) {
+            let why = match reported {
+                0 => "the registry reported an empty list".to_string(),
+                n => format!("none of the {n} entries the registry reported matches the selectors"),
+            };
+            self.out.publish_error(format!("{why}; keeping the last list (empty=keep)"));
+            return;
+        }
+        self.out.publish(kept, service_config)
     }
 
     /// Publishes a transient error: the last good list stays (empty if there never was one).
@@ -180,8 +209,8 @@ impl Resolver {
         options: &ResolverOptions,
         handler: Option<Box<dyn UpdateHandler>>,
     ) -> Result<Self, Error> {
-        let target = Target::parse(target)?;
-        Self::start_parsed(target, options, handler)
+        let (target, options) = parse_target(target, options)?;
+        Self::start_parsed(target, &options, handler)
     }
 
     pub fn start_parsed(
@@ -230,7 +259,8 @@ impl Resolver {
         } else {
             (Sink::Delivery(Arc::clone(&delivery)), None)
         };
-        let ctx = ResolverContext { resolve_now: Arc::clone(&resolve_now), options, out: Publisher::new(sink) };
+        let policy = options.policy.resolved();
+        let ctx = ResolverContext { resolve_now: Arc::clone(&resolve_now), options, policy, out: Publisher::new(sink) };
         let body = match backend(&target, ctx) {
             Ok(body) => body,
             Err(e) => {
@@ -325,6 +355,7 @@ mod tests {
         let ctx = ResolverContext {
             resolve_now: Arc::new(Notify::new()),
             options: Arc::new(ResolverOptions::default()),
+            policy: Policy::default(),
             out: Publisher::new(Sink::Delivery(Arc::clone(&delivery))),
         };
         (ctx, delivery)

@@ -59,18 +59,21 @@ pub fn xds_channels_for(target: &str, default_scheme: &str) -> Result<Vec<XdsCha
     let one = |t: &str, share: u32| xds_target_for(t, default_scheme).map(|target| XdsChannel { target, share });
     match Target::parse(target)? {
         Target::Etcd(etcd) if etcd.copies > 1 => {
-            // Every address of an etcd target gets the same N: N equal channels on the plain target.
-            let (base, _) = target.rsplit_once('#').expect("the parser read a #N");
-            let channel = one(base, 1)?;
+            // Every address of an etcd target gets the same N: N equal channels on the target without
+            // its `#N` (which may stand before or after a `?query`, which stays).
+            let (before, after) = target.rsplit_once('#').expect("the parser read a #N");
+            let channel = one(&format!("{before}{}", after.trim_start_matches(|c: char| c.is_ascii_digit())), 1)?;
             Ok(vec![channel; etcd.copies as usize])
         }
         Target::Pass(entries) if entries.iter().any(|e| e.copies > 1) => {
             let layers = entries.iter().map(|e| e.copies).max().unwrap_or(1);
+            // Each layer keeps the target's policies; as in a URI, a '#' ends the query.
+            let query = target.find('?').map_or("", |q| target[q..].split('#').next().unwrap_or_default());
             (0..layers)
                 .map(|layer| {
                     let held: Vec<&PassEntry> = entries.iter().filter(|e| e.copies > layer).collect();
                     let list: Vec<String> = held.iter().map(|e| e.host.with_port(e.port)).collect();
-                    one(&format!("pass:///{}", list.join(",")), held.len() as u32)
+                    one(&format!("pass:///{}{query}", list.join(",")), held.len() as u32)
                 })
                 .collect()
         }
@@ -116,28 +119,8 @@ fn percent_encode(text: &str) -> String {
 }
 
 fn percent_decode(text: &str) -> Result<String, Error> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                None => {
-                    return Err(Error::invalid_argument(format!("xds: bad percent-encoding in listener name '{text}'")))
-                }
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out)
-        .map_err(|_| Error::invalid_argument(format!("xds: listener name '{text}' does not decode to UTF-8")))
+    crate::target::percent_decode(text)
+        .map_err(|m| Error::invalid_argument(format!("xds: bad percent-encoding in listener name '{text}': {m}")))
 }
 
 #[cfg(test)]
@@ -177,10 +160,32 @@ mod tests {
     }
 
     #[test]
+    fn copies_keep_the_query_in_every_channel() {
+        let channel = |t: &str| XdsChannel { target: t.into(), share: 1 };
+        let query = "xds:///etcd:///echo%3Fselect.version=v2&empty=keep";
+        assert_eq!(
+            xds_channels_for("etcd:///echo?select.version=v2&empty=keep#2", "etcd").unwrap(),
+            vec![channel(query); 2]
+        );
+        assert_eq!(
+            xds_channels_for("etcd:///echo#2?select.version=v2&empty=keep", "etcd").unwrap(),
+            vec![channel(query); 2]
+        );
+        let pass = xds_channels_for("pass:///127.0.0.1:1#2,127.0.0.1:2?empty=keep", "etcd").unwrap();
+        let got: Vec<&str> = pass.iter().map(|c| c.target.as_str()).collect();
+        assert_eq!(
+            got,
+            ["xds:///pass:///127.0.0.1:1,127.0.0.1:2%3Fempty=keep", "xds:///pass:///127.0.0.1:1%3Fempty=keep"]
+        );
+    }
+
+    #[test]
     fn bad_names_are_refused_with_the_reason() {
         assert!(target_for_listener("", "etcd").is_err());
         let e = target_for_listener("a%zz", "etcd").unwrap_err();
         assert!(e.message().contains("percent"), "{}", e.message());
+        let e = target_for_listener("echo%+1", "etcd").unwrap_err();
+        assert!(e.message().contains("'%+1' is not a %XX escape"), "{}", e.message());
     }
 
     #[test]
@@ -202,6 +207,9 @@ mod tests {
             ("pass:///127.0.0.1:1#2,[::1]:2", "etcd"),
             ("unix:///tmp/x.sock", "etcd"),
             ("eTcd://prod/o", "etcd"),
+            ("etcd:///echo?select.version=v2&prefer-zone=a#2", "etcd"),
+            ("etcd:///echo?select.team=a%26b%25", "dns"),
+            ("dns:///host.test:443?empty=keep", "etcd"),
         ] {
             let xds = xds_target_for(target, scheme).unwrap();
             let name = xds.strip_prefix("xds:///").unwrap();

@@ -348,6 +348,28 @@ static void resolver_calls_refuse_nulls_and_bad_values_and_drop_the_closure_once
   EXPECT_ERROR(gn_resolver_options_set_resolve_host_names(NULL, true, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
   EXPECT_OK(gn_resolver_options_set_resolve_host_names(o, true, err_out));
   EXPECT_OK(gn_resolver_options_set_resolve_host_names(o, false, err_out));
+  COVER(gn_resolver_options_add_selector);
+  EXPECT_ERROR(gn_resolver_options_add_selector(NULL, "version", "v2", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_add_selector(o, NULL, "v2", err_out), GN_STATUS_INVALID_ARGUMENT, "key");
+  EXPECT_ERROR(gn_resolver_options_add_selector(o, "version", NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "value");
+  EXPECT_ERROR(gn_resolver_options_add_selector(o, bad_utf8, "v2", err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_ERROR(gn_resolver_options_add_selector(o, "", "v2", err_out), GN_STATUS_INVALID_ARGUMENT, "non-empty");
+  EXPECT_ERROR(gn_resolver_options_add_selector(o, "version", "", err_out), GN_STATUS_INVALID_ARGUMENT, "non-empty");
+  EXPECT_OK(gn_resolver_options_add_selector(o, "version", "v2", err_out));
+  COVER(gn_resolver_options_set_empty_policy);
+  EXPECT_ERROR(gn_resolver_options_set_empty_policy(NULL, "keep", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_empty_policy(o, "drop", err_out), GN_STATUS_INVALID_ARGUMENT, "'drop'");
+  EXPECT_ERROR(gn_resolver_options_set_empty_policy(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_OK(gn_resolver_options_set_empty_policy(o, "keep", err_out));
+  EXPECT_OK(gn_resolver_options_set_empty_policy(o, NULL, err_out));
+  COVER(gn_resolver_options_set_zone);
+  EXPECT_ERROR(gn_resolver_options_set_zone(NULL, "a", 1, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_zone(o, "", 1, err_out), GN_STATUS_INVALID_ARGUMENT, "zone is empty");
+  EXPECT_ERROR(gn_resolver_options_set_zone(o, "a", 0, err_out), GN_STATUS_INVALID_ARGUMENT, "min_count 0");
+  EXPECT_ERROR(gn_resolver_options_set_zone(o, "a", 10001, err_out), GN_STATUS_INVALID_ARGUMENT, "min_count 10001");
+  EXPECT_ERROR(gn_resolver_options_set_zone(o, bad_utf8, 1, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_OK(gn_resolver_options_set_zone(o, "a", 2, err_out));
+  EXPECT_OK(gn_resolver_options_set_zone(o, NULL, 0, err_out));
 
   const struct {
     const char *target;
@@ -360,6 +382,8 @@ static void resolver_calls_refuse_nulls_and_bad_values_and_drop_the_closure_once
       {"pass:///127.0.0.1:1", 0, GN_STATUS_INVALID_ARGUMENT, "resolver_out"},
       {"", 1, GN_STATUS_INVALID_TARGET, NULL},
       {"nope:x", 1, GN_STATUS_UNSUPPORTED_SCHEME, NULL},
+      {"pass:///127.0.0.1:1?version=v2", 1, GN_STATUS_INVALID_TARGET, "unknown key 'version'"},
+      {"pass:///127.0.0.1:1?select.version=v1", 1, GN_STATUS_INVALID_TARGET, "query key 'select.version'"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     for (int push = 0; push < 2; push++) {

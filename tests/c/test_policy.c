@@ -1,0 +1,218 @@
+/* The discovery policies against a real etcd cluster (GNAMING_TEST_ETCD_ENDPOINTS, set by
+ * tests/harness/etcd_cluster.py run): a selector switching a canary in and out by its registration
+ * metadata, the local zone used alone until it drops below min-zone, an emptied registry under
+ * empty=keep and empty=pass, each set by the target's query and by the resolver options.
+ * Built with -Wall -Wextra -Werror and run under ASan+UBSan and valgrind. */
+#define _GNU_SOURCE
+#include <stdbool.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "gnaming.h"
+
+#define WAIT_MS 10000
+
+static char service_prefix[64];
+
+static const char *state_name(gn_resolver_state s) {
+  return s == GN_RESOLVER_STATE_OK ? "OK" : "TRANSIENT_ERROR";
+}
+
+/* The addresses of an update as "a,b" in key order. */
+static void describe(const gn_update *u, char *out, size_t size) {
+  out[0] = 0;
+  for (size_t i = 0; i < gn_update_address_count(u); i++) {
+    const gn_address *a = gn_update_address(u, i);
+    strncat(out, i ? "," : "", size - strlen(out) - 1);
+    strncat(out, a->addr, size - strlen(out) - 1);
+  }
+}
+
+/* Pulls updates until one in `state` lists exactly `expected` (and, if `needle`, whose error message
+ * holds it); prints the expected and the last observed update otherwise. */
+static bool expect_update(gn_resolver *r, gn_resolver_state state, const char *expected, const char *needle,
+                          const char *what) {
+  char observed[512] = "(no update)", message[512] = "";
+  gn_resolver_state seen = GN_RESOLVER_STATE_OK;
+  double end = now_ms() + WAIT_MS;
+  while (now_ms() < end) {
+    gn_update *u = NULL;
+    if (gn_resolver_next(r, 200, &u, NULL) != GN_STATUS_OK) continue;
+    describe(u, observed, sizeof observed);
+    seen = gn_update_state(u);
+    const char *m = gn_update_error_message(u);
+    snprintf(message, sizeof message, "%s", m ? m : "");
+    gn_update_free(u);
+    if (seen == state && strcmp(observed, expected) == 0 && (!needle || strstr(message, needle))) {
+      check_passed++;
+      return true;
+    }
+  }
+  CHECK(false, "%s: expected %s [%s] %s, observed %s [%s] %s", what, state_name(state), expected,
+        needle ? needle : "", state_name(seen), observed, message);
+  return false;
+}
+
+static gn_resolver *resolver(const char *query_or_empty, const char *service, gn_resolver_options *o) {
+  char target[256];
+  snprintf(target, sizeof target, "etcd://c/%s-%s%s", service_prefix, service, query_or_empty);
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_status s = gn_resolver_start(target, o, pull, &r, &err);
+  CHECK(s == GN_STATUS_OK, "resolver %s: %s", target, gn_error_message(err));
+  gn_error_free(err);
+  return r;
+}
+
+static gn_registration *reg(const char *service, const char *address, const char *metadata) {
+  char name[128];
+  snprintf(name, sizeof name, "%s-%s", service_prefix, service);
+  gn_registration_options *o = gn_registration_options_new();
+  gn_registration_options_set_cluster(o, "c", NULL);
+  gn_registration_options_set_ttl_ms(o, 5000, NULL);
+  gn_registration_options_set_metadata_json(o, metadata, NULL);
+  gn_registration *r = NULL;
+  gn_error *err = NULL;
+  gn_status s = gn_registration_start(name, address, o, &r, &err);
+  if (s == GN_STATUS_OK) s = gn_registration_wait(r, WAIT_MS, &err);
+  CHECK(s == GN_STATUS_OK, "register %s %s: %s", name, address, gn_error_message(err));
+  gn_error_free(err);
+  gn_registration_options_free(o);
+  return r;
+}
+
+static void unreg(gn_registration *r) {
+  gn_error *err = NULL;
+  gn_status s = gn_registration_close(r, WAIT_MS, &err);
+  CHECK(s == GN_STATUS_OK, "deregister: %s", gn_error_message(err));
+  gn_error_free(err);
+  gn_registration_free(r);
+}
+
+static void configure_cluster(void) {
+  const char *endpoints = getenv("GNAMING_TEST_ETCD_ENDPOINTS");
+  CHECK(endpoints != NULL && *endpoints, "GNAMING_TEST_ETCD_ENDPOINTS is not set: run under tests/harness/etcd_cluster.py run");
+  if (!endpoints) exit(check_summary());
+  gn_cluster_options *o = gn_cluster_options_new();
+  CHECK(gn_cluster_options_set_endpoints(o, endpoints, NULL) == GN_STATUS_OK, "endpoints %s", endpoints);
+  CHECK(gn_cluster_register("c", o, NULL) == GN_STATUS_OK, "register c");
+  gn_cluster_options_free(o);
+  /* The ASan and the valgrind run share one cluster: each uses services of its own. */
+  snprintf(service_prefix, sizeof service_prefix, "policy-%ld", (long)getpid());
+}
+
+static void a_selector_switches_a_canary_in_and_out_by_its_metadata(void) {
+  gn_registration *stable = reg("sel", "127.0.0.1:7201", "{\"track\":\"stable\",\"version\":\"v1\"}");
+  gn_registration *canary = reg("sel", "127.0.0.1:7202", "{\"track\":\"canary\",\"version\":\"v2\"}");
+  gn_resolver *by_query = resolver("?select.track=stable", "sel", NULL);
+  gn_resolver_options *o = gn_resolver_options_new();
+  gn_resolver_options_add_selector(o, "track", "canary", NULL);
+  gn_resolver *by_option = resolver("", "sel", o);
+  gn_resolver_options_free(o);
+  gn_resolver *both = resolver("?select.version=v2&select.track=stable", "sel", NULL);
+  expect_update(by_query, GN_RESOLVER_STATE_OK, "127.0.0.1:7201", NULL, "stable only");
+  expect_update(by_option, GN_RESOLVER_STATE_OK, "127.0.0.1:7202", NULL, "canary only, by option");
+  expect_update(both, GN_RESOLVER_STATE_OK, "", NULL, "no entry has both keys");
+
+  /* The canary is promoted: registered again with the stable track and the new version. */
+  unreg(canary);
+  canary = reg("sel", "127.0.0.1:7202", "{\"track\":\"stable\",\"version\":\"v2\"}");
+  expect_update(by_query, GN_RESOLVER_STATE_OK, "127.0.0.1:7201,127.0.0.1:7202", NULL, "canary switched on");
+  expect_update(by_option, GN_RESOLVER_STATE_OK, "", NULL, "no canary left");
+  expect_update(both, GN_RESOLVER_STATE_OK, "127.0.0.1:7202", NULL, "v2 and stable");
+
+  /* And switched off again. */
+  unreg(canary);
+  canary = reg("sel", "127.0.0.1:7202", "{\"track\":\"canary\",\"version\":\"v2\"}");
+  expect_update(by_query, GN_RESOLVER_STATE_OK, "127.0.0.1:7201", NULL, "canary switched off");
+  expect_update(by_option, GN_RESOLVER_STATE_OK, "127.0.0.1:7202", NULL, "canary back");
+  gn_resolver_free(by_query);
+  gn_resolver_free(by_option);
+  gn_resolver_free(both);
+  unreg(canary);
+  unreg(stable);
+}
+
+static void the_local_zone_is_used_alone_until_it_drops_below_min_zone(void) {
+  gn_registration *a1 = reg("zone", "127.0.0.1:7301", "{\"zone\":\"a\"}");
+  gn_registration *a2 = reg("zone", "127.0.0.1:7302", "{\"zone\":\"a\"}");
+  gn_registration *b1 = reg("zone", "127.0.0.1:7303", "{\"zone\":\"b\"}");
+  gn_resolver *by_query = resolver("?prefer-zone=a&min-zone=2", "zone", NULL);
+  gn_resolver_options *o = gn_resolver_options_new();
+  gn_resolver_options_set_zone(o, "a", 2, NULL);
+  gn_resolver *by_option = resolver("", "zone", o);
+  gn_resolver_options_free(o);
+  /* The environment gives the zone when neither the target nor the options do. */
+  setenv("GNAMING_ZONE", "b", 1);
+  gn_resolver *by_env = resolver("", "zone", NULL);
+  unsetenv("GNAMING_ZONE");
+  expect_update(by_query, GN_RESOLVER_STATE_OK, "127.0.0.1:7301,127.0.0.1:7302", NULL, "zone a alone");
+  expect_update(by_option, GN_RESOLVER_STATE_OK, "127.0.0.1:7301,127.0.0.1:7302", NULL, "zone a alone, by option");
+  expect_update(by_env, GN_RESOLVER_STATE_OK, "127.0.0.1:7303", NULL, "zone b from GNAMING_ZONE");
+
+  unreg(a2);
+  const char *all = "127.0.0.1:7301,127.0.0.1:7303";
+  expect_update(by_query, GN_RESOLVER_STATE_OK, all, NULL, "one left in zone a, below min-zone=2");
+  expect_update(by_option, GN_RESOLVER_STATE_OK, all, NULL, "below min_count, by option");
+
+  a2 = reg("zone", "127.0.0.1:7302", "{\"zone\":\"a\"}");
+  expect_update(by_query, GN_RESOLVER_STATE_OK, "127.0.0.1:7301,127.0.0.1:7302", NULL, "zone a back to two");
+  unreg(b1);
+  expect_update(by_env, GN_RESOLVER_STATE_OK, "127.0.0.1:7301,127.0.0.1:7302", NULL, "zone b gone: all");
+  gn_resolver_free(by_query);
+  gn_resolver_free(by_option);
+  gn_resolver_free(by_env);
+  unreg(a1);
+  unreg(a2);
+}
+
+static void an_emptied_registry_is_kept_with_empty_keep_and_passed_on_with_empty_pass(void) {
+  gn_registration *only = reg("empty", "127.0.0.1:7401", "{\"version\":\"v1\"}");
+  gn_resolver *keep = resolver("?empty=keep", "empty", NULL);
+  gn_resolver *pass = resolver("?empty=pass", "empty", NULL);
+  gn_resolver *by_default = resolver("", "empty", NULL);
+  gn_resolver_options *o = gn_resolver_options_new();
+  gn_resolver_options_set_empty_policy(o, "keep", NULL);
+  gn_resolver *keep_by_option = resolver("", "empty", o);
+  gn_resolver_options_add_selector(o, "version", "v1", NULL);
+  gn_resolver *keep_selected = resolver("", "empty", o);
+  gn_resolver_options_free(o);
+  expect_update(keep, GN_RESOLVER_STATE_OK, "127.0.0.1:7401", NULL, "keep: the list");
+  expect_update(pass, GN_RESOLVER_STATE_OK, "127.0.0.1:7401", NULL, "pass: the list");
+  expect_update(by_default, GN_RESOLVER_STATE_OK, "127.0.0.1:7401", NULL, "default: the list");
+  expect_update(keep_by_option, GN_RESOLVER_STATE_OK, "127.0.0.1:7401", NULL, "keep by option: the list");
+  expect_update(keep_selected, GN_RESOLVER_STATE_OK, "127.0.0.1:7401", NULL, "keep v1: the list");
+
+  /* The same address comes back as v2: the selector leaves nothing, which keep also keeps. */
+  unreg(only);
+  only = reg("empty", "127.0.0.1:7401", "{\"version\":\"v2\"}");
+  expect_update(keep_selected, GN_RESOLVER_STATE_TRANSIENT_ERROR, "127.0.0.1:7401",
+                "none of the 1 entries the registry reported matches the selectors", "keep: nothing selected");
+
+  unreg(only);
+  const char *kept = "registry reported an empty list; keeping the last list (empty=keep)";
+  expect_update(keep, GN_RESOLVER_STATE_TRANSIENT_ERROR, "127.0.0.1:7401", kept, "keep: registry emptied");
+  expect_update(keep_by_option, GN_RESOLVER_STATE_TRANSIENT_ERROR, "127.0.0.1:7401", kept, "keep by option");
+  expect_update(pass, GN_RESOLVER_STATE_OK, "", NULL, "pass: registry emptied");
+  expect_update(by_default, GN_RESOLVER_STATE_OK, "", NULL, "default (pass): registry emptied");
+
+  only = reg("empty", "127.0.0.1:7402", "{\"version\":\"v1\"}");
+  expect_update(keep, GN_RESOLVER_STATE_OK, "127.0.0.1:7402", NULL, "keep: a new list replaces the kept one");
+  expect_update(keep_selected, GN_RESOLVER_STATE_OK, "127.0.0.1:7402", NULL, "keep v1: a new v1 entry");
+  gn_resolver_free(keep);
+  gn_resolver_free(pass);
+  gn_resolver_free(by_default);
+  gn_resolver_free(keep_by_option);
+  gn_resolver_free(keep_selected);
+  unreg(only);
+}
+
+int main(void) {
+  configure_cluster();
+  RUN(a_selector_switches_a_canary_in_and_out_by_its_metadata);
+  RUN(the_local_zone_is_used_alone_until_it_drops_below_min_zone);
+  RUN(an_emptied_registry_is_kept_with_empty_keep_and_passed_on_with_empty_pass);
+  gn_runtime_shutdown(5000, NULL);
+  return check_summary();
+}

@@ -53,7 +53,7 @@ fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Endpoint, String
 
 /// Parses `host:port` with the same rules as a `pass:` target, so families agree everywhere.
 fn address(addr: &str) -> Result<Endpoint, String> {
-    if addr.is_empty() || addr.contains(['/', ',', '#', ' ']) {
+    if addr.is_empty() || addr.contains(['/', ',', '#', '?', ' ']) {
         return Err(format!("'{addr}' is not a host:port address"));
     }
     match Target::parse(&format!("pass:///{addr}")) {
@@ -123,6 +123,11 @@ mod tests {
             assert!(parse(bad.as_bytes()).is_err(), "{bad:?} should be rejected");
         }
         assert!(parse(&[0xff, 0xfe]).is_err());
+        // A target's `?query` is no part of an address: refused, not read as the address before it.
+        for bad in ["10.0.0.1:80?empty=keep", r#"{"Addr":"10.0.0.1:80?select.v=x"}"#] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(validate_address("127.0.0.1:80?empty=keep").is_err());
     }
 
     #[test]

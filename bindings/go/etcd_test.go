@@ -233,39 +233,52 @@ func TestEtcdClientFollowsServersThatRegisterStopDieAndJoin(t *testing.T) {
 	answeringServers(t, tr, 5*time.Second, []string{s2.Addr, s4.Addr})
 }
 
-func TestRegistrationMetadataWeightReachesTheBalancer(t *testing.T) {
+func TestRegistrationMetadataWeights1To3To6ShareThePicks(t *testing.T) {
 	etcdEndpoints(t)
 	svc := serviceName(t)
-	heavy, light := startServer(t, 0), startServer(t, 0)
-	register(t, svc, heavy, map[string]any{"weight": 3, "zone": "a"}, 0)
-	register(t, svc, light, map[string]any{"weight": 1}, 0)
+	servers := []*testServer{startServer(t, 0), startServer(t, 0), startServer(t, 0)}
+	weights := []uint32{1, 3, 6}
+	for i, s := range servers {
+		register(t, svc, s, map[string]any{"weight": weights[i], "zone": "a"}, 0)
+	}
 
 	target := fmt.Sprintf("etcd://%s/%s", testCluster, svc)
-	s := observe(t, target).waitState(t, 10*time.Second, func(s resolver.State) bool { return len(s.Addresses) == 2 })
+	s := observe(t, target).waitState(t, 10*time.Second, func(s resolver.State) bool { return len(s.Addresses) == 3 })
 	for _, a := range s.Addresses {
 		info, _ := GetAddressInfo(a)
-		wantWeight := map[string]uint32{heavy.Addr: 3, light.Addr: 1}[a.Addr]
-		if info.Weight != wantWeight || !strings.Contains(info.Metadata, `"weight":`) {
-			t.Fatalf("%s: info %+v, want weight %d and the metadata JSON", a.Addr, info, wantWeight)
+		var want uint32
+		for i, srv := range servers {
+			if srv.Addr == a.Addr {
+				want = weights[i]
+			}
+		}
+		if info.Weight != want || !strings.Contains(info.Metadata, `"weight":`) {
+			t.Fatalf("%s: info %+v, want weight %d and the metadata JSON", a.Addr, info, want)
 		}
 	}
 
 	_, client := dial(t, target)
 	tr := startTraffic(client)
-	answeringServers(t, tr, 10*time.Second, []string{heavy.Addr, light.Addr})
+	answeringServers(t, tr, 10*time.Second, []string{servers[0].Addr, servers[1].Addr, servers[2].Addr})
 	tr.halt()
 	tr.reset()
-	heavy.rpcs.Store(0)
-	light.rpcs.Store(0)
-	const total = 400
+	for _, srv := range servers {
+		srv.rpcs.Store(0)
+	}
+	const total = 1000
 	for i := range total {
 		if _, err := call(context.Background(), client); err != nil {
 			t.Fatalf("RPC %d: %v", i, err)
 		}
 	}
-	// Smooth weighted round robin gives exactly 300:100 unless a SubConn changes state mid-run.
-	if h, l := heavy.rpcs.Load(), light.rpcs.Load(); h+l != total || h < 285 || h > 315 {
-		t.Fatalf("weights 3:1 over %d RPCs: heavy got %d, light %d; want 300±15 and 100∓15", total, h, l)
+	// Weight is the share of picks: smooth weighted round robin gives exactly 100:300:600 unless a
+	// SubConn changes state mid-run, hence the small tolerance.
+	for i, srv := range servers {
+		got, want := srv.rpcs.Load(), int64(weights[i])*total/10
+		if got < want-20 || got > want+20 {
+			t.Fatalf("weights 1:3:6 over %d RPCs: weight %d got %d RPCs, want %d±20", total, weights[i], got, want)
+		}
+		t.Logf("weight %d: %d of %d RPCs", weights[i], got, total)
 	}
 }
 

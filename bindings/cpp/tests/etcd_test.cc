@@ -14,6 +14,7 @@
 #include <mutex>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -84,28 +85,40 @@ TEST(Etcd, ThreeRegisteredServersAllGetRoundRobinTraffic) {
   EXPECT_EQ(seen, want) << "expected " << Join(want) << ", observed " << Join(seen);
 }
 
-TEST(Etcd, WeightsInMetadataSplitTrafficProportionally) {
+// Weight is the share of picks in every stack; the plugin gets it by giving an address one
+// connection per unit of weight, which round_robin then picks in turn.
+TEST(Etcd, Weights1To3To6ShareThePicks10To30To60Percent) {
   const std::string service = ServiceName();
-  GreeterServer heavy, light;
-  Registration::Options o;
-  o.metadata_json = R"({"weight":2})";
-  Registration rh(service, heavy.address(), o);
-  o.metadata_json = R"({"weight":1})";
-  Registration rl(service, light.address(), o);
-  ASSERT_TRUE(rh.Wait(10s) && rl.Wait(10s));
+  GreeterServer s1, s3, s6;
+  GreeterServer* servers[] = {&s1, &s3, &s6};
+  const int weights[] = {1, 3, 6};
+  std::vector<std::unique_ptr<Registration>> registrations;
+  for (int i = 0; i < 3; i++) {
+    Registration::Options o;
+    o.metadata_json = "{\"weight\":" + std::to_string(weights[i]) + "}";
+    registrations.push_back(std::make_unique<Registration>(service, servers[i]->address(), o));
+    ASSERT_TRUE(registrations.back()->Wait(10s));
+  }
   auto stub = Greeter::NewStub(RoundRobinChannel("etcd:///" + service));
   auto end = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < end && (heavy.connections() < 2 || light.connections() < 1)) {
-    SayHello(*stub);
+  auto all_connected = [&] {
+    for (int i = 0; i < 3; i++) {
+      if (servers[i]->connections() < static_cast<size_t>(weights[i])) return false;
+    }
+    return true;
+  };
+  while (std::chrono::steady_clock::now() < end && !all_connected()) SayHello(*stub);
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(servers[i]->connections(), static_cast<size_t>(weights[i])) << "weight " << weights[i];
+    servers[i]->Reset();
   }
-  ASSERT_EQ(heavy.connections(), 2u) << "weight 2 should give two connections";
-  ASSERT_EQ(light.connections(), 1u);
-  heavy.Reset();
-  light.Reset();
-  constexpr int kRpcs = 300;
+  constexpr int kRpcs = 1000;
   for (int i = 0; i < kRpcs; i++) SayHello(*stub);
-  EXPECT_NEAR(heavy.rpcs(), kRpcs * 2 / 3, kRpcs * 2 / 30)
-      << "heavy got " << heavy.rpcs() << ", light got " << light.rpcs() << " of " << kRpcs;
+  for (int i = 0; i < 3; i++) {
+    // round_robin over 10 connections: exact but for a connection that changes state mid-run.
+    EXPECT_NEAR(servers[i]->rpcs(), kRpcs * weights[i] / 10, 20)
+        << "weights 1:3:6: " << s1.rpcs() << " / " << s3.rpcs() << " / " << s6.rpcs() << " of " << kRpcs;
+  }
 }
 
 TEST(Etcd, CopiesPerAddressOpenThatManyConnectionsToEveryRegisteredServer) {

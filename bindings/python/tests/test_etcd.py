@@ -234,24 +234,24 @@ def test_exit_with_a_live_registration_and_etcd_watch_is_clean_and_deregisters(e
     assert update.ok and update.addresses == (), f"expected no addresses, observed {update.addresses}"
 
 
-def test_weights_from_registration_metadata_set_the_traffic_share(etcd, service, backends):
-    a, b = backends(2)
-    regs = [gnaming.Registration(service, a.address, metadata={"weight": 3}),
-            gnaming.Registration(service, b.address, metadata={"weight": 1})]
+def test_weights_1_3_6_from_registration_metadata_share_the_picks(etcd, service, backends):
+    servers = backends(3)
+    weights = (1, 3, 6)
+    regs = [gnaming.Registration(service, s.address, metadata={"weight": w}) for s, w in zip(servers, weights)]
     for r in regs:
         r.wait(10)
     with ggrpc.channel(f"etcd:///{service}", swapping=True, grace=GRACE) as ch:
-        wait_for_list(ch, [a.address, b.address])
-        weights = sorted((x.addr, x.weight) for x in ch.last_update.addresses)
-        assert weights == sorted([(a.address, 3), (b.address, 1)]), f"observed {weights}"
+        wait_for_list(ch, [s.address for s in servers])
+        observed = sorted((x.addr, x.weight) for x in ch.last_update.addresses)
+        assert observed == sorted((s.address, w) for s, w in zip(servers, weights)), f"observed {observed}"
         echo = ch.unary_unary(ECHO)
         # Each weight unit is one entry of the round robin list: the share is exact but for the
         # first calls, while connections come up.
-        counts = collections.Counter(echo(b"", timeout=5, wait_for_ready=True).decode() for _ in range(800))
+        counts = collections.Counter(echo(b"", timeout=5, wait_for_ready=True).decode() for _ in range(1000))
     for r in regs:
         r.close()
-    share = counts[a.name] / 800
-    assert abs(share - 0.75) <= 0.075, f"expected s0:s1 = 3:1 over 800 RPCs, observed {dict(counts)}"
+    for s, w in zip(servers, weights):
+        assert abs(counts[s.name] - 100 * w) <= 40, f"expected 1:3:6 over 1,000 RPCs, observed {dict(counts)}"
 
 
 def test_an_unreachable_etcd_fails_new_calls_fast_with_the_resolver_error(etcd, service):

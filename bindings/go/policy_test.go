@@ -1,11 +1,14 @@
 package gnaming
 
-// The target's policy query through grpc-go: a selector on registration metadata chooses which real
-// servers a client calls.
+// The target's policy query through grpc-go with real RPCs: a selector on registration metadata, the
+// local zone and its fallback, and an emptied registry under empty=keep and empty=pass.
 
 import (
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestASelectorInTheTargetChoosesServersByTheirMetadata(t *testing.T) {
@@ -29,4 +32,69 @@ func TestASelectorInTheTargetChoosesServersByTheirMetadata(t *testing.T) {
 	if failed := answeringServers(t, stableTraffic, 10*time.Second, []string{stable.Addr, canary.Addr}); len(failed) > 0 {
 		t.Fatalf("%d RPCs of the stable clients failed while the canary was promoted, first: %v", len(failed), failed[0])
 	}
+}
+
+func TestTheLocalZoneIsCalledAloneUntilItDropsBelowMinZone(t *testing.T) {
+	etcdEndpoints(t)
+	svc := serviceName(t)
+	a1, a2, b1 := startServer(t, 0), startServer(t, 0), startServer(t, 0)
+	register(t, svc, a1, map[string]any{"zone": "a"}, 0)
+	a2Reg := register(t, svc, a2, map[string]any{"zone": "a"}, 0)
+	register(t, svc, b1, map[string]any{"zone": "b"}, 0)
+
+	_, client := dial(t, "etcd:///"+svc+"?prefer-zone=a&min-zone=2")
+	tr := startTraffic(client)
+	defer tr.halt()
+	answeringServers(t, tr, 10*time.Second, []string{a1.Addr, a2.Addr})
+
+	// Zone a drops to one server, below min-zone: every server is called, zone b's included.
+	a2Reg.Close()
+	if failed := answeringServers(t, tr, 10*time.Second, []string{a1.Addr, b1.Addr}); len(failed) > 0 {
+		t.Fatalf("%d RPCs failed while zone a fell back to every zone, first: %v", len(failed), failed[0])
+	}
+	// Back to two: zone a alone again.
+	register(t, svc, a2, map[string]any{"zone": "a"}, 0)
+	if failed := answeringServers(t, tr, 10*time.Second, []string{a1.Addr, a2.Addr}); len(failed) > 0 {
+		t.Fatalf("%d RPCs failed when zone a came back, first: %v", len(failed), failed[0])
+	}
+}
+
+func TestAnEmptiedRegistryKeepsTheServerUnderKeepAndFailsFastUnderPass(t *testing.T) {
+	etcdEndpoints(t)
+	svc := serviceName(t)
+	server := startServer(t, 0)
+	reg := register(t, svc, server, nil, 0)
+
+	_, keepClient := dial(t, "etcd:///"+svc+"?empty=keep")
+	_, passClient := dial(t, "etcd:///"+svc+"?empty=pass")
+	keep, pass := startTraffic(keepClient), startTraffic(passClient)
+	defer keep.halt()
+	answeringServers(t, keep, 10*time.Second, []string{server.Addr})
+	answeringServers(t, pass, 10*time.Second, []string{server.Addr})
+
+	// Every key of the service goes; the server itself keeps running.
+	reg.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	var passErr error
+	for passErr == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		_, failed := pass.reset()
+		if len(failed) > 0 {
+			passErr = failed[len(failed)-1]
+		}
+	}
+	pass.halt()
+	if status.Code(passErr) != codes.Unavailable {
+		t.Fatalf("empty=pass: after the deregistration the RPCs' last error is %v, want UNAVAILABLE", passErr)
+	}
+	// Both resolvers watch the same etcd; give the keep client's update time to arrive, then watch it.
+	time.Sleep(300 * time.Millisecond)
+	keep.reset()
+	time.Sleep(700 * time.Millisecond)
+	answered, failed := keep.reset()
+	if len(failed) > 0 || answered[server.Addr] == 0 {
+		t.Fatalf("empty=keep: over 700 ms after the registry emptied, %d RPCs answered by %s and %d failed (first: %v)",
+			answered[server.Addr], server.Addr, len(failed), append(failed, nil)[0])
+	}
+	t.Logf("empty=keep: %d RPCs answered by the kept server in 700 ms after the registry emptied", answered[server.Addr])
 }

@@ -87,6 +87,7 @@ impl Node {
                     continue;
                 }
             };
+            backoff.reset();
             sessions().insert(self.path.clone(), client.session().clone());
             let end = self.session(&client, &mut ctx).await;
             let message = match end {

@@ -39,7 +39,7 @@ import urllib.request
 # Loaded by path from other suites too (spec_from_file_location): the shared part lies next to it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import members as base  # noqa: E402
-from members import STATE_FILE, pid_state  # noqa: E402
+from members import pid_state  # noqa: E402
 
 ETCD = os.environ.get("GNAMING_TEST_ETCD_BIN", "etcd")
 
@@ -149,12 +149,6 @@ class EtcdCluster(base.Cluster):
         return rev
 
 
-def _run(args):
-    cluster = EtcdCluster(members=args.members, tls_dir=args.tls_dir)
-    return base.run(cluster, args.cmd, lambda c: {
-        "GNAMING_TEST_ETCD_ENDPOINTS": c.endpoints, "GNAMING_TEST_ETCD_DIR": c.dir})
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description="Real etcd clusters on loopback for tests.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -167,51 +161,23 @@ def main(argv=None):
     start.add_argument("--members", type=int, default=3)
     start.add_argument("--tls-dir")
     start.add_argument("--watch-pid", type=int)
-    for name in ("stop", "compact", "endpoints", "stop-all", "start-all"):
-        sub.add_parser(name).add_argument("--dir", required=True)
-    sig = sub.add_parser("signal")
-    sig.add_argument("--dir", required=True)
-    sig.add_argument("--member", type=int, required=True)
-    sig.add_argument("--signal", required=True, choices=["KILL", "STOP", "CONT", "TERM"])
-    rst = sub.add_parser("restart")
-    rst.add_argument("--dir", required=True)
-    rst.add_argument("--member", type=int, required=True)
+    base.add_member_commands(sub, "member", ("compact", "endpoints"))
     args = p.parse_args(argv)
 
     if args.command == "run":
-        if args.cmd and args.cmd[0] == "--":
-            args.cmd = args.cmd[1:]
-        if not args.cmd:
-            p.error("run needs a command after --")
-        return _run(args)
+        cluster = EtcdCluster(members=args.members, tls_dir=args.tls_dir)
+        return base.run_command(p, args, cluster, lambda c: {
+            "GNAMING_TEST_ETCD_ENDPOINTS": c.endpoints, "GNAMING_TEST_ETCD_DIR": c.dir})
     if args.command == "start":
-        if os.path.exists(os.path.join(args.dir, STATE_FILE)):
-            p.error(f"{args.dir} already holds a cluster; stop it first")
-        c = EtcdCluster(members=args.members, dir=args.dir, tls_dir=args.tls_dir)
-        c.start()
-        if args.watch_pid:
-            base.watch_parent(EtcdCluster, c.dir, args.watch_pid)
-        print(c.endpoints, flush=True)
-        return 0
+        return base.start_command(p, EtcdCluster(members=args.members, dir=args.dir, tls_dir=args.tls_dir),
+                                  args.watch_pid)
     c = EtcdCluster.load(args.dir)
-    if args.command == "stop":
-        c.stop()
-        try:
-            os.remove(os.path.join(c.dir, STATE_FILE))
-        except FileNotFoundError:
-            pass
-    elif args.command == "endpoints":
+    if base.member_command(c, args, "member"):
+        return 0
+    if args.command == "endpoints":
         print(c.endpoints)
     elif args.command == "compact":
         print(c.compact())
-    elif args.command == "signal":
-        c.signal(args.member, args.signal)
-    elif args.command == "restart":
-        c.restart(args.member)
-    elif args.command == "stop-all":
-        c.stop_all()
-    elif args.command == "start-all":
-        c.start_all()
     return 0
 
 

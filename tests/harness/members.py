@@ -294,3 +294,59 @@ def run(cluster, cmd, env_for):
     finally:
         cluster.stop()
     return code
+
+
+# ---- the command line every harness shares -------------------------------------------------------
+
+def add_member_commands(sub, flag, names=()):
+    """Adds the commands that act on a running cluster found by --dir: stop, stop-all, start-all,
+    signal and restart (the member picked with --FLAG), and `names`, which take --dir only."""
+    for name in ("stop", "stop-all", "start-all", *names):
+        sub.add_parser(name).add_argument("--dir", required=True)
+    sig = sub.add_parser("signal")
+    sig.add_argument("--dir", required=True)
+    sig.add_argument(f"--{flag}", type=int, required=True)
+    sig.add_argument("--signal", required=True, choices=["KILL", "STOP", "CONT", "TERM"])
+    rst = sub.add_parser("restart")
+    rst.add_argument("--dir", required=True)
+    rst.add_argument(f"--{flag}", type=int, required=True)
+
+
+def member_command(cluster, args, flag):
+    """Runs a command add_member_commands added on the loaded `cluster`; False for any other command."""
+    if args.command == "stop":
+        cluster.stop()
+        try:
+            os.remove(os.path.join(cluster.dir, STATE_FILE))
+        except FileNotFoundError:
+            pass
+    elif args.command == "signal":
+        cluster.signal(getattr(args, flag), args.signal)
+    elif args.command == "restart":
+        cluster.restart(getattr(args, flag))
+    elif args.command == "stop-all":
+        cluster.stop_all()
+    elif args.command == "start-all":
+        cluster.start_all()
+    else:
+        return False
+    return True
+
+
+def run_command(parser, args, cluster, env_for):
+    """`run -- CMD ARGS...`: CMD inside `cluster` (see run)."""
+    cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
+    if not cmd:
+        parser.error("run needs a command after --")
+    return run(cluster, cmd, env_for)
+
+
+def start_command(parser, cluster, watch_pid):
+    """`start --dir DIR [--watch-pid PID]`: starts `cluster` there and prints its endpoints."""
+    if os.path.exists(os.path.join(cluster.dir, STATE_FILE)):
+        parser.error(f"{cluster.dir} already holds a cluster; stop it first")
+    cluster.start()
+    if watch_pid:
+        watch_parent(type(cluster), cluster.dir, watch_pid)
+    print(cluster.endpoints, flush=True)
+    return 0

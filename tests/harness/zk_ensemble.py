@@ -33,7 +33,6 @@ import sys
 # Loaded by path from other suites too (spec_from_file_location): the shared part lies next to it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import members as base  # noqa: E402
-from members import STATE_FILE  # noqa: E402
 
 JAVA = os.environ.get("GNAMING_TEST_JAVA_BIN", "java")
 ZOOKEEPER_JAR = os.environ.get("GNAMING_TEST_ZOOKEEPER_JAR", "/usr/share/java/zookeeper.jar")
@@ -151,11 +150,6 @@ class ZkEnsemble(base.Cluster):
         raise RuntimeError("no server leads now")
 
 
-def _run(args):
-    ensemble = ZkEnsemble(servers=args.servers)
-    return base.run(ensemble, args.cmd, lambda z: {"GNAMING_TEST_ZK_SERVERS": z.servers, "GNAMING_TEST_ZK_DIR": z.dir})
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description="Real ZooKeeper ensembles on loopback for tests.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -166,51 +160,21 @@ def main(argv=None):
     start.add_argument("--dir", required=True)
     start.add_argument("--servers", type=int, default=3)
     start.add_argument("--watch-pid", type=int)
-    for name in ("stop", "servers", "leader", "stop-all", "start-all"):
-        sub.add_parser(name).add_argument("--dir", required=True)
-    sig = sub.add_parser("signal")
-    sig.add_argument("--dir", required=True)
-    sig.add_argument("--server", type=int, required=True)
-    sig.add_argument("--signal", required=True, choices=["KILL", "STOP", "CONT", "TERM"])
-    rst = sub.add_parser("restart")
-    rst.add_argument("--dir", required=True)
-    rst.add_argument("--server", type=int, required=True)
+    base.add_member_commands(sub, "server", ("servers", "leader"))
     args = p.parse_args(argv)
 
     if args.command == "run":
-        if args.cmd and args.cmd[0] == "--":
-            args.cmd = args.cmd[1:]
-        if not args.cmd:
-            p.error("run needs a command after --")
-        return _run(args)
+        return base.run_command(p, args, ZkEnsemble(servers=args.servers), lambda z: {
+            "GNAMING_TEST_ZK_SERVERS": z.servers, "GNAMING_TEST_ZK_DIR": z.dir})
     if args.command == "start":
-        if os.path.exists(os.path.join(args.dir, STATE_FILE)):
-            p.error(f"{args.dir} already holds an ensemble; stop it first")
-        z = ZkEnsemble(servers=args.servers, dir=args.dir)
-        z.start()
-        if args.watch_pid:
-            base.watch_parent(ZkEnsemble, z.dir, args.watch_pid)
-        print(z.servers, flush=True)
-        return 0
+        return base.start_command(p, ZkEnsemble(servers=args.servers, dir=args.dir), args.watch_pid)
     z = ZkEnsemble.load(args.dir)
-    if args.command == "stop":
-        z.stop()
-        try:
-            os.remove(os.path.join(z.dir, STATE_FILE))
-        except FileNotFoundError:
-            pass
-    elif args.command == "servers":
+    if base.member_command(z, args, "server"):
+        return 0
+    if args.command == "servers":
         print(z.servers)
     elif args.command == "leader":
         print(z.leader())
-    elif args.command == "signal":
-        z.signal(args.server, args.signal)
-    elif args.command == "restart":
-        z.restart(args.server)
-    elif args.command == "stop-all":
-        z.stop_all()
-    elif args.command == "start-all":
-        z.start_all()
     return 0
 
 

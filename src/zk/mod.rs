@@ -62,6 +62,17 @@ struct Node {
     children: BTreeMap<String, Option<Endpoint>>,
 }
 
+/// What a session has still to do after the events applied so far.
+#[derive(Default)]
+struct Pending {
+    /// Set the watch again (after a reconnect).
+    watch: bool,
+    /// Read every child anew.
+    list: bool,
+    /// The children changed: publish them.
+    publish: bool,
+}
+
 /// What ended a session's work.
 enum SessionEnd {
     /// Expired, closed or refused: a new session starts.
@@ -111,28 +122,27 @@ impl Node {
             Err(e) => return SessionEnd::Failed(format!("watch of '{}' not set: {e}", self.path)),
         };
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        let mut need_list = true;
-        let mut need_watch = false;
+        let mut pending = Pending { list: true, ..Pending::default() };
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut last_list: Option<Instant> = None;
         loop {
-            if need_watch {
+            if pending.watch {
                 match client.watch(&self.path, AddWatchMode::PersistentRecursive).await {
                     // The old watcher goes only now, after the new one is set: the path stays watched.
                     Ok(fresh) => {
                         watcher = fresh;
-                        need_watch = false;
-                        need_list = true;
+                        pending.watch = false;
+                        pending.list = true;
                     }
                     // Lost again: the next session event brings another try.
                     Err(zookeeper_client::Error::ConnectionLoss) => {}
                     Err(e) => return SessionEnd::Failed(format!("watch of '{}' not set again: {e}", self.path)),
                 }
             }
-            if need_list && !need_watch && retry_at.is_none() {
+            if pending.list && !pending.watch && retry_at.is_none() {
                 match self.list(client).await {
                     Ok(()) => {
-                        need_list = false;
+                        pending.list = false;
                         backoff.reset();
                         last_list = Some(Instant::now());
                         self.publish(ctx);
@@ -154,7 +164,7 @@ impl Node {
             };
             tokio::select! {
                 event = watcher.changed() => {
-                    if let Some(end) = self.on_event(client, ctx, event, &mut need_list, &mut need_watch).await {
+                    if let Some(end) = self.on_event(client, ctx, event, &mut pending).await {
                         return end;
                     }
                     // Apply every event already waiting before one publish: a burst becomes one list.
@@ -162,22 +172,23 @@ impl Node {
                         tokio::select! {
                             biased;
                             event = watcher.changed() => {
-                                let end = self.on_event(client, ctx, event, &mut need_list, &mut need_watch).await;
-                                if let Some(end) = end {
+                                if let Some(end) = self.on_event(client, ctx, event, &mut pending).await {
                                     return end;
                                 }
                             }
                             _ = std::future::ready(()) => break,
                         }
                     }
-                    if !need_list {
+                    // Only node events change the list: after a session event, a publish would turn the
+                    // transient error of a lost connection back into OK.
+                    if std::mem::take(&mut pending.publish) && !pending.list {
                         self.publish(ctx);
                     }
                 }
                 _ = retry => retry_at = None,
                 _ = ctx.resolve_now_requested() => {
                     if last_list.is_none_or(|t| t.elapsed() >= RELIST_INTERVAL) {
-                        need_list = true;
+                        pending.list = true;
                     }
                 }
             }
@@ -190,8 +201,7 @@ impl Node {
         client: &Client,
         ctx: &mut ResolverContext,
         event: WatchedEvent,
-        need_list: &mut bool,
-        need_watch: &mut bool,
+        pending: &mut Pending,
     ) -> Option<SessionEnd> {
         if event.event_type == EventType::Session {
             match event.session_state {
@@ -202,25 +212,26 @@ impl Node {
                     ));
                 }
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
-                    *need_watch = true;
-                    *need_list = true;
+                    pending.watch = true;
+                    pending.list = true;
                 }
                 state => return Some(SessionEnd::Terminated(format!("session {state}"))),
             }
             return None;
         }
         // With a list coming, it reads everything anew.
-        if !*need_list {
-            self.on_node_event(client, event, need_list).await;
+        if !pending.list {
+            self.on_node_event(client, event, pending).await;
         }
         None
     }
 
     /// Applies a change of the node or of one of its children.
-    async fn on_node_event(&mut self, client: &Client, event: WatchedEvent, need_list: &mut bool) {
+    async fn on_node_event(&mut self, client: &Client, event: WatchedEvent, pending: &mut Pending) {
+        pending.publish = true;
         if event.path == self.path {
             match event.event_type {
-                EventType::NodeCreated => *need_list = true,
+                EventType::NodeCreated => pending.list = true,
                 EventType::NodeDeleted => self.children.clear(),
                 _ => {}
             }
@@ -246,7 +257,7 @@ impl Node {
                 }
                 Err(e) => {
                     tracing::warn!("zk node '{}' not read: {e}; listing again", event.path);
-                    *need_list = true;
+                    pending.list = true;
                 }
             },
             _ => {}

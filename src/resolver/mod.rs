@@ -1,13 +1,14 @@
 //! Resolvers: parse a target, run its scheme's backend as a task on the runtime, and hand each
 //! complete list to a callback or a pull queue. Backends publish through [`ResolverContext`], which
-//! applies the [`policy`] (selectors, zone, empty lists), keeps the last good list through errors and
-//! drops updates that change nothing; with `resolve_host_names`, [`names`] stands between a backend and
-//! its delivery.
+//! applies the [`policy`] (selectors, zone, subset, empty lists), keeps the last good list through
+//! errors and drops updates that change nothing; with `resolve_host_names`, [`names`] stands between a
+//! backend and its delivery.
 
 pub mod delivery;
 pub mod names;
 pub mod policy;
 pub mod static_list;
+pub mod subset;
 
 use std::future::Future;
 use std::pin::Pin;

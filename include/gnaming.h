@@ -801,6 +801,22 @@ enum gn_status gn_resolver_options_set_client_id(struct gn_resolver_options *opt
                                                  struct gn_error **err_out);
 
 /**
+ * Asks the gRPC stack to check the health of every address with gRPC's health service
+ * (`grpc.health.v1.Health`) for `service` ("" for the server as a whole) and to pick only serving
+ * ones: every update's service config (`gn_update_service_config`) then holds
+ * `"healthCheckConfig": {"serviceName": service}`, added to the source's service config (a
+ * different `healthCheckConfig` there is replaced). A service config that names no balancing policy
+ * also gets `"loadBalancingConfig": [{"gnaming_weighted": {}}, {"round_robin": {}}]`, since
+ * pick_first, gRPC's default, does not check health. NULL removes the setting. A target's
+ * `?health=` sets it alike (`?health=*` for ""); a different value there makes `gn_resolver_start`
+ * fail with `GN_STATUS_INVALID_TARGET`. `service` is NUL-terminated UTF-8, copied. On error the
+ * options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_health_check(struct gn_resolver_options *options,
+                                                    const char *service,
+                                                    struct gn_error **err_out);
+
+/**
  * Parses `target` and starts resolving it in the background.
  *
  * - `target`: a target string (see the README's list of forms); copied.

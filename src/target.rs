@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use crate::error::{Error, ErrorKind};
+use crate::resolver::health;
 use crate::resolver::policy::{EmptyPolicy, Policy, MAX_MIN_ZONE};
 use crate::resolver::subset::MAX_SUBSET;
 
@@ -169,7 +170,7 @@ fn parse_all(input: &str) -> ParseResult<(Target, Policy)> {
 }
 
 /// The query's keys, as error messages list them.
-const QUERY_KEYS: &str = "select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id";
+const QUERY_KEYS: &str = "select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health";
 
 /// `key=value&...`, percent-decoded; every key at most once, every value non-empty.
 fn parse_query(query: &str) -> ParseResult<Policy> {
@@ -212,6 +213,7 @@ fn parse_query(query: &str) -> ParseResult<Policy> {
             }
             "subset" => policy.subset = Some(number_from_1(&value, MAX_SUBSET).map_err(key_error)?),
             "client-id" => policy.client_id = Some(value),
+            "health" => policy.health = Some(health::from_query_value(&value)),
             _ => match key.strip_prefix("select.") {
                 Some("") => return Err(key_error("names no metadata key (write select.<key>=value)".into())),
                 Some(meta) => {
@@ -753,15 +755,15 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "etcd:///e?version=v2",
-                "query: unknown key 'version' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id)",
+                "query: unknown key 'version' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)",
             ),
             (
                 "etcd:///e?zone=a",
-                "query: unknown key 'zone' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id)",
+                "query: unknown key 'zone' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)",
             ),
             (
                 "etcd:///e?Empty=keep",
-                "query: unknown key 'Empty' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id)",
+                "query: unknown key 'Empty' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)",
             ),
             ("etcd:///e?empty=drop", "query key 'empty': 'drop' is neither keep nor pass"),
             ("etcd:///e?empty=KEEP", "query key 'empty': 'KEEP' is neither keep nor pass"),
@@ -790,7 +792,7 @@ mod tests {
             ("etcd:///e?prefer-zone=", "query key 'prefer-zone': the value is empty (write prefer-zone=value)"),
             (
                 "dns:///localhost?subsets=3",
-                "query: unknown key 'subsets' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id)",
+                "query: unknown key 'subsets' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)",
             ),
             ("pass:///127.0.0.1:1?empty=maybe", "query key 'empty': 'maybe' is neither keep nor pass"),
             ("etcd:///e?subset=0", "query key 'subset': '0' is not a number from 1 to 10000"),
@@ -804,7 +806,11 @@ mod tests {
             ("etcd:///e?client-id=", "query key 'client-id': the value is empty (write client-id=value)"),
             ("etcd:///e?client-id=a&client%2Did=b", "query key 'client-id': given twice"),
             ("etcd:///e?client-id=%C3", "query key 'client-id': escapes that decode to invalid UTF-8"),
-            ("etcd:///e?clientid=a", "query: unknown key 'clientid' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id)"),
+            ("etcd:///e?clientid=a", "query: unknown key 'clientid' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)"),
+            ("etcd:///e?health=", "query key 'health': the value is empty (write health=value)"),
+            ("etcd:///e?health", "query key 'health': the value is empty (write health=value)"),
+            ("etcd:///e?health=*&health=*", "query key 'health': given twice"),
+            ("etcd:///e?health=a%2", "query key 'health': '%2' is not a %XX escape"),
         ];
         assert!(cases.len() >= 20);
         for (input, expected) in cases {
@@ -825,6 +831,14 @@ mod tests {
         assert_eq!((p.subset, p.client_id.as_deref()), (Some(25), Some("web-7/a")));
         assert_eq!(with_query("etcd:///e?subset=1").1.subset, Some(1));
         assert_eq!(with_query("etcd:///e?subset=10000").1.subset, Some(10000));
+    }
+
+    #[test]
+    fn a_query_sets_health_checking_with_a_star_for_the_whole_server() {
+        let (t, p) = with_query("etcd:///echo?health=echo.Echo#2");
+        assert_eq!((t, p.health.as_deref()), (ok("etcd:///echo#2"), Some("echo.Echo")));
+        assert_eq!(with_query("dns:///h:1?health=*").1.health.as_deref(), Some(""), "'*' is the whole server");
+        assert_eq!(with_query("pass:///127.0.0.1:1?health=%2A").1.health.as_deref(), Some(""));
     }
 
     #[test]

@@ -222,6 +222,33 @@ pub extern "C" fn gn_resolver_options_set_client_id(
     })
 }
 
+/// Asks the gRPC stack to check the health of every address with gRPC's health service
+/// (`grpc.health.v1.Health`) for `service` ("" for the server as a whole) and to pick only serving
+/// ones: every update's service config (`gn_update_service_config`) then holds
+/// `"healthCheckConfig": {"serviceName": service}`, added to the source's service config (a
+/// different `healthCheckConfig` there is replaced). A service config that names no balancing policy
+/// also gets `"loadBalancingConfig": [{"gnaming_weighted": {}}, {"round_robin": {}}]`, since
+/// pick_first, gRPC's default, does not check health. NULL removes the setting. A target's
+/// `?health=` sets it alike (`?health=*` for ""); a different value there makes `gn_resolver_start`
+/// fail with `GN_STATUS_INVALID_TARGET`. `service` is NUL-terminated UTF-8, copied. On error the
+/// options are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_health_check(
+    options: *mut gn_resolver_options,
+    service: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        o.inner.policy.health = if service.is_null() {
+            None
+        } else {
+            // SAFETY: a NUL-terminated string, as documented.
+            Some(unsafe { borrow_str(service, "service") }?.to_string())
+        };
+        Ok(())
+    })
+}
+
 /// A closure that receives updates: `call(user_data, update)` for each update, then `drop(user_data)`
 /// exactly once.
 ///

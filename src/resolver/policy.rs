@@ -1,12 +1,12 @@
 //! Discovery policies applied to every backend's lists in one place: metadata selectors, zone
-//! preference, subsetting ([`super::subset`]) and what an empty list does, set by a target's query or
-//! by resolver options.
+//! preference, subsetting ([`super::subset`]), what an empty list does and client-side health
+//! checking ([`super::health`]), set by a target's query or by resolver options.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::subset;
+use super::{health, subset};
 use crate::error::{Error, ErrorKind};
 use crate::update::Endpoint;
 
@@ -58,6 +58,8 @@ pub struct Policy {
     pub subset: Option<u32>,
     /// The id that seeds this client's subset (`client-id`).
     pub client_id: Option<String>,
+    /// The gRPC health service to check on every address (`health`; "" is the server as a whole).
+    pub health: Option<String>,
 }
 
 impl Policy {
@@ -83,6 +85,9 @@ impl Policy {
         merge_one(&mut self.min_zone, query.min_zone, |o, t| conflict("min-zone", &o, &t))?;
         merge_one(&mut self.subset, query.subset, |o, t| conflict("subset", &o, &t))?;
         merge_one(&mut self.client_id, query.client_id.clone(), |o, t| conflict("client-id", &o, &t))?;
+        merge_one(&mut self.health, query.health.clone(), |o, t| {
+            conflict("health", &health::query_value(&o), &health::query_value(&t))
+        })?;
         Ok(())
     }
 
@@ -272,5 +277,17 @@ mod tests {
         let set = Policy { client_id: Some("mine".into()), ..p };
         assert_eq!(set.resolved().client_id.as_deref(), Some("mine"));
         assert_eq!(Policy::default().resolved().client_id, None, "no subset, no client id");
+    }
+
+    #[test]
+    fn a_health_conflict_names_its_key_and_spells_the_whole_server_as_in_the_query() {
+        let set = |health: &str| Policy { health: Some(health.into()), ..Policy::default() };
+        let mut options = set("");
+        options.merge(&set("")).unwrap();
+        let e = options.merge(&set("echo.Echo")).unwrap_err();
+        assert_eq!(e.message(), "query key 'health': the target says 'echo.Echo', the resolver options '*'");
+        let mut none = Policy::default();
+        none.merge(&set("h")).unwrap();
+        assert_eq!(none, set("h"));
     }
 }

@@ -381,6 +381,11 @@ static void resolver_calls_refuse_nulls_and_bad_values_and_drop_the_closure_once
   EXPECT_ERROR(gn_resolver_options_set_client_id(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
   EXPECT_OK(gn_resolver_options_set_client_id(o, "web-7", err_out));
   EXPECT_OK(gn_resolver_options_set_client_id(o, NULL, err_out));
+  COVER(gn_resolver_options_set_health_check);
+  EXPECT_ERROR(gn_resolver_options_set_health_check(NULL, "", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_health_check(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_OK(gn_resolver_options_set_health_check(o, "", err_out));
+  EXPECT_OK(gn_resolver_options_set_health_check(o, NULL, err_out));
 
   const struct {
     const char *target;

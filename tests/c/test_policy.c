@@ -2,7 +2,7 @@
  * tests/harness/etcd_cluster.py run): a selector switching a canary in and out by its registration
  * metadata, the local zone used alone until it drops below min-zone, an emptied registry under
  * empty=keep and empty=pass, a client's subset kept when another backend leaves, each set by the
- * target's query and by the resolver options.
+ * target's query and by the resolver options; and the health checking a service config asks for.
  * Built with -Wall -Wextra -Werror and run under ASan+UBSan and valgrind. */
 #define _GNU_SOURCE
 #include <stdbool.h>
@@ -344,12 +344,54 @@ static void a_subset_holds_n_of_the_entries_and_keeps_them_when_another_backend_
     if (regs[i]) unreg(regs[i]);
 }
 
+/* --- health checking --- */
+
+/* The service config of the first update of a pull resolver on `target` with `o`, copied to `out`. */
+static void first_service_config(const char *target, gn_resolver_options *o, char *out, size_t size) {
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_status s = gn_resolver_start(target, o, pull, &r, &err);
+  CHECK(s == GN_STATUS_OK, "resolver %s: %s", target, gn_error_message(err));
+  gn_error_free(err);
+  gn_update *u = NULL;
+  out[0] = 0;
+  if (r && gn_resolver_next(r, WAIT_MS, &u, NULL) == GN_STATUS_OK) {
+    const char *sc = gn_update_service_config(u);
+    snprintf(out, size, "%s", sc ? sc : "(none)");
+  }
+  gn_update_free(u);
+  gn_resolver_free(r);
+}
+
+static void health_checking_goes_into_the_service_config_by_query_and_by_option(void) {
+  char sc[512];
+  first_service_config("pass:///127.0.0.1:1?health=*", NULL, sc, sizeof sc);
+  CHECK(strstr(sc, "\"healthCheckConfig\":{\"serviceName\":\"\"}") && strstr(sc, "{\"round_robin\":{}}"),
+        "health=*: %s", sc);
+  gn_resolver_options *o = gn_resolver_options_new();
+  gn_resolver_options_set_health_check(o, "echo.Echo", NULL);
+  first_service_config("pass:///127.0.0.1:1", o, sc, sizeof sc);
+  CHECK(strstr(sc, "\"healthCheckConfig\":{\"serviceName\":\"echo.Echo\"}"), "by option: %s", sc);
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_status s = gn_resolver_start("pass:///127.0.0.1:1?health=*", o, pull, &r, &err);
+  CHECK(s == GN_STATUS_INVALID_TARGET && err && strstr(gn_error_message(err), "query key 'health'"),
+        "a conflicting health service: %s %s", gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
+  gn_resolver_options_free(o);
+  first_service_config("pass:///127.0.0.1:1", NULL, sc, sizeof sc);
+  CHECK(strcmp(sc, "(none)") == 0, "no health setting, no service config: %s", sc);
+}
+
 int main(void) {
   configure_cluster();
   RUN(a_selector_switches_a_canary_in_and_out_by_its_metadata);
   RUN(the_local_zone_is_used_alone_until_it_drops_below_min_zone);
   RUN(an_emptied_registry_is_kept_with_empty_keep_and_passed_on_with_empty_pass);
   RUN(a_subset_holds_n_of_the_entries_and_keeps_them_when_another_backend_leaves);
+  RUN(health_checking_goes_into_the_service_config_by_query_and_by_option);
   gn_runtime_shutdown(5000, NULL);
   return check_summary();
 }

@@ -73,9 +73,7 @@ static bool expect_kept_update(gn_resolver *r, gn_resolver_state state, const ch
   return ok;
 }
 
-static gn_resolver *resolver(const char *query_or_empty, const char *service, gn_resolver_options *o) {
-  char target[256];
-  snprintf(target, sizeof target, "etcd://c/%s-%s%s", service_prefix, service, query_or_empty);
+static gn_resolver *start_pull(const char *target, gn_resolver_options *o) {
   gn_update_callback pull = {NULL, NULL, NULL};
   gn_resolver *r = NULL;
   gn_error *err = NULL;
@@ -83,6 +81,25 @@ static gn_resolver *resolver(const char *query_or_empty, const char *service, gn
   CHECK(s == GN_STATUS_OK, "resolver %s: %s", target, gn_error_message(err));
   gn_error_free(err);
   return r;
+}
+
+static gn_resolver *resolver(const char *query_or_empty, const char *service, gn_resolver_options *o) {
+  char target[256];
+  snprintf(target, sizeof target, "etcd://c/%s-%s%s", service_prefix, service, query_or_empty);
+  return start_pull(target, o);
+}
+
+/* A start that the target and the options make fail with GN_STATUS_INVALID_TARGET naming `key`. */
+static void expect_conflict(const char *target, gn_resolver_options *o, const char *key) {
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_status s = gn_resolver_start(target, o, pull, &r, &err);
+  char needle[64];
+  snprintf(needle, sizeof needle, "query key '%s'", key);
+  CHECK(s == GN_STATUS_INVALID_TARGET && err && strstr(gn_error_message(err), needle) && !r,
+        "%s against the options: %s %s", target, gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
 }
 
 static gn_registration *reg(const char *service, const char *address, const char *metadata) {
@@ -326,15 +343,11 @@ static void a_subset_holds_n_of_the_entries_and_keeps_them_when_another_backend_
   expect_update(by_option, GN_RESOLVER_STATE_OK, after, NULL, "a backend of the subset left, by options");
 
   /* The target and the options disagree: the start fails naming the key. */
-  gn_resolver *conflict = NULL;
-  gn_error *err = NULL;
   char target[256];
   snprintf(target, sizeof target, "etcd://c/%s-subset?subset=2", service_prefix);
-  gn_update_callback pull = {NULL, NULL, NULL};
-  s = gn_resolver_start(target, o, pull, &conflict, &err);
-  CHECK(s == GN_STATUS_INVALID_TARGET && err && strstr(gn_error_message(err), "query key 'subset'"),
-        "a conflicting subset: %s %s", gn_status_name(s), err ? gn_error_message(err) : "");
-  gn_error_free(err);
+  expect_conflict(target, o, "subset");
+  snprintf(target, sizeof target, "etcd://c/%s-subset?client-id=web-8", service_prefix);
+  expect_conflict(target, o, "client-id");
   gn_resolver_options_free(o);
   gn_resolver_free(all);
   gn_resolver_free(by_query);
@@ -348,12 +361,7 @@ static void a_subset_holds_n_of_the_entries_and_keeps_them_when_another_backend_
 
 /* The service config of the first update of a pull resolver on `target` with `o`, copied to `out`. */
 static void first_service_config(const char *target, gn_resolver_options *o, char *out, size_t size) {
-  gn_update_callback pull = {NULL, NULL, NULL};
-  gn_resolver *r = NULL;
-  gn_error *err = NULL;
-  gn_status s = gn_resolver_start(target, o, pull, &r, &err);
-  CHECK(s == GN_STATUS_OK, "resolver %s: %s", target, gn_error_message(err));
-  gn_error_free(err);
+  gn_resolver *r = start_pull(target, o);
   gn_update *u = NULL;
   out[0] = 0;
   if (r && gn_resolver_next(r, WAIT_MS, &u, NULL) == GN_STATUS_OK) {
@@ -373,13 +381,7 @@ static void health_checking_goes_into_the_service_config_by_query_and_by_option(
   gn_resolver_options_set_health_check(o, "echo.Echo", NULL);
   first_service_config("pass:///127.0.0.1:1", o, sc, sizeof sc);
   CHECK(strstr(sc, "\"healthCheckConfig\":{\"serviceName\":\"echo.Echo\"}"), "by option: %s", sc);
-  gn_resolver *r = NULL;
-  gn_error *err = NULL;
-  gn_update_callback pull = {NULL, NULL, NULL};
-  gn_status s = gn_resolver_start("pass:///127.0.0.1:1?health=*", o, pull, &r, &err);
-  CHECK(s == GN_STATUS_INVALID_TARGET && err && strstr(gn_error_message(err), "query key 'health'"),
-        "a conflicting health service: %s %s", gn_status_name(s), err ? gn_error_message(err) : "");
-  gn_error_free(err);
+  expect_conflict("pass:///127.0.0.1:1?health=*", o, "health");
   gn_resolver_options_free(o);
   first_service_config("pass:///127.0.0.1:1", NULL, sc, sizeof sc);
   CHECK(strcmp(sc, "(none)") == 0, "no health setting, no service config: %s", sc);

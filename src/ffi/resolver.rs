@@ -187,7 +187,9 @@ pub extern "C" fn gn_resolver_options_set_subset(
 ) -> gn_status {
     edit_options(options, err_out, |o| {
         if count > MAX_SUBSET {
-            return Err(Error::invalid_argument(format!("subset {count} is not from 1 to {MAX_SUBSET}")));
+            return Err(Error::invalid_argument(format!(
+                "subset {count} is more than {MAX_SUBSET} (0 removes the setting)"
+            )));
         }
         o.inner.policy.subset = (count > 0).then_some(count);
         Ok(())

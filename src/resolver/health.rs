@@ -48,7 +48,7 @@ pub fn with_health_check(service_config: Option<String>, service: &str) -> Optio
     match config.get("healthCheckConfig") {
         Some(theirs) if *theirs == wanted => {}
         Some(theirs) => {
-            tracing::warn!(%theirs, service, "the source's healthCheckConfig replaced by the resolver's health setting");
+            tracing::warn!(%theirs, service, "the source's healthCheckConfig replaced by the health setting");
             config.insert("healthCheckConfig".into(), wanted);
         }
         None => {

@@ -157,15 +157,10 @@ mod tests {
     fn a_thousand_clients_spread_evenly_over_a_hundred_backends() {
         // Each client chooses alone, so a backend's count of clients varies as a binomial of
         // (1000, N/100) and the spread tightens as N grows: max/min is 1.91 for N=5, 1.54 for 10, 1.49
-        // for 15, 1.33 for 20, 1.31 for 25, 1.30 for 32 and 1.21 for 50. 25 is the cap go-zero and
-        // Kratos use.
-        for (n, expected) in [(20, 1.33), (25, 1.31), (50, 1.21)] {
-            let ratio = spread(1000, 100, n);
-            assert!(ratio <= 1.5, "subset={n}: max/min clients per backend {ratio:.2}, want at most 1.5");
-            assert!(
-                (ratio - expected).abs() < 0.01,
-                "subset={n}: max/min {ratio:.2}, was {expected}: the hash changed"
-            );
-        }
+        // for 15, 1.33 for 20, 1.31 for 25, 1.30 for 32 and 1.21 for 50 (the README's figures for this
+        // hash). 25 is the cap go-zero and Kratos use.
+        let ratio = spread(1000, 100, 25);
+        assert!(ratio <= 1.5, "subset=25: max/min clients per backend {ratio:.2}, want at most 1.5");
+        assert!((ratio - 1.31).abs() < 0.005, "subset=25: max/min {ratio:.3}, was 1.31: the hash changed");
     }
 }

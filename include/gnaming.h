@@ -774,6 +774,49 @@ enum gn_status gn_resolver_options_set_zone(struct gn_resolver_options *options,
                                             struct gn_error **err_out);
 
 /**
+ * Gives this client a subset of `count` of the list's distinct addresses (1 to 10000; 0 removes the
+ * setting), with every entry of each (the `#N` copies of an address stay together). The subset is
+ * deterministic for a client id (`gn_resolver_options_set_client_id`) and stable: an update that
+ * adds, removes or replaces one address changes at most one address of it. Every backend is in
+ * about `count` / (addresses) of the clients' subsets. It is taken after the selectors and the
+ * zone; a list with at most `count` addresses is delivered whole. A target's `?subset=` sets it
+ * alike; a different value there makes `gn_resolver_start` fail with `GN_STATUS_INVALID_TARGET`.
+ * On error the options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_subset(struct gn_resolver_options *options,
+                                              uint32_t count,
+                                              struct gn_error **err_out);
+
+/**
+ * The id that seeds this client's subset (see `gn_resolver_options_set_subset`): clients with the
+ * same id get the same subset of the same list. NULL removes the setting; then the
+ * `GNAMING_CLIENT_ID` environment variable, read when a resolver starts, gives it if set, else it
+ * is `<host name>/<process id>`, so that the processes of one host spread over the backends. A
+ * target's `?client-id=` sets it alike; a different value there makes `gn_resolver_start` fail with
+ * `GN_STATUS_INVALID_TARGET`. `id` is non-empty NUL-terminated UTF-8, copied. On error the options
+ * are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_client_id(struct gn_resolver_options *options,
+                                                 const char *id,
+                                                 struct gn_error **err_out);
+
+/**
+ * Asks the gRPC stack to check the health of every address with gRPC's health service
+ * (`grpc.health.v1.Health`) for `service` ("" for the server as a whole) and to pick only serving
+ * ones: every update's service config (`gn_update_service_config`) then holds
+ * `"healthCheckConfig": {"serviceName": service}`, added to the source's service config (a
+ * different `healthCheckConfig` there is replaced). A service config that names no balancing policy
+ * also gets `"loadBalancingConfig": [{"gnaming_weighted": {}}, {"round_robin": {}}]`, since
+ * pick_first, gRPC's default, does not check health. NULL removes the setting. A target's
+ * `?health=` sets it alike (`?health=*` for ""); a different value there makes `gn_resolver_start`
+ * fail with `GN_STATUS_INVALID_TARGET`. `service` is NUL-terminated UTF-8, copied. On error the
+ * options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_health_check(struct gn_resolver_options *options,
+                                                    const char *service,
+                                                    struct gn_error **err_out);
+
+/**
  * Parses `target` and starts resolving it in the background.
  *
  * - `target`: a target string (see the README's list of forms); copied.

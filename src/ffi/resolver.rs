@@ -12,6 +12,7 @@ use super::plumbing::{borrow, borrow_str, edit_options, free_handle, new_handle,
 use super::update::gn_update;
 use crate::error::Error;
 use crate::resolver::policy::{EmptyPolicy, MAX_MIN_ZONE};
+use crate::resolver::subset::MAX_SUBSET;
 use crate::resolver::{parse_target, Resolver, ResolverOptions, UpdateHandler};
 use crate::runtime::Closable;
 use crate::update::Update;
@@ -166,6 +167,86 @@ pub extern "C" fn gn_resolver_options_set_zone(
         }
         o.inner.policy.prefer_zone = Some(zone.to_string());
         o.inner.policy.min_zone = Some(min_count);
+        Ok(())
+    })
+}
+
+/// Gives this client a subset of `count` of the list's distinct addresses (1 to 10000; 0 removes the
+/// setting), with every entry of each (the `#N` copies of an address stay together). The subset is
+/// deterministic for a client id (`gn_resolver_options_set_client_id`) and stable: an update that
+/// adds, removes or replaces one address changes at most one address of it. Every backend is in
+/// about `count` / (addresses) of the clients' subsets. It is taken after the selectors and the
+/// zone; a list with at most `count` addresses is delivered whole. A target's `?subset=` sets it
+/// alike; a different value there makes `gn_resolver_start` fail with `GN_STATUS_INVALID_TARGET`.
+/// On error the options are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_subset(
+    options: *mut gn_resolver_options,
+    count: u32,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        if count > MAX_SUBSET {
+            return Err(Error::invalid_argument(format!(
+                "subset {count} is more than {MAX_SUBSET} (0 removes the setting)"
+            )));
+        }
+        o.inner.policy.subset = (count > 0).then_some(count);
+        Ok(())
+    })
+}
+
+/// The id that seeds this client's subset (see `gn_resolver_options_set_subset`): clients with the
+/// same id get the same subset of the same list. NULL removes the setting; then the
+/// `GNAMING_CLIENT_ID` environment variable, read when a resolver starts, gives it if set, else it
+/// is `<host name>/<process id>`, so that the processes of one host spread over the backends. A
+/// target's `?client-id=` sets it alike; a different value there makes `gn_resolver_start` fail with
+/// `GN_STATUS_INVALID_TARGET`. `id` is non-empty NUL-terminated UTF-8, copied. On error the options
+/// are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_client_id(
+    options: *mut gn_resolver_options,
+    id: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        if id.is_null() {
+            o.inner.policy.client_id = None;
+            return Ok(());
+        }
+        // SAFETY: a NUL-terminated string, as documented.
+        let id = unsafe { borrow_str(id, "id") }?;
+        if id.is_empty() {
+            return Err(Error::invalid_argument("client id is empty (NULL removes the setting)"));
+        }
+        o.inner.policy.client_id = Some(id.to_string());
+        Ok(())
+    })
+}
+
+/// Asks the gRPC stack to check the health of every address with gRPC's health service
+/// (`grpc.health.v1.Health`) for `service` ("" for the server as a whole) and to pick only serving
+/// ones: every update's service config (`gn_update_service_config`) then holds
+/// `"healthCheckConfig": {"serviceName": service}`, added to the source's service config (a
+/// different `healthCheckConfig` there is replaced). A service config that names no balancing policy
+/// also gets `"loadBalancingConfig": [{"gnaming_weighted": {}}, {"round_robin": {}}]`, since
+/// pick_first, gRPC's default, does not check health. NULL removes the setting. A target's
+/// `?health=` sets it alike (`?health=*` for ""); a different value there makes `gn_resolver_start`
+/// fail with `GN_STATUS_INVALID_TARGET`. `service` is NUL-terminated UTF-8, copied. On error the
+/// options are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_health_check(
+    options: *mut gn_resolver_options,
+    service: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        o.inner.policy.health = if service.is_null() {
+            None
+        } else {
+            // SAFETY: a NUL-terminated string, as documented.
+            Some(unsafe { borrow_str(service, "service") }?.to_string())
+        };
         Ok(())
     })
 }

@@ -1,13 +1,15 @@
 //! Resolvers: parse a target, run its scheme's backend as a task on the runtime, and hand each
 //! complete list to a callback or a pull queue. Backends publish through [`ResolverContext`], which
-//! applies the [`policy`] (selectors, zone, empty lists), keeps the last good list through errors and
-//! drops updates that change nothing; with `resolve_host_names`, [`names`] stands between a backend and
-//! its delivery.
+//! applies the [`policy`] (selectors, zone, subset, empty lists, health checking), keeps the last good
+//! list through errors and drops updates that change nothing; with `resolve_host_names`, [`names`]
+//! stands between a backend and its delivery.
 
 pub mod delivery;
+pub mod health;
 pub mod names;
 pub mod policy;
 pub mod static_list;
+pub mod subset;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -85,6 +87,7 @@ impl ResolverContext {
 
     /// Publishes a fresh complete list after the policy, unless that equals the last one published.
     /// With `empty=keep`, a list the policy leaves empty is a transient error that keeps the last list.
+    /// With `health`, the service config handed on asks the stack to check health.
     pub fn publish(&mut self, endpoints: Vec<Endpoint>, service_config: Option<String>) {
         let reported = endpoints.len();
         let kept = self.policy.select(endpoints);
@@ -96,6 +99,10 @@ impl ResolverContext {
             self.out.publish_error(format!("{why}; keeping the last list (empty=keep)"));
             return;
         }
+        let service_config = match &self.policy.health {
+            Some(service) => health::with_health_check(service_config, service),
+            None => service_config,
+        };
         self.out.publish(kept, service_config)
     }
 
@@ -406,5 +413,19 @@ mod tests {
         let u = d.next(SHORT).unwrap();
         assert!(u.is_ok(), "recovery with the same list must still be published to clear the error");
         assert_eq!(u.sequence, 3);
+    }
+
+    #[test]
+    fn with_health_every_update_and_the_kept_list_carry_the_health_check_config() {
+        let (mut ctx, d) = pull_context();
+        ctx.policy.health = Some("echo.Echo".into());
+        ctx.publish(list(&["1.1.1.1:1"]), None);
+        let sc = d.next(SHORT).unwrap().service_config.clone().expect("a service config");
+        assert!(sc.contains(r#""healthCheckConfig":{"serviceName":"echo.Echo"}"#), "{sc}");
+        ctx.publish_error("down");
+        assert_eq!(d.next(SHORT).unwrap().service_config.as_deref(), Some(sc.as_str()), "the kept list's config");
+        ctx.publish(list(&["1.1.1.1:1"]), Some(r#"{"loadBalancingPolicy":"round_robin"}"#.into()));
+        let sc = d.next(SHORT).unwrap().service_config.clone().unwrap();
+        assert!(sc.contains("healthCheckConfig") && sc.contains(r#""loadBalancingPolicy":"round_robin""#), "{sc}");
     }
 }

@@ -370,6 +370,22 @@ static void resolver_calls_refuse_nulls_and_bad_values_and_drop_the_closure_once
   EXPECT_ERROR(gn_resolver_options_set_zone(o, bad_utf8, 1, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
   EXPECT_OK(gn_resolver_options_set_zone(o, "a", 2, err_out));
   EXPECT_OK(gn_resolver_options_set_zone(o, NULL, 0, err_out));
+  COVER(gn_resolver_options_set_subset);
+  EXPECT_ERROR(gn_resolver_options_set_subset(NULL, 3, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_subset(o, 10001, err_out), GN_STATUS_INVALID_ARGUMENT, "subset 10001");
+  EXPECT_OK(gn_resolver_options_set_subset(o, 3, err_out));
+  EXPECT_OK(gn_resolver_options_set_subset(o, 0, err_out));
+  COVER(gn_resolver_options_set_client_id);
+  EXPECT_ERROR(gn_resolver_options_set_client_id(NULL, "a", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_client_id(o, "", err_out), GN_STATUS_INVALID_ARGUMENT, "client id is empty");
+  EXPECT_ERROR(gn_resolver_options_set_client_id(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_OK(gn_resolver_options_set_client_id(o, "web-7", err_out));
+  EXPECT_OK(gn_resolver_options_set_client_id(o, NULL, err_out));
+  COVER(gn_resolver_options_set_health_check);
+  EXPECT_ERROR(gn_resolver_options_set_health_check(NULL, "", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_health_check(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_OK(gn_resolver_options_set_health_check(o, "", err_out));
+  EXPECT_OK(gn_resolver_options_set_health_check(o, NULL, err_out));
 
   const struct {
     const char *target;

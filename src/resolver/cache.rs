@@ -8,7 +8,7 @@
 //! (OK) list from it, so under `empty=keep` an emptied registry leaves the last non-empty list on disk.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{ErrorKind as IoErrorKind, Write};
+use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -234,17 +234,17 @@ impl CacheFile {
     /// The cached list, `Ok(None)` when there is no file, or why the file is not served: unreadable,
     /// corrupt, of another format version, for another source, or older than the max age.
     pub fn read(&self, now: SystemTime) -> Result<Option<Cached>, String> {
-        let bytes = match File::open(&self.path).and_then(|f| {
-            let len = f.metadata()?.len();
-            if len > MAX_FILE_BYTES {
-                return Err(std::io::Error::other(format!("{len} bytes, more than {MAX_FILE_BYTES}")));
+        let mut bytes = Vec::new();
+        // One byte past the limit tells a file that is too large from one that just fits.
+        let read = File::open(&self.path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
+        match read {
+            Ok(_) if bytes.len() as u64 > MAX_FILE_BYTES => {
+                return Err(format!("is larger than {MAX_FILE_BYTES} bytes"));
             }
-            std::io::Read::bytes(f).collect::<Result<Vec<u8>, _>>()
-        }) {
-            Ok(bytes) => bytes,
+            Ok(_) => {}
             Err(e) if e.kind() == IoErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot be read: {e}")),
-        };
+        }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("is corrupt: {e}"))?;
         match value.get("format").and_then(Value::as_u64) {
             Some(FORMAT_VERSION) => {}
@@ -525,7 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_old_other_version_and_other_target_files_are_ignored_with_a_warning() {
+    fn unreadable_corrupt_old_other_version_and_other_target_files_are_ignored_with_a_warning() {
         let dir = TempDir::new("ignored");
         let file = CacheFile::new(&dir.0, source("echo"), Duration::from_secs(3600));
         let now = SystemTime::now();
@@ -550,6 +550,11 @@ mod tests {
             assert_eq!(logged.len(), 1, "one warning for {text:?}: {logged:?}");
             assert!(logged[0].contains(why) && logged[0].contains("ignored"), "{logged:?}");
         }
+        fs::remove_file(file.path()).unwrap();
+        fs::create_dir(file.path()).unwrap();
+        let err = file.read(now).unwrap_err();
+        assert!(err.starts_with("cannot be read: "), "a directory in the file's place: {err}");
+        fs::remove_dir(file.path()).unwrap();
         file.write(&list(), None, now - Duration::from_secs(3601)).unwrap();
         let err = file.read(now).unwrap_err();
         assert_eq!(err, "was written 60 min ago, more than the max age of 60 min");

@@ -413,7 +413,6 @@ impl Writer {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
-    use std::sync::Arc as StdArc;
     use tracing::field::{Field, Visit};
     use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
@@ -453,7 +452,7 @@ mod tests {
     /// The warnings logged while `f` runs on this thread.
     fn warnings(f: impl FnOnce()) -> Vec<String> {
         #[derive(Clone, Default)]
-        struct Capture(StdArc<Mutex<Vec<String>>>);
+        struct Capture(Arc<Mutex<Vec<String>>>);
         struct Message<'a>(&'a mut String);
         impl Visit for Message<'_> {
             fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {

@@ -817,6 +817,36 @@ enum gn_status gn_resolver_options_set_health_check(struct gn_resolver_options *
                                                     struct gn_error **err_out);
 
 /**
+ * The cold-start cache directory. With one set (here, or else in the `GNAMING_CACHE_DIR` environment
+ * variable, read when a resolver starts), each etcd or DNS target's last good list (the source's
+ * complete list, before the selectors, zone and empty policy, which apply again when it is read) is
+ * kept in a file of its own in `dir`, replaced atomically each time the resolver delivers a changed
+ * good list (the directory is created with mode 0700, files with 0600). When the source is
+ * unreachable at start, before it has given any list, the cached list is delivered in a
+ * `GN_RESOLVER_STATE_TRANSIENT_ERROR` update whose message gives its age and the source's error
+ * (`serving the cached list written 12 s ago: ...`); the source's own list follows as soon as it
+ * answers. A cache file that is unreadable, corrupt, of another format version, for another target
+ * or older than the max age (`gn_resolver_options_set_cache_max_age_ms`) is ignored with a logged
+ * warning, and a write that fails is a logged warning: neither ever fails the resolver.
+ * `gn_resolver_close` waits up to 1 s for a write in flight. `dir` is NUL-terminated UTF-8, copied,
+ * non-empty; NULL removes the setting (then `GNAMING_CACHE_DIR` applies). Static targets (`pass:`,
+ * `ipv4:`, `unix:`, an IP literal) write no file. On error the options are unchanged. Not thread-safe
+ * for one options object.
+ */
+enum gn_status gn_resolver_options_set_cache_dir(struct gn_resolver_options *options,
+                                                 const char *dir,
+                                                 struct gn_error **err_out);
+
+/**
+ * How old a cached list may be and still be served at a cold start, in milliseconds (default
+ * 86400000, 24 h); an older file is ignored with a logged warning. At least 1. On error the options
+ * are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_cache_max_age_ms(struct gn_resolver_options *options,
+                                                        uint64_t max_age_ms,
+                                                        struct gn_error **err_out);
+
+/**
  * Parses `target` and starts resolving it in the background.
  *
  * - `target`: a target string (see the README's list of forms); copied.

@@ -2,6 +2,7 @@
 //! `resolve_now`, `next`, `close` and `free`.
 
 use std::ffi::{c_char, c_void};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -247,6 +248,60 @@ pub extern "C" fn gn_resolver_options_set_health_check(
             // SAFETY: a NUL-terminated string, as documented.
             Some(unsafe { borrow_str(service, "service") }?.to_string())
         };
+        Ok(())
+    })
+}
+
+/// The cold-start cache directory. With one set (here, or else in the `GNAMING_CACHE_DIR` environment
+/// variable, read when a resolver starts), each etcd or DNS target's last good list (the source's
+/// complete list, before the selectors, zone and empty policy, which apply again when it is read) is
+/// kept in a file of its own in `dir`, replaced atomically each time the resolver delivers a changed
+/// good list (the directory is created with mode 0700, files with 0600). When the source is
+/// unreachable at start, before it has given any list, the cached list is delivered in a
+/// `GN_RESOLVER_STATE_TRANSIENT_ERROR` update whose message gives its age and the source's error
+/// (`serving the cached list written 12 s ago: ...`); the source's own list follows as soon as it
+/// answers. A cache file that is unreadable, corrupt, of another format version, for another target
+/// or older than the max age (`gn_resolver_options_set_cache_max_age_ms`) is ignored with a logged
+/// warning, and a write that fails is a logged warning: neither ever fails the resolver.
+/// `gn_resolver_close` waits up to 1 s for a write in flight. `dir` is NUL-terminated UTF-8, copied,
+/// non-empty; NULL removes the setting (then `GNAMING_CACHE_DIR` applies). Static targets (`pass:`,
+/// `ipv4:`, `unix:`, an IP literal) write no file. On error the options are unchanged. Not thread-safe
+/// for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_cache_dir(
+    options: *mut gn_resolver_options,
+    dir: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        o.inner.cache.dir = if dir.is_null() {
+            None
+        } else {
+            // SAFETY: a NUL-terminated string, as documented.
+            let dir = unsafe { borrow_str(dir, "dir") }?;
+            if dir.is_empty() {
+                return Err(Error::invalid_argument("cache dir is empty (NULL removes the setting)"));
+            }
+            Some(PathBuf::from(dir))
+        };
+        Ok(())
+    })
+}
+
+/// How old a cached list may be and still be served at a cold start, in milliseconds (default
+/// 86400000, 24 h); an older file is ignored with a logged warning. At least 1. On error the options
+/// are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_cache_max_age_ms(
+    options: *mut gn_resolver_options,
+    max_age_ms: u64,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        if max_age_ms == 0 {
+            return Err(Error::invalid_argument("cache max age is 0 ms; it must be at least 1"));
+        }
+        o.inner.cache.max_age = Duration::from_millis(max_age_ms);
         Ok(())
     })
 }

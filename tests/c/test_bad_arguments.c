@@ -386,6 +386,16 @@ static void resolver_calls_refuse_nulls_and_bad_values_and_drop_the_closure_once
   EXPECT_ERROR(gn_resolver_options_set_health_check(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
   EXPECT_OK(gn_resolver_options_set_health_check(o, "", err_out));
   EXPECT_OK(gn_resolver_options_set_health_check(o, NULL, err_out));
+  COVER(gn_resolver_options_set_cache_dir);
+  EXPECT_ERROR(gn_resolver_options_set_cache_dir(NULL, "/tmp/c", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_cache_dir(o, "", err_out), GN_STATUS_INVALID_ARGUMENT, "cache dir is empty");
+  EXPECT_ERROR(gn_resolver_options_set_cache_dir(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_OK(gn_resolver_options_set_cache_dir(o, "/tmp/c", err_out));
+  EXPECT_OK(gn_resolver_options_set_cache_dir(o, NULL, err_out));
+  COVER(gn_resolver_options_set_cache_max_age_ms);
+  EXPECT_ERROR(gn_resolver_options_set_cache_max_age_ms(NULL, 1000, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_cache_max_age_ms(o, 0, err_out), GN_STATUS_INVALID_ARGUMENT, "at least 1");
+  EXPECT_OK(gn_resolver_options_set_cache_max_age_ms(o, UINT64_MAX, err_out));
 
   const struct {
     const char *target;

@@ -182,6 +182,14 @@ func (r *Registration) State() RegistrationState {
 // alive. It waits at most 5 s for etcd; if etcd is unreachable the entry goes when its lease
 // expires, and the error says so. Idempotent: later calls return nil.
 func (r *Registration) Close() error {
+	return r.finish(func(c *C.gn_registration, cerr **C.gn_error) C.enum_gn_status {
+		return C.gn_registration_close(c, C.uint32_t(closeTimeout.Milliseconds()), cerr)
+	})
+}
+
+// finish takes the handle, so that later calls find it closed, ends the registration with end (a C
+// close or drain) and frees it. Nothing to do when an earlier call took it.
+func (r *Registration) finish(end func(*C.gn_registration, **C.gn_error) C.enum_gn_status) error {
 	r.mu.Lock()
 	c := r.c
 	r.c = nil
@@ -191,7 +199,7 @@ func (r *Registration) Close() error {
 	}
 	defer C.gn_registration_free(c)
 	var cerr *C.gn_error
-	if st := C.gn_registration_close(c, C.uint32_t(closeTimeout.Milliseconds()), &cerr); st != C.GN_STATUS_OK {
+	if st := end(c, &cerr); st != C.GN_STATUS_OK {
 		return takeError(st, cerr)
 	}
 	return nil
@@ -213,20 +221,9 @@ func (r *Registration) Drain(ctx context.Context, d time.Duration) error {
 	if deadline, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(deadline), 0)
 	}
-	r.mu.Lock()
-	c := r.c
-	r.c = nil
-	r.mu.Unlock()
-	if c == nil {
-		return nil
-	}
-	defer C.gn_registration_free(c)
-	var cerr *C.gn_error
-	st := C.gn_registration_drain(c, C.uint32_t(ms), C.uint32_t(min(timeout.Milliseconds(), math.MaxUint32)), &cerr)
-	if st != C.GN_STATUS_OK {
-		return takeError(st, cerr)
-	}
-	return nil
+	return r.finish(func(c *C.gn_registration, cerr **C.gn_error) C.enum_gn_status {
+		return C.gn_registration_drain(c, C.uint32_t(ms), C.uint32_t(min(timeout.Milliseconds(), math.MaxUint32)), cerr)
+	})
 }
 
 // GracefulStopper is what GracefulStop stops; *grpc.Server is one.

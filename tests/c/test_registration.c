@@ -55,11 +55,14 @@ static gn_resolver *pull_resolver(const char *target) {
   return r;
 }
 
-static gn_registration *start(const char *service, const char *address, const char *metadata) {
+/* Registers `address` with a 2 s TTL, `metadata` (or none) and a warm-up of `warmup_ms` (0: none). */
+static gn_registration *start_warming(const char *service, const char *address, const char *metadata,
+                                      uint32_t warmup_ms) {
   gn_registration_options *o = gn_registration_options_new();
   gn_registration_options_set_cluster(o, "c", NULL);
   gn_registration_options_set_ttl_ms(o, 2000, NULL);
   if (metadata) gn_registration_options_set_metadata_json(o, metadata, NULL);
+  CHECK(gn_registration_options_set_warmup_ms(o, warmup_ms, NULL) == GN_STATUS_OK, "warm-up %u ms", warmup_ms);
   gn_registration *reg = NULL;
   gn_error *err = NULL;
   gn_status s = gn_registration_start(service, address, o, &reg, &err);
@@ -67,6 +70,10 @@ static gn_registration *start(const char *service, const char *address, const ch
   gn_error_free(err);
   gn_registration_options_free(o);
   return reg;
+}
+
+static gn_registration *start(const char *service, const char *address, const char *metadata) {
+  return start_warming(service, address, metadata, 0);
 }
 
 static void wait_registered(gn_registration *reg) {
@@ -336,20 +343,6 @@ static void stats_json_is_an_object_with_the_counters(void) {
 
 /* Warm-up and drain. */
 
-static gn_registration *start_warming(const char *service, const char *address, uint32_t warmup_ms) {
-  gn_registration_options *o = gn_registration_options_new();
-  gn_registration_options_set_cluster(o, "c", NULL);
-  gn_registration_options_set_ttl_ms(o, 2000, NULL);
-  CHECK(gn_registration_options_set_warmup_ms(o, warmup_ms, NULL) == GN_STATUS_OK, "warm-up %u ms", warmup_ms);
-  gn_registration *reg = NULL;
-  gn_error *err = NULL;
-  gn_status s = gn_registration_start(service, address, o, &reg, &err);
-  CHECK(s == GN_STATUS_OK, "start %s %s: %s", service, address, gn_error_message(err));
-  gn_error_free(err);
-  gn_registration_options_free(o);
-  return reg;
-}
-
 static void warm_up_and_drain_arguments_are_checked(void) {
   CHECK(gn_registration_drain(NULL, 100, 100, NULL) == GN_STATUS_OK, "drain(NULL) is a no-op");
   CHECK_ERR(gn_registration_options_set_warmup_ms(NULL, 100, &e_), GN_STATUS_INVALID_ARGUMENT, "options is NULL");
@@ -357,7 +350,7 @@ static void warm_up_and_drain_arguments_are_checked(void) {
 
 static void a_warm_up_keeps_the_address_out_of_etcd_until_it_ends(void) {
   double started = now_ms();
-  gn_registration *reg = start_warming("creg-warm", "127.0.0.1:7111", 500);
+  gn_registration *reg = start_warming("creg-warm", "127.0.0.1:7111", NULL, 500);
   if (!reg) return;
   CHECK(gn_registration_get_state(reg) == GN_REGISTRATION_STATE_WARMING_UP, "state %d",
         gn_registration_get_state(reg));
@@ -419,8 +412,8 @@ static void a_drain_removes_the_address_before_it_returns_after_the_drain_period
 
 static void closing_or_draining_during_the_warm_up_writes_nothing_and_returns_at_once(void) {
   gn_registration *stays = start("creg-warm-stop", "127.0.0.1:7114", NULL);
-  gn_registration *closed = start_warming("creg-warm-stop", "127.0.0.1:7115", 300);
-  gn_registration *drained = start_warming("creg-warm-stop", "127.0.0.1:7116", 300);
+  gn_registration *closed = start_warming("creg-warm-stop", "127.0.0.1:7115", NULL, 300);
+  gn_registration *drained = start_warming("creg-warm-stop", "127.0.0.1:7116", NULL, 300);
   if (!stays || !closed || !drained) return;
   double t0 = now_ms();
   CHECK(gn_registration_close(closed, 5000, NULL) == GN_STATUS_OK, "close during the warm-up");

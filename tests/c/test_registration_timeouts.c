@@ -187,12 +187,12 @@ static void a_drain_while_etcd_is_down_times_out_and_removes_the_key_once_etcd_i
   CHECK(harness("stop-all"), "stopping every member");
   double t0 = now_ms();
   gn_error *err = NULL;
-  gn_status s = gn_registration_drain(reg, 300, 1000, &err);
+  gn_status s = gn_registration_drain(reg, 100, 500, &err);
   double took = now_ms() - t0;
   CHECK(s == GN_STATUS_TIMEOUT, "drain with etcd down: expected GN_STATUS_TIMEOUT, observed %s (%s)",
         gn_status_name(s), gn_error_message(err));
   gn_error_free(err);
-  CHECK(took >= 1300 && took < 3000, "drain with a 1000 ms timeout and a 300 ms period took %.0f ms", took);
+  CHECK(took >= 600 && took < 2500, "drain with a 500 ms timeout and a 100 ms period took %.0f ms", took);
   CHECK(gn_registration_get_state(reg) == GN_REGISTRATION_STATE_CLOSED, "state %d", gn_registration_get_state(reg));
   CHECK(harness("start-all"), "starting every member again");
   double back = now_ms();

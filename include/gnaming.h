@@ -153,6 +153,10 @@ typedef enum gn_registration_state {
    * Closed.
    */
   GN_REGISTRATION_STATE_CLOSED = 3,
+  /**
+   * Waiting out the warm-up (`gn_registration_options_set_warmup_ms`): nothing is in etcd yet.
+   */
+  GN_REGISTRATION_STATE_WARMING_UP = 4,
 } gn_registration_state;
 
 /**
@@ -643,6 +647,17 @@ enum gn_status gn_registration_options_set_raw_value(struct gn_registration_opti
                                                      struct gn_error **err_out);
 
 /**
+ * Writes nothing to etcd (not even the lease) until `warmup_ms` milliseconds after
+ * `gn_registration_start`, so that clients reach the server only once it is ready to serve fast
+ * (default 0: at once). Meanwhile the state is `GN_REGISTRATION_STATE_WARMING_UP` and
+ * `gn_registration_wait` keeps waiting; a close or drain during the warm-up writes nothing and
+ * returns at once. On error the options are unchanged.
+ */
+enum gn_status gn_registration_options_set_warmup_ms(struct gn_registration_options *options,
+                                                     uint32_t warmup_ms,
+                                                     struct gn_error **err_out);
+
+/**
  * Registers `address` ("host:port", "[v6]:port") under `service` in etcd, as key
  * "<service>/<address>", and returns at once: a background task grants a lease, puts the key,
  * renews the lease every TTL/3, and when the lease or the key is lost (etcd down longer than the
@@ -696,6 +711,34 @@ enum gn_status gn_registration_close(struct gn_registration *registration,
  * logged) and releases the handle. NULL is a no-op. Must be the last call on this handle.
  */
 void gn_registration_free(struct gn_registration *registration);
+
+/**
+ * Takes the address out of discovery so the server can stop without failing an RPC: deletes the key
+ * (and revokes the lease when no other registration shares it), then waits `drain_ms` milliseconds,
+ * counted from etcd's confirmation, for clients to see the deletion and stop picking the address,
+ * while the server keeps serving (RPCs in flight finish, new ones go elsewhere); then returns and the
+ * server may stop. Afterwards the state is `GN_REGISTRATION_STATE_CLOSED`.
+ *
+ * - etcd unreachable: the deletion is retried with backoff (100 ms doubling to 1 s) for up to
+ *   `timeout_ms`; if etcd has not confirmed by then, the call still waits `drain_ms` and returns
+ *   `GN_STATUS_TIMEOUT`. The deletion goes on in the background for one TTL more, and the lease, no
+ *   longer renewed (unless other registrations of this process share it), takes the key with it
+ *   within the TTL anyway. An error etcd answers with (say `GN_STATUS_PERMISSION_DENIED`) is not
+ *   retried; it too is returned after `drain_ms`.
+ * - During the warm-up nothing is in etcd: it closes and returns `GN_STATUS_OK` at once.
+ * - A second drain (also one racing the first) returns `GN_STATUS_OK` when the first one's period
+ *   ends; a drain after `gn_registration_close` returns `GN_STATUS_OK` at once; a close racing a
+ *   drain waits for the deletion (as concurrent closes do), not for the drain period.
+ * - It blocks, so inside a resolver callback or on a library thread it fails with
+ *   `GN_STATUS_BAD_STATE` and does nothing: call `gn_registration_close` there.
+ *
+ * NULL is a no-op returning `GN_STATUS_OK`; thread-safe. The handle stays valid until
+ * `gn_registration_free`. Total time at most `timeout_ms` + `drain_ms`.
+ */
+enum gn_status gn_registration_drain(struct gn_registration *registration,
+                                     uint32_t drain_ms,
+                                     uint32_t timeout_ms,
+                                     struct gn_error **err_out);
 
 /**
  * A new options object with every default. Never NULL (NULL only if the process is out of memory).

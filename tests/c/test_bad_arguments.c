@@ -565,6 +565,18 @@ static void runtime_shutdown_accepts_any_timeout(void) {
 }
 
 /* Every function the header declares is covered above. */
+static void warm_up_and_drain_refuse_nulls_and_take_any_duration(void) {
+  COVER(gn_registration_options_set_warmup_ms);
+  COVER(gn_registration_drain);
+  EXPECT_ERROR(gn_registration_options_set_warmup_ms(NULL, 1000, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  gn_registration_options *o = gn_registration_options_new();
+  EXPECT_OK(gn_registration_options_set_warmup_ms(o, 0, err_out));
+  EXPECT_OK(gn_registration_options_set_warmup_ms(o, UINT32_MAX, err_out));
+  gn_registration_options_free(o);
+  EXPECT_OK(gn_registration_drain(NULL, 0, 0, err_out));
+  EXPECT_OK(gn_registration_drain(NULL, UINT32_MAX, UINT32_MAX, err_out));
+}
+
 static void every_exported_function_is_covered(void) {
   const char *path = getenv("GNAMING_HEADER") ? getenv("GNAMING_HEADER") : "include/gnaming.h";
   FILE *f = fopen(path, "r");
@@ -605,6 +617,7 @@ int main(void) {
   RUN(stats_and_strings_refuse_null_outputs);
   RUN(xds_calls_refuse_nulls_and_bad_values);
   RUN(runtime_shutdown_accepts_any_timeout);
+  RUN(warm_up_and_drain_refuse_nulls_and_take_any_duration);
   RUN(every_exported_function_is_covered);
   return check_summary();
 }

@@ -153,6 +153,10 @@ typedef enum gn_registration_state {
    * Closed.
    */
   GN_REGISTRATION_STATE_CLOSED = 3,
+  /**
+   * Waiting out the warm-up (`gn_registration_options_set_warmup_ms`): nothing is in etcd yet.
+   */
+  GN_REGISTRATION_STATE_WARMING_UP = 4,
 } gn_registration_state;
 
 /**
@@ -643,6 +647,17 @@ enum gn_status gn_registration_options_set_raw_value(struct gn_registration_opti
                                                      struct gn_error **err_out);
 
 /**
+ * Writes nothing to etcd (not even the lease) until `warmup_ms` milliseconds after
+ * `gn_registration_start`, so that clients reach the server only once it is ready to serve fast
+ * (default 0: at once). Meanwhile the state is `GN_REGISTRATION_STATE_WARMING_UP` and
+ * `gn_registration_wait` keeps waiting; a close or drain during the warm-up writes nothing and
+ * returns at once. On error the options are unchanged.
+ */
+enum gn_status gn_registration_options_set_warmup_ms(struct gn_registration_options *options,
+                                                     uint32_t warmup_ms,
+                                                     struct gn_error **err_out);
+
+/**
  * Registers `address` ("host:port", "[v6]:port") under `service` in etcd, as key
  * "<service>/<address>", and returns at once: a background task grants a lease, puts the key,
  * renews the lease every TTL/3, and when the lease or the key is lost (etcd down longer than the
@@ -696,6 +711,34 @@ enum gn_status gn_registration_close(struct gn_registration *registration,
  * logged) and releases the handle. NULL is a no-op. Must be the last call on this handle.
  */
 void gn_registration_free(struct gn_registration *registration);
+
+/**
+ * Takes the address out of discovery so the server can stop without failing an RPC: deletes the key
+ * (and revokes the lease when no other registration shares it), then waits `drain_ms` milliseconds,
+ * counted from etcd's confirmation, for clients to see the deletion and stop picking the address,
+ * while the server keeps serving (RPCs in flight finish, new ones go elsewhere); then returns and the
+ * server may stop. Afterwards the state is `GN_REGISTRATION_STATE_CLOSED`.
+ *
+ * - etcd unreachable: the deletion is retried with backoff (100 ms doubling to 1 s) for up to
+ *   `timeout_ms`; if etcd has not confirmed by then, the call still waits `drain_ms` and returns
+ *   `GN_STATUS_TIMEOUT`. The deletion goes on in the background for one TTL more, and the lease, no
+ *   longer renewed (unless other registrations of this process share it), takes the key with it
+ *   within the TTL anyway. An error etcd answers with (say `GN_STATUS_PERMISSION_DENIED`) is not
+ *   retried; it too is returned after `drain_ms`.
+ * - During the warm-up nothing is in etcd: it closes and returns `GN_STATUS_OK` at once.
+ * - A second drain (also one racing the first) returns `GN_STATUS_OK` when the first one's period
+ *   ends; a drain after `gn_registration_close` returns `GN_STATUS_OK` at once; a close racing a
+ *   drain waits for the deletion (as concurrent closes do), not for the drain period.
+ * - It blocks, so inside a resolver callback or on a library thread it fails with
+ *   `GN_STATUS_BAD_STATE` and does nothing: call `gn_registration_close` there.
+ *
+ * NULL is a no-op returning `GN_STATUS_OK`; thread-safe. The handle stays valid until
+ * `gn_registration_free`. Total time at most `timeout_ms` + `drain_ms`.
+ */
+enum gn_status gn_registration_drain(struct gn_registration *registration,
+                                     uint32_t drain_ms,
+                                     uint32_t timeout_ms,
+                                     struct gn_error **err_out);
 
 /**
  * A new options object with every default. Never NULL (NULL only if the process is out of memory).
@@ -772,6 +815,79 @@ enum gn_status gn_resolver_options_set_zone(struct gn_resolver_options *options,
                                             const char *zone,
                                             uint32_t min_count,
                                             struct gn_error **err_out);
+
+/**
+ * Gives this client a subset of `count` of the list's distinct addresses (1 to 10000; 0 removes the
+ * setting), with every entry of each (the `#N` copies of an address stay together). The subset is
+ * deterministic for a client id (`gn_resolver_options_set_client_id`) and stable: an update that
+ * adds, removes or replaces one address changes at most one address of it. Every backend is in
+ * about `count` / (addresses) of the clients' subsets. It is taken after the selectors and the
+ * zone; a list with at most `count` addresses is delivered whole. A target's `?subset=` sets it
+ * alike; a different value there makes `gn_resolver_start` fail with `GN_STATUS_INVALID_TARGET`.
+ * On error the options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_subset(struct gn_resolver_options *options,
+                                              uint32_t count,
+                                              struct gn_error **err_out);
+
+/**
+ * The id that seeds this client's subset (see `gn_resolver_options_set_subset`): clients with the
+ * same id get the same subset of the same list. NULL removes the setting; then the
+ * `GNAMING_CLIENT_ID` environment variable, read when a resolver starts, gives it if set, else it
+ * is `<host name>/<process id>`, so that the processes of one host spread over the backends. A
+ * target's `?client-id=` sets it alike; a different value there makes `gn_resolver_start` fail with
+ * `GN_STATUS_INVALID_TARGET`. `id` is non-empty NUL-terminated UTF-8, copied. On error the options
+ * are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_client_id(struct gn_resolver_options *options,
+                                                 const char *id,
+                                                 struct gn_error **err_out);
+
+/**
+ * Asks the gRPC stack to check the health of every address with gRPC's health service
+ * (`grpc.health.v1.Health`) for `service` ("" for the server as a whole) and to pick only serving
+ * ones: every update's service config (`gn_update_service_config`) then holds
+ * `"healthCheckConfig": {"serviceName": service}`, added to the source's service config (a
+ * different `healthCheckConfig` there is replaced). A service config that names no balancing policy
+ * also gets `"loadBalancingConfig": [{"gnaming_weighted": {}}, {"round_robin": {}}]`, since
+ * pick_first, gRPC's default, does not check health. NULL removes the setting. A target's
+ * `?health=` sets it alike (`?health=*` for ""); a different value there makes `gn_resolver_start`
+ * fail with `GN_STATUS_INVALID_TARGET`. `service` is NUL-terminated UTF-8, copied. On error the
+ * options are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_health_check(struct gn_resolver_options *options,
+                                                    const char *service,
+                                                    struct gn_error **err_out);
+
+/**
+ * The cold-start cache directory. With one set (here, or else in the `GNAMING_CACHE_DIR` environment
+ * variable, read when a resolver starts), each etcd or DNS target's last good list (the source's
+ * complete list, before the selectors, zone and empty policy, which apply again when it is read) is
+ * kept in a file of its own in `dir`, replaced atomically each time the resolver delivers a changed
+ * good list (the directory is created with mode 0700, files with 0600). When the source is
+ * unreachable at start, before it has given any list, the cached list is delivered in a
+ * `GN_RESOLVER_STATE_TRANSIENT_ERROR` update whose message gives its age and the source's error
+ * (`serving the cached list written 12 s ago: ...`); the source's own list follows as soon as it
+ * answers. A cache file that is unreadable, corrupt, of another format version, for another target
+ * or older than the max age (`gn_resolver_options_set_cache_max_age_ms`) is ignored with a logged
+ * warning, and a write that fails is a logged warning: neither ever fails the resolver.
+ * `gn_resolver_close` waits up to 1 s for a write in flight. `dir` is NUL-terminated UTF-8, copied,
+ * non-empty; NULL removes the setting (then `GNAMING_CACHE_DIR` applies). Static targets (`pass:`,
+ * `ipv4:`, `unix:`, an IP literal) write no file. On error the options are unchanged. Not thread-safe
+ * for one options object.
+ */
+enum gn_status gn_resolver_options_set_cache_dir(struct gn_resolver_options *options,
+                                                 const char *dir,
+                                                 struct gn_error **err_out);
+
+/**
+ * How old a cached list may be and still be served at a cold start, in milliseconds (default
+ * 86400000, 24 h); an older file is ignored with a logged warning. At least 1. On error the options
+ * are unchanged. Not thread-safe for one options object.
+ */
+enum gn_status gn_resolver_options_set_cache_max_age_ms(struct gn_resolver_options *options,
+                                                        uint64_t max_age_ms,
+                                                        struct gn_error **err_out);
 
 /**
  * Parses `target` and starts resolving it in the background.

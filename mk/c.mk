@@ -5,6 +5,8 @@ TEST_TARGETS += test-c test-install test-exports
 # test-install configures its consumer project with CMake.
 APT_PACKAGES += cmake
 
+# Every test_*.c, one after the other in one cluster; test_cache stops every member and
+# starts them again (same ports and data) before it ends, so the tests after it find the cluster whole.
 C_TESTS := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no --track-fds=no
 # A forked child cannot free what its parent's runtime threads allocated (those threads do not exist

@@ -6,7 +6,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use crate::error::{Error, ErrorKind};
+use crate::resolver::health;
 use crate::resolver::policy::{EmptyPolicy, Policy, MAX_MIN_ZONE};
+use crate::resolver::subset::MAX_SUBSET;
 
 /// The most connections a `#N` suffix may ask for per address.
 pub const MAX_COPIES: u32 = 1000;
@@ -182,7 +184,7 @@ fn parse_all(input: &str) -> ParseResult<(Target, Policy)> {
 }
 
 /// The query's keys, as error messages list them.
-const QUERY_KEYS: &str = "select.<metadata key>, empty, prefer-zone, min-zone";
+const QUERY_KEYS: &str = "select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health";
 
 /// `key=value&...`, percent-decoded; every key at most once, every value non-empty.
 fn parse_query(query: &str) -> ParseResult<Policy> {
@@ -221,12 +223,11 @@ fn parse_query(query: &str) -> ParseResult<Policy> {
             }
             "prefer-zone" => policy.prefer_zone = Some(value),
             "min-zone" => {
-                let digits = value.bytes().all(|b| b.is_ascii_digit());
-                match value.parse::<u32>().ok().filter(|n| digits && (1..=MAX_MIN_ZONE).contains(n)) {
-                    Some(n) => policy.min_zone = Some(n),
-                    None => return Err(key_error(format!("'{value}' is not a number from 1 to {MAX_MIN_ZONE}"))),
-                }
+                policy.min_zone = Some(number_from_1(&value, MAX_MIN_ZONE).map_err(key_error)?);
             }
+            "subset" => policy.subset = Some(number_from_1(&value, MAX_SUBSET).map_err(key_error)?),
+            "client-id" => policy.client_id = Some(value),
+            "health" => policy.health = Some(health::from_query_value(&value)),
             _ => match key.strip_prefix("select.") {
                 Some("") => return Err(key_error("names no metadata key (write select.<key>=value)".into())),
                 Some(meta) => {
@@ -237,6 +238,16 @@ fn parse_query(query: &str) -> ParseResult<Policy> {
         }
     }
     Ok(policy)
+}
+
+/// A query value that must be a plain decimal number from 1 to `max`.
+fn number_from_1(value: &str, max: u32) -> Result<u32, String> {
+    let digits = value.bytes().all(|b| b.is_ascii_digit());
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| digits && (1..=max).contains(n))
+        .ok_or(format!("'{value}' is not a number from 1 to {max}"))
 }
 
 /// Decodes `%XX` escapes; the result must be UTF-8. '+' stays '+', as in gRPC's URI parser.
@@ -802,15 +813,15 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "etcd:///e?version=v2",
-                "query: unknown key 'version' (keys: select.<metadata key>, empty, prefer-zone, min-zone)",
+                "query: unknown key 'version' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)",
             ),
             (
                 "etcd:///e?zone=a",
-                "query: unknown key 'zone' (keys: select.<metadata key>, empty, prefer-zone, min-zone)",
+                "query: unknown key 'zone' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)",
             ),
             (
                 "etcd:///e?Empty=keep",
-                "query: unknown key 'Empty' (keys: select.<metadata key>, empty, prefer-zone, min-zone)",
+                "query: unknown key 'Empty' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)",
             ),
             ("etcd:///e?empty=drop", "query key 'empty': 'drop' is neither keep nor pass"),
             ("etcd:///e?empty=KEEP", "query key 'empty': 'KEEP' is neither keep nor pass"),
@@ -838,10 +849,26 @@ mod tests {
             ("etcd:///e?min-zone=two", "query key 'min-zone': 'two' is not a number from 1 to 10000"),
             ("etcd:///e?prefer-zone=", "query key 'prefer-zone': the value is empty (write prefer-zone=value)"),
             (
-                "dns:///localhost?subset=3",
-                "query: unknown key 'subset' (keys: select.<metadata key>, empty, prefer-zone, min-zone)",
+                "dns:///localhost?subsets=3",
+                "query: unknown key 'subsets' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)",
             ),
             ("pass:///127.0.0.1:1?empty=maybe", "query key 'empty': 'maybe' is neither keep nor pass"),
+            ("etcd:///e?subset=0", "query key 'subset': '0' is not a number from 1 to 10000"),
+            ("etcd:///e?subset=10001", "query key 'subset': '10001' is not a number from 1 to 10000"),
+            ("etcd:///e?subset=+3", "query key 'subset': '+3' is not a number from 1 to 10000"),
+            ("etcd:///e?subset=3.5", "query key 'subset': '3.5' is not a number from 1 to 10000"),
+            ("etcd:///e?subset=all", "query key 'subset': 'all' is not a number from 1 to 10000"),
+            ("etcd:///e?subset=99999999999", "query key 'subset': '99999999999' is not a number from 1 to 10000"),
+            ("etcd:///e?subset", "query key 'subset': the value is empty (write subset=value)"),
+            ("etcd:///e?subset=2&subset=2", "query key 'subset': given twice"),
+            ("etcd:///e?client-id=", "query key 'client-id': the value is empty (write client-id=value)"),
+            ("etcd:///e?client-id=a&client%2Did=b", "query key 'client-id': given twice"),
+            ("etcd:///e?client-id=%C3", "query key 'client-id': escapes that decode to invalid UTF-8"),
+            ("etcd:///e?clientid=a", "query: unknown key 'clientid' (keys: select.<metadata key>, empty, prefer-zone, min-zone, subset, client-id, health)"),
+            ("etcd:///e?health=", "query key 'health': the value is empty (write health=value)"),
+            ("etcd:///e?health", "query key 'health': the value is empty (write health=value)"),
+            ("etcd:///e?health=*&health=*", "query key 'health': given twice"),
+            ("etcd:///e?health=a%2", "query key 'health': '%2' is not a %XX escape"),
         ];
         assert!(cases.len() >= 20);
         for (input, expected) in cases {
@@ -853,6 +880,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_query_sets_the_subset_and_its_client_id() {
+        let (t, p) = with_query("etcd:///echo?subset=25&client-id=web-7%2Fa#2");
+        assert_eq!(t, ok("etcd:///echo#2"));
+        assert_eq!((p.subset, p.client_id.as_deref()), (Some(25), Some("web-7/a")));
+        assert_eq!(with_query("etcd:///e?subset=1").1.subset, Some(1));
+        assert_eq!(with_query("etcd:///e?subset=10000").1.subset, Some(10000));
+    }
+
+    #[test]
+    fn a_query_sets_health_checking_with_a_star_for_the_whole_server() {
+        let (t, p) = with_query("etcd:///echo?health=echo.Echo#2");
+        assert_eq!((t, p.health.as_deref()), (ok("etcd:///echo#2"), Some("echo.Echo")));
+        assert_eq!(with_query("dns:///h:1?health=*").1.health.as_deref(), Some(""), "'*' is the whole server");
+        assert_eq!(with_query("pass:///127.0.0.1:1?health=%2A").1.health.as_deref(), Some(""));
     }
 
     #[test]

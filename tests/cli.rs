@@ -100,9 +100,21 @@ impl Running {
         self.stop(libc::SIGTERM)
     }
 
-    fn stop(mut self, signal: i32) -> std::process::ExitStatus {
+    fn stop(self, signal: i32) -> std::process::ExitStatus {
+        self.signal(signal);
+        self.wait_exit(signal)
+    }
+
+    fn signal(&self, signal: i32) {
         // SAFETY: signalling our own child by its pid.
         unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn wait_exit(mut self, signal: i32) -> std::process::ExitStatus {
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -304,6 +316,53 @@ fn watch_sees_a_registration_made_by_register_and_its_removal_on_sigterm() {
     assert!(status.success(), "register exited with {status}");
     watch.wait_line(Duration::from_secs(2), "with the address removed", |l| addresses(l).is_empty());
     assert!(watch.terminate().success());
+}
+
+#[test]
+fn register_writes_after_its_warm_up_and_on_sigterm_deletes_then_drains_before_exiting() {
+    let cluster = EtcdCluster::start(3);
+    let etcd = cluster.endpoints.join(",");
+    let watch = Running::start(&["watch", "etcd:///cli/drain", "--etcd", &etcd, "--json"]);
+    watch.wait_line(Duration::from_secs(10), "with the empty start list", |l| addresses(l).is_empty());
+
+    let started = Instant::now();
+    let args = ["register", "cli/drain", "127.0.0.1:7002", "--warmup", "1", "--drain", "1", "--etcd", &etcd];
+    let mut register = Running::start(&args);
+    register.wait_line(Duration::from_secs(10), "saying it warms up", |l| {
+        l.contains("warming up cli/drain/127.0.0.1:7002")
+    });
+    let expected = vec![("127.0.0.1:7002".to_string(), 1)];
+    watch.wait_line(Duration::from_secs(10), "with the registered address", |l| addresses(l) == expected);
+    let shown = started.elapsed();
+    assert!(shown >= Duration::from_secs(1), "the address showed {shown:?} after the start, within the 1 s warm-up");
+    register.wait_line(Duration::from_secs(10), "saying registered", |l| l.contains("registered cli/drain/"));
+
+    let signalled = Instant::now();
+    register.signal(libc::SIGTERM);
+    register
+        .wait_line(Duration::from_secs(10), "saying it drains", |l| l.contains("draining cli/drain/127.0.0.1:7002"));
+    watch.wait_line(Duration::from_secs(1), "with the address removed", |l| addresses(l).is_empty());
+    let removed = signalled.elapsed();
+    assert!(register.is_running(), "register exited {removed:?} after SIGTERM, before its 1 s drain ended");
+    register.wait_line(Duration::from_secs(10), "saying deregistered", |l| l.contains("deregistered cli/drain/"));
+    let status = register.wait_exit(libc::SIGTERM);
+    let exited = signalled.elapsed();
+    assert!(status.success(), "register exited with {status}");
+    assert!(exited >= Duration::from_secs(1), "register exited {exited:?} after SIGTERM, within its 1 s drain");
+    assert!(watch.terminate().success());
+}
+
+#[test]
+fn register_refuses_a_bad_warm_up_or_drain() {
+    for (args, needle) in [
+        (["register", "svc", "127.0.0.1:1", "--drain", "0"], "for '--drain <SECONDS>': takes a number of seconds"),
+        (["register", "svc", "127.0.0.1:1", "--warmup", "soon"], "invalid value 'soon' for '--warmup <SECONDS>'"),
+    ] {
+        let out = gnaming(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in: {stderr}");
+    }
 }
 
 #[test]

@@ -235,6 +235,35 @@ fn servfail_and_timeouts_after_success_keep_the_last_list() {
 }
 
 #[test]
+fn a_server_that_does_not_answer_at_start_gets_the_cached_list_then_the_live_one() {
+    let server = DnsServer::start();
+    server.set_addresses(HOST, &["127.0.0.1", "127.0.0.2"], 60);
+    let dir = std::env::temp_dir().join(format!("gnaming-dns-cache-{}", std::process::id()));
+    let mut options = options(&server);
+    options.cache.dir = Some(dir.clone());
+    let target = format!("dns:///{HOST}:1");
+    let live = start(&target, &options);
+    wait_for_list(&live, &["127.0.0.1:1", "127.0.0.2:1"]);
+    // Closing waits for the cache write.
+    drop(live);
+
+    server.set_mode(Mode::Silent);
+    let cold = start(&target, &options);
+    let update = wait_for(&cold, "the cached list", |u| !u.is_ok() && !u.endpoints.is_empty());
+    assert_eq!(addresses(&update), ["127.0.0.1:1", "127.0.0.2:1"], "{}", show(&update));
+    let message = update.error_message().unwrap();
+    assert!(
+        message.starts_with("serving the cached list written 0 s ago: ") && message.contains("no answer"),
+        "{message}"
+    );
+
+    server.set_mode(Mode::Answer);
+    server.set_addresses(HOST, &["127.0.0.3"], 60);
+    wait_for_list(&cold, &["127.0.0.3:1"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_failing_first_lookup_reports_an_error_with_no_addresses_then_retries_with_backoff() {
     let server = DnsServer::start();
     let resolver = start(&format!("dns:///{HOST}:1"), &options(&server));

@@ -1,7 +1,8 @@
 //! Host names in lists resolved by the core (`resolve_host_names`) against a real DNS server
 //! (hickory-server in-process on loopback) and a real etcd member: names become addresses that keep
 //! the name's weight, copies and metadata; an unresolvable name keeps the last list with an error
-//! naming it; `resolve_now` looks the names up again.
+//! naming it; `resolve_now` looks the names up again; a cold start from the cache resolves the cached
+//! names.
 
 mod common;
 mod dns_server;
@@ -116,6 +117,31 @@ fn an_unresolvable_name_keeps_the_last_list_with_an_error_naming_it() {
     let message = update.error_message().unwrap();
     assert!(message.contains(HOST), "the error must name the host: {message}");
     assert_eq!(entries(&update), ["127.0.0.2:6#0 weight=1 Ipv4 -", "127.0.0.1:5#0 weight=1 Ipv4 -"]);
+}
+
+#[test]
+fn a_cold_start_from_the_cache_resolves_the_cached_names() {
+    let server = DnsServer::start();
+    server.set_addresses(HOST, &["127.0.0.3"], 60);
+    let etcd = EtcdCluster::start(1);
+    etcd.register_as("names-cache");
+    rt().block_on(async {
+        etcd.client().await.put("cached/a", format!("{HOST}:7"), None).await.unwrap();
+    });
+    let dir = std::env::temp_dir().join(format!("gnaming-names-cache-{}", std::process::id()));
+    let mut options = options(&server);
+    options.cache.dir = Some(dir.clone());
+    let live = start("etcd://names-cache/cached", &options);
+    wait_for_entries(&live, &["127.0.0.3:7#0 weight=1 Ipv4 -"]);
+    // Closing waits for the cache write.
+    drop(live);
+    etcd.stop_all();
+    let cold = start("etcd://names-cache/cached", &options);
+    let update = wait_for(&cold, "the cached list, its name resolved", |u| !u.is_ok() && !u.endpoints.is_empty());
+    assert_eq!(entries(&update), ["127.0.0.3:7#0 weight=1 Ipv4 -"]);
+    let message = update.error_message().unwrap();
+    assert!(message.starts_with("serving the cached list written "), "{message}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

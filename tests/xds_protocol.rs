@@ -1,7 +1,7 @@
 //! The xDS server's protocol against a client of our own: every name answered, NACKs never answered
 //! by a resend, stale nonces ignored, resubscriptions, shared and released resolvers, outages, the
-//! node id check, the service config's policy, host names and a private unix socket. Lists come from
-//! static targets, a real etcd and an in-process DNS server.
+//! node id check, the service config's policy, host names, a private unix socket and the cold-start
+//! cache. Lists come from static targets, a real etcd and an in-process DNS server.
 
 mod common;
 mod dns_server;
@@ -373,6 +373,33 @@ fn an_outage_keeps_the_last_assignment_and_an_empty_service_empties_it() {
         );
     });
     server.close();
+}
+
+#[test]
+fn a_server_started_while_etcd_is_down_sends_the_cached_assignment() {
+    let etcd = EtcdCluster::start(1);
+    etcd.register_as("xc");
+    let dir = std::env::temp_dir().join(format!("gnaming-xds-cache-{}", std::process::id()));
+    let mut options = XdsOptions::default();
+    options.resolver.cache.dir = Some(dir.clone());
+    let name = "etcd://xc/echo";
+    let first_assignment = |server: &XdsServer| {
+        rt().block_on(async {
+            let mut ads = connect(server.address()).await;
+            ads.ask(ASSIGNMENT_TYPE, &[name]).await;
+            endpoints(&ads.next().await)
+        })
+    };
+    let _a = register("echo", "127.0.0.1:7611", "xc", Some(r#"{"weight":3}"#));
+    let server = XdsServer::start(&options).unwrap();
+    assert_eq!(first_assignment(&server), ["127.0.0.1:7611*3"]);
+    // Closing the server closes its resolver, which waits for the cache write.
+    server.close();
+    etcd.stop_all();
+    let server = XdsServer::start(&options).unwrap();
+    assert_eq!(first_assignment(&server), ["127.0.0.1:7611*3"], "the cached list, with etcd down");
+    server.close();
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -32,6 +32,8 @@ const (
 	Retrying RegistrationState = C.GN_REGISTRATION_STATE_RETRYING
 	// Closed: Close ran.
 	Closed RegistrationState = C.GN_REGISTRATION_STATE_CLOSED
+	// WarmingUp: waiting out WithWarmup's delay; nothing is in etcd yet.
+	WarmingUp RegistrationState = C.GN_REGISTRATION_STATE_WARMING_UP
 )
 
 func (s RegistrationState) String() string {
@@ -44,6 +46,8 @@ func (s RegistrationState) String() string {
 		return "retrying"
 	case Closed:
 		return "closed"
+	case WarmingUp:
+		return "warming up"
 	}
 	return fmt.Sprintf("RegistrationState(%d)", int(s))
 }
@@ -56,7 +60,18 @@ const closeTimeout = 5 * time.Second
 // the C wait cannot watch a Go context.
 const waitSlice = 100 * time.Millisecond
 
-// Registration is a server's entry in etcd, kept alive by libgnaming until Close.
+// RegisterOption changes how Register registers.
+type RegisterOption func(*registerConfig)
+
+type registerConfig struct{ warmup time.Duration }
+
+// WithWarmup makes Register write nothing to etcd until d has passed (state WarmingUp meanwhile), so
+// that clients reach the server only once it is warm. Close or Drain during the warm-up writes nothing.
+func WithWarmup(d time.Duration) RegisterOption {
+	return func(c *registerConfig) { c.warmup = d }
+}
+
+// Registration is a server's entry in etcd, kept alive by libgnaming until Close or Drain.
 type Registration struct {
 	mu sync.Mutex
 	c  *C.gn_registration
@@ -67,10 +82,10 @@ type Registration struct {
 // endpoint), with metadata (anything encoding/json can marshal, or nil; a numeric "weight" in it sets
 // the entry's weight) under a lease of ttl (0 for libgnaming's default of 10 s; at least 1 s).
 //
-// It returns once the entry is in etcd. If ctx ends first, the registration is withdrawn and ctx's
-// error returned. After that libgnaming keeps the entry alive and re-creates it after an etcd outage
-// until Close.
-func Register(ctx context.Context, cluster, service, addr string, metadata any, ttl time.Duration) (*Registration, error) {
+// It returns once the entry is in etcd (after the warm-up of WithWarmup, if given: ctx must leave time
+// for it). If ctx ends first, the registration is withdrawn and ctx's error returned. After that
+// libgnaming keeps the entry alive and re-creates it after an etcd outage until Close or Drain.
+func Register(ctx context.Context, cluster, service, addr string, metadata any, ttl time.Duration, options ...RegisterOption) (*Registration, error) {
 	if err := checkABI(); err != nil {
 		return nil, err
 	}
@@ -101,6 +116,19 @@ func Register(ctx context.Context, cluster, service, addr string, metadata any, 
 		cjs := C.CString(string(js))
 		defer C.free(unsafe.Pointer(cjs))
 		if st := C.gn_registration_options_set_metadata_json(opts, cjs, &cerr); st != C.GN_STATUS_OK {
+			return nil, takeError(st, cerr)
+		}
+	}
+	var config registerConfig
+	for _, o := range options {
+		o(&config)
+	}
+	if config.warmup != 0 {
+		ms := config.warmup.Milliseconds()
+		if ms <= 0 || ms > math.MaxUint32 {
+			return nil, &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("warm-up %v is out of range", config.warmup)}
+		}
+		if st := C.gn_registration_options_set_warmup_ms(opts, C.uint32_t(ms), &cerr); st != C.GN_STATUS_OK {
 			return nil, takeError(st, cerr)
 		}
 	}
@@ -154,6 +182,14 @@ func (r *Registration) State() RegistrationState {
 // alive. It waits at most 5 s for etcd; if etcd is unreachable the entry goes when its lease
 // expires, and the error says so. Idempotent: later calls return nil.
 func (r *Registration) Close() error {
+	return r.finish(func(c *C.gn_registration, cerr **C.gn_error) C.enum_gn_status {
+		return C.gn_registration_close(c, C.uint32_t(closeTimeout.Milliseconds()), cerr)
+	})
+}
+
+// finish takes the handle, so that later calls find it closed, ends the registration with end (a C
+// close or drain) and frees it. Nothing to do when an earlier call took it.
+func (r *Registration) finish(end func(*C.gn_registration, **C.gn_error) C.enum_gn_status) error {
 	r.mu.Lock()
 	c := r.c
 	r.c = nil
@@ -163,10 +199,31 @@ func (r *Registration) Close() error {
 	}
 	defer C.gn_registration_free(c)
 	var cerr *C.gn_error
-	if st := C.gn_registration_close(c, C.uint32_t(closeTimeout.Milliseconds()), &cerr); st != C.GN_STATUS_OK {
+	if st := end(c, &cerr); st != C.GN_STATUS_OK {
 		return takeError(st, cerr)
 	}
 	return nil
+}
+
+// Drain takes the entry out of etcd so the server can stop without failing an RPC: it deletes it,
+// then waits d, counted from etcd's confirmation, for clients to see that and stop picking this
+// address while the server keeps answering, and returns; then stop the server (GracefulStop lets RPCs
+// in flight finish). While etcd is unreachable the deletion is retried until ctx's deadline (5 s
+// without one); if etcd has not confirmed by then, Drain still waits d and returns the error (the
+// entry goes when its lease expires). The registration is closed afterwards; a second Drain or Close returns nil at once. It must not be
+// called from a resolver callback (it blocks there; libgnaming refuses with StatusBadState).
+func (r *Registration) Drain(ctx context.Context, d time.Duration) error {
+	ms := d.Milliseconds()
+	if ms < 0 || ms > math.MaxUint32 {
+		return &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("drain %v is out of range", d)}
+	}
+	timeout := closeTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(deadline), 0)
+	}
+	return r.finish(func(c *C.gn_registration, cerr **C.gn_error) C.enum_gn_status {
+		return C.gn_registration_drain(c, C.uint32_t(ms), C.uint32_t(min(timeout.Milliseconds(), math.MaxUint32)), cerr)
+	})
 }
 
 // GracefulStopper is what GracefulStop stops; *grpc.Server is one.

@@ -86,6 +86,15 @@ fn canonical_query(policy: &Policy) -> String {
     if let Some(n) = policy.min_zone {
         items.push(format!("min-zone={n}"));
     }
+    if let Some(n) = policy.subset {
+        items.push(format!("subset={n}"));
+    }
+    if let Some(id) = &policy.client_id {
+        items.push(format!("client-id={}", encode(id)));
+    }
+    if let Some(service) = &policy.health {
+        items.push(format!("health={}", if service.is_empty() { "*".to_string() } else { encode(service) }));
+    }
     if items.is_empty() { String::new() } else { format!("?{}", items.join("&")) }
 }
 

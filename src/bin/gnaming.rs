@@ -86,8 +86,10 @@ fn main() -> ExitCode {
         }
         Some(Command::Resolve { target, json, timeout, common }) => resolve(&target, json, timeout, &common),
         Some(Command::Watch { target, json, metrics, common }) => watch(target, json, &metrics, &common),
-        Some(Command::Register { service, address, ttl, metadata, wait, metrics, common }) => {
-            common.apply().and_then(|_| register(&service, &address, ttl, metadata, wait, &metrics))
+        Some(Command::Register { service, address, ttl, metadata, wait, warmup, drain, metrics, common }) => {
+            let options =
+                RegistrationOptions { ttl, metadata, warmup: warmup.unwrap_or_default(), ..Default::default() };
+            common.apply().and_then(|_| register(&service, &address, options, wait, drain, &metrics))
         }
         Some(Command::XdsAgent {
             listen,
@@ -150,29 +152,56 @@ fn watch(target: String, json: bool, metrics: &Metrics, common: &Common) -> Resu
     Ok(())
 }
 
+/// Registers after the warm-up and holds the registration until a signal, then deregisters, draining
+/// first when asked. A signal during the warm-up or the first wait ends it at once, having written nothing
+/// or removed what it wrote.
 fn register(
     service: &str,
     address: &str,
-    ttl: Duration,
-    metadata: Option<Value>,
+    options: RegistrationOptions,
     wait: Duration,
+    drain: Option<Duration>,
     metrics: &Metrics,
 ) -> Result<(), Failure> {
-    let options = RegistrationOptions { ttl, metadata, ..Default::default() };
     let metrics = metrics.address()?;
-    let signals = Signals::install()?;
+    let mut signals = Signals::install()?;
     serve_metrics(metrics)?;
     let registration = Registration::start(service, address, &options)?;
-    if let Err(e) = registration.wait(Some(wait)) {
-        let _ = registration.close(Duration::from_secs(1));
-        return Err(match e.kind() {
-            ErrorKind::Timeout => Failure(3, format!("not registered within {wait:?}: is etcd reachable?")),
-            _ => e.into(),
-        });
+    if !options.warmup.is_zero() {
+        println!("{} warming up {} for {:?}", timestamp(), registration.key(), options.warmup);
+    }
+    // The C wait cannot watch for signals: wait in slices and look in between.
+    let deadline = Instant::now() + options.warmup + wait;
+    loop {
+        let slice = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
+        match registration.wait(Some(slice)) {
+            Ok(()) => break,
+            Err(e) if e.kind() == ErrorKind::Timeout && Instant::now() < deadline => {
+                if signals.came() {
+                    registration.close(Duration::from_secs(3))?;
+                    println!("{} deregistered {}", timestamp(), registration.key());
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = registration.close(Duration::from_secs(1));
+                return Err(match e.kind() {
+                    ErrorKind::Timeout => Failure(3, format!("not registered within {wait:?}: is etcd reachable?")),
+                    _ => e.into(),
+                });
+            }
+        }
     }
     println!("{} registered {}", timestamp(), registration.key());
     signals.wait();
-    registration.close(Duration::from_secs(3))?;
+    match drain {
+        Some(drain) => {
+            println!("{} draining {} for {drain:?}", timestamp(), registration.key());
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            registration.drain(drain, Duration::from_secs(3))?;
+        }
+        None => registration.close(Duration::from_secs(3))?,
+    }
     println!("{} deregistered {}", timestamp(), registration.key());
     Ok(())
 }
@@ -290,6 +319,22 @@ impl Signals {
             signal(SignalKind::terminate()).map_err(|e| Failure(1, format!("cannot catch SIGTERM: {e}")))?;
         drop(_entered);
         Ok(Signals { runtime, interrupt, terminate })
+    }
+
+    /// Whether one of them has come (without waiting).
+    fn came(&mut self) -> bool {
+        let (interrupt, terminate) = (&mut self.interrupt, &mut self.terminate);
+        self.runtime.block_on(async {
+            // A timeout polls its future before its deadline: a signal already caught is seen.
+            tokio::time::timeout(Duration::ZERO, async {
+                tokio::select! {
+                    _ = interrupt.recv() => {},
+                    _ = terminate.recv() => {},
+                }
+            })
+            .await
+            .is_ok()
+        })
     }
 
     /// Blocks this (non-runtime) thread until one of them comes.

@@ -277,8 +277,9 @@ impl Backoff {
     }
 }
 
-/// This machine's host name, for `clientHostname` choices; empty if the system will not say.
-fn local_hostname() -> String {
+/// This machine's host name, for `clientHostname` choices and the default client id; empty if the
+/// system will not say.
+pub(crate) fn local_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is writable for its length; gethostname writes at most that many bytes.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

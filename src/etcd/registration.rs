@@ -1,5 +1,6 @@
 //! Registration: a server's `<service>/<addr>` key under a lease kept alive in the background,
-//! re-granted and re-put forever when the lease or the key is lost, removed at close.
+//! written after an optional warm-up, re-granted and re-put forever when the lease or the key is lost,
+//! removed at close or drain.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -36,11 +37,20 @@ pub struct RegistrationOptions {
     pub metadata: Option<serde_json::Value>,
     /// Write a bare `host:port` instead of etcd's naming JSON.
     pub raw_value: bool,
+    /// How long to wait before writing anything to etcd, so clients reach the server only once it is
+    /// warm (caches filled, connections made).
+    pub warmup: Duration,
 }
 
 impl Default for RegistrationOptions {
     fn default() -> Self {
-        RegistrationOptions { cluster: String::new(), ttl: DEFAULT_TTL, metadata: None, raw_value: false }
+        RegistrationOptions {
+            cluster: String::new(),
+            ttl: DEFAULT_TTL,
+            metadata: None,
+            raw_value: false,
+            warmup: Duration::ZERO,
+        }
     }
 }
 
@@ -55,6 +65,8 @@ pub enum RegistrationState {
     Retrying,
     /// Closed by the host.
     Closed,
+    /// Waiting out the warm-up: nothing is in etcd yet.
+    WarmingUp,
 }
 
 /// A registered address. Dropping it closes it.
@@ -74,6 +86,11 @@ struct Core {
     watch: Weak<SharedWatch>,
     /// Serialises closers: the second waits for the first and then finds the registration closed.
     closing: Mutex<()>,
+    /// The lease's TTL: past it an unrenewed lease has expired, which bounds a drain's retries.
+    ttl: Duration,
+    /// When the drain period of the deletion ends (set under `closing` by the call that deleted), so
+    /// that a second drain waits as long as the first.
+    drain_end: Mutex<Option<Instant>>,
     pid: u32,
     _active: Gauge,
 }
@@ -96,11 +113,17 @@ impl Registration {
             key: format!("{prefix}{address}"),
             cluster,
             group: Mutex::new(None),
-            state: Mutex::new(RegistrationState::Registering),
+            state: Mutex::new(if options.warmup.is_zero() {
+                RegistrationState::Registering
+            } else {
+                RegistrationState::WarmingUp
+            }),
             changed: Condvar::new(),
             task: Mutex::new(None),
             watch: Arc::downgrade(&watch),
             closing: Mutex::new(()),
+            ttl: options.ttl,
+            drain_end: Mutex::new(None),
             pid: std::process::id(),
             _active: Gauge::up(&STATS.registrations_active),
         });
@@ -110,9 +133,15 @@ impl Registration {
         // once a shutdown has begun (it would never close this one); nothing has started by then.
         let serial = core.closing.lock();
         runtime::track(&core, &home)?;
-        let group = LeaseGroup::join(&core.cluster, options.ttl, &home);
-        *core.group.lock() = Some(Arc::clone(&group));
-        *core.task.lock() = Some(home.handle.spawn(hold(Arc::clone(&core), group, watch, value)).abort_handle());
+        let task = if options.warmup.is_zero() {
+            let group = LeaseGroup::join(&core.cluster, options.ttl, &home);
+            *core.group.lock() = Some(Arc::clone(&group));
+            home.handle.spawn(hold(Arc::clone(&core), group, watch, value))
+        } else {
+            // Not even the lease is granted during the warm-up: a close then has nothing to remove.
+            home.handle.spawn(warm_up(Arc::clone(&core), options.warmup, options.ttl, watch, value))
+        };
+        *core.task.lock() = Some(task.abort_handle());
         drop(serial);
         Ok(Registration { core })
     }
@@ -159,6 +188,28 @@ impl Registration {
     pub fn close(&self, timeout: Duration) -> Result<(), Error> {
         self.core.close_with(timeout)
     }
+
+    /// Takes the address out of discovery, then waits `drain` so that clients stop picking it while
+    /// the server still answers: closes as [`Registration::close`] does, but retries the deletion
+    /// while etcd is unreachable (for up to `timeout` in this call, then for a TTL more in the
+    /// background), and waits `drain` from etcd's confirmation (or from `timeout`, whose error it then
+    /// returns). Nothing was in etcd during a warm-up, so draining then closes and returns at once; a
+    /// second drain waits until the first one's period ends. Blocks: refused inside a callback or on a
+    /// runtime thread.
+    pub fn drain(&self, drain: Duration, timeout: Duration) -> Result<(), Error> {
+        if runtime::in_callback() || tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                "a drain waits for clients and cannot run inside a callback or on a library thread; close instead",
+            ));
+        }
+        let removed = self.core.remove(timeout, drain, self.core.ttl);
+        let end = *self.core.drain_end.lock();
+        if let Some(end) = end {
+            std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        }
+        removed
+    }
 }
 
 impl Drop for Registration {
@@ -193,6 +244,13 @@ impl Core {
     }
 
     fn close_with(&self, timeout: Duration) -> Result<(), Error> {
+        self.remove(timeout, Duration::ZERO, Duration::ZERO)
+    }
+
+    /// Closes: deletes the key and revokes the lease when this was its last registration, trying
+    /// again while etcd is unreachable until `retry_for` past `timeout` (one attempt per member when
+    /// zero), and records when the `drain` period after the deletion ends.
+    fn remove(&self, timeout: Duration, drain: Duration, retry_for: Duration) -> Result<(), Error> {
         let _serial = self.closing.lock();
         if let Some(task) = self.task.lock().take() {
             task.abort();
@@ -210,32 +268,53 @@ impl Core {
         let cluster = Arc::clone(&self.cluster);
         let key = self.key.clone();
         let watch = Weak::clone(&self.watch);
+        let give_up = (!retry_for.is_zero()).then(|| Instant::now() + timeout + retry_for);
         let work = async move {
-            let k = key.clone();
-            let deleted = cluster
-                .call("delete", move |mut c| {
-                    let k = k.clone();
-                    async move { c.delete(k, None).await }
-                })
-                .await;
-            if let (Ok(resp), Some(watch)) = (&deleted, watch.upgrade()) {
-                watch.saw_write(resp.header().map_or(0, |h| h.revision()));
+            let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
+            let (mut deleted, mut revoke) = (false, revoke);
+            loop {
+                let mut outcome = Ok(());
+                if !deleted {
+                    let k = key.clone();
+                    let resp = cluster
+                        .call("delete", move |mut c| {
+                            let k = k.clone();
+                            async move { c.delete(k, None).await }
+                        })
+                        .await;
+                    match resp {
+                        Ok(resp) => {
+                            deleted = true;
+                            if let Some(watch) = watch.upgrade() {
+                                watch.saw_write(resp.header().map_or(0, |h| h.revision()));
+                            }
+                        }
+                        Err(e) => outcome = Err(e),
+                    }
+                }
+                if let (Some(lease), true) = (revoke, outcome.is_ok()) {
+                    outcome = cluster
+                        .call("lease revoke", move |mut c| async move { c.lease_revoke(lease).await })
+                        .await
+                        .map(|_| revoke = None);
+                }
+                let pause = backoff.next();
+                let retry = give_up.is_some_and(|t| Instant::now() + pause < t);
+                match outcome {
+                    Err(e) if retry && e.kind() == ErrorKind::Unavailable => {
+                        tracing::warn!("removing '{key}' (attempt {}): {e}; retrying in {pause:?}", backoff.attempts);
+                        tokio::time::sleep(pause).await;
+                    }
+                    outcome => return outcome,
+                }
             }
-            let revoked = match revoke {
-                Some(lease) => cluster
-                    .call("lease revoke", move |mut c| async move { c.lease_revoke(lease).await })
-                    .await
-                    .map(|_| ()),
-                None => Ok(()),
-            };
-            deleted.map(|_| ()).and(revoked)
         };
         if runtime::in_callback() || tokio::runtime::Handle::try_current().is_ok() {
             // Waiting here could hold up the very thread etcd's answer needs: finish in the background.
             runtime::handle()?.spawn(work);
             return Ok(());
         }
-        runtime::run_and_wait(work, timeout)
+        let removed = runtime::run_and_wait(work, timeout)
             .map_err(|e| match e.kind() {
                 ErrorKind::Timeout => Error::new(
                     ErrorKind::Timeout,
@@ -246,8 +325,29 @@ impl Core {
                 ),
                 _ => e,
             })
-            .and_then(|r| r)
+            .and_then(|r| r);
+        *self.drain_end.lock() = Some(Instant::now() + drain);
+        removed
     }
+}
+
+/// Waits out the warm-up, then joins the lease group and holds the key as [`hold`] does, unless the
+/// registration was closed meanwhile.
+async fn warm_up(core: Arc<Core>, warmup: Duration, ttl: Duration, watch: Arc<SharedWatch>, value: String) {
+    tokio::time::sleep(warmup).await;
+    // Before `closing`: a shutdown holds the runtime's lock while it closes registrations.
+    let Ok(home) = runtime::home() else { return };
+    let group = {
+        let _serial = core.closing.lock();
+        if *core.state.lock() == RegistrationState::Closed {
+            return;
+        }
+        let group = LeaseGroup::join(&core.cluster, ttl, &home);
+        *core.group.lock() = Some(Arc::clone(&group));
+        core.set_state(RegistrationState::Registering);
+        group
+    };
+    hold(core, group, watch, value).await
 }
 
 /// Puts the key under the group's current lease and keeps it there.

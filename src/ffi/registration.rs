@@ -1,5 +1,5 @@
 //! `gn_registration` and `gn_registration_options`: registering a server address in etcd under a
-//! lease kept alive in the background, waiting for it, reading its state, and closing it.
+//! lease kept alive in the background, waiting for it, reading its state, and closing or draining it.
 
 use std::ffi::c_char;
 use std::time::Duration;
@@ -23,6 +23,8 @@ pub enum gn_registration_state {
     Retrying = 2,
     /// Closed.
     Closed = 3,
+    /// Waiting out the warm-up (`gn_registration_options_set_warmup_ms`): nothing is in etcd yet.
+    WarmingUp = 4,
 }
 
 impl From<RegistrationState> for gn_registration_state {
@@ -32,6 +34,7 @@ impl From<RegistrationState> for gn_registration_state {
             RegistrationState::Registered => gn_registration_state::Registered,
             RegistrationState::Retrying => gn_registration_state::Retrying,
             RegistrationState::Closed => gn_registration_state::Closed,
+            RegistrationState::WarmingUp => gn_registration_state::WarmingUp,
         }
     }
 }
@@ -126,6 +129,23 @@ pub extern "C" fn gn_registration_options_set_raw_value(
     })
 }
 
+/// Writes nothing to etcd (not even the lease) until `warmup_ms` milliseconds after
+/// `gn_registration_start`, so that clients reach the server only once it is ready to serve fast
+/// (default 0: at once). Meanwhile the state is `GN_REGISTRATION_STATE_WARMING_UP` and
+/// `gn_registration_wait` keeps waiting; a close or drain during the warm-up writes nothing and
+/// returns at once. On error the options are unchanged.
+#[no_mangle]
+pub extern "C" fn gn_registration_options_set_warmup_ms(
+    options: *mut gn_registration_options,
+    warmup_ms: u32,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        o.inner.warmup = Duration::from_millis(warmup_ms.into());
+        Ok(())
+    })
+}
+
 /// A registration of one address. Made by `gn_registration_start`; closed by
 /// `gn_registration_close`; released by `gn_registration_free`. `gn_registration_wait`,
 /// `gn_registration_get_state` and `gn_registration_close` may be called from any thread, also at
@@ -216,4 +236,43 @@ pub extern "C" fn gn_registration_close(
 #[no_mangle]
 pub extern "C" fn gn_registration_free(registration: *mut gn_registration) {
     free_handle(registration)
+}
+
+/// Takes the address out of discovery so the server can stop without failing an RPC: deletes the key
+/// (and revokes the lease when no other registration shares it), then waits `drain_ms` milliseconds,
+/// counted from etcd's confirmation, for clients to see the deletion and stop picking the address,
+/// while the server keeps serving (RPCs in flight finish, new ones go elsewhere); then returns and the
+/// server may stop. Afterwards the state is `GN_REGISTRATION_STATE_CLOSED`.
+///
+/// - etcd unreachable: the deletion is retried with backoff (100 ms doubling to 1 s) for up to
+///   `timeout_ms`; if etcd has not confirmed by then, the call still waits `drain_ms` and returns
+///   `GN_STATUS_TIMEOUT`. The deletion goes on in the background for one TTL more, and the lease, no
+///   longer renewed (unless other registrations of this process share it), takes the key with it
+///   within the TTL anyway. An error etcd answers with (say `GN_STATUS_PERMISSION_DENIED`) is not
+///   retried; it too is returned after `drain_ms`.
+/// - During the warm-up nothing is in etcd: it closes and returns `GN_STATUS_OK` at once.
+/// - A second drain (also one racing the first) returns `GN_STATUS_OK` when the first one's period
+///   ends; a drain after `gn_registration_close` returns `GN_STATUS_OK` at once; a close racing a
+///   drain waits for the deletion (as concurrent closes do), not for the drain period.
+/// - It blocks, so inside a resolver callback or on a library thread it fails with
+///   `GN_STATUS_BAD_STATE` and does nothing: call `gn_registration_close` there.
+///
+/// NULL is a no-op returning `GN_STATUS_OK`; thread-safe. The handle stays valid until
+/// `gn_registration_free`. Total time at most `timeout_ms` + `drain_ms`.
+#[no_mangle]
+pub extern "C" fn gn_registration_drain(
+    registration: *mut gn_registration,
+    drain_ms: u32,
+    timeout_ms: u32,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    with_status(err_out, || {
+        // SAFETY: NULL or a live registration.
+        match unsafe { registration.as_ref() } {
+            Some(registration) => registration
+                .inner
+                .drain(Duration::from_millis(drain_ms.into()), Duration::from_millis(timeout_ms.into())),
+            None => Ok(()),
+        }
+    })
 }

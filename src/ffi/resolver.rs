@@ -2,6 +2,7 @@
 //! `resolve_now`, `next`, `close` and `free`.
 
 use std::ffi::{c_char, c_void};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use super::plumbing::{borrow, borrow_str, edit_options, free_handle, new_handle,
 use super::update::gn_update;
 use crate::error::Error;
 use crate::resolver::policy::{EmptyPolicy, MAX_MIN_ZONE};
+use crate::resolver::subset::MAX_SUBSET;
 use crate::resolver::{parse_target, Resolver, ResolverOptions, UpdateHandler};
 use crate::runtime::Closable;
 use crate::update::Update;
@@ -166,6 +168,140 @@ pub extern "C" fn gn_resolver_options_set_zone(
         }
         o.inner.policy.prefer_zone = Some(zone.to_string());
         o.inner.policy.min_zone = Some(min_count);
+        Ok(())
+    })
+}
+
+/// Gives this client a subset of `count` of the list's distinct addresses (1 to 10000; 0 removes the
+/// setting), with every entry of each (the `#N` copies of an address stay together). The subset is
+/// deterministic for a client id (`gn_resolver_options_set_client_id`) and stable: an update that
+/// adds, removes or replaces one address changes at most one address of it. Every backend is in
+/// about `count` / (addresses) of the clients' subsets. It is taken after the selectors and the
+/// zone; a list with at most `count` addresses is delivered whole. A target's `?subset=` sets it
+/// alike; a different value there makes `gn_resolver_start` fail with `GN_STATUS_INVALID_TARGET`.
+/// On error the options are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_subset(
+    options: *mut gn_resolver_options,
+    count: u32,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        if count > MAX_SUBSET {
+            return Err(Error::invalid_argument(format!(
+                "subset {count} is more than {MAX_SUBSET} (0 removes the setting)"
+            )));
+        }
+        o.inner.policy.subset = (count > 0).then_some(count);
+        Ok(())
+    })
+}
+
+/// The id that seeds this client's subset (see `gn_resolver_options_set_subset`): clients with the
+/// same id get the same subset of the same list. NULL removes the setting; then the
+/// `GNAMING_CLIENT_ID` environment variable, read when a resolver starts, gives it if set, else it
+/// is `<host name>/<process id>`, so that the processes of one host spread over the backends. A
+/// target's `?client-id=` sets it alike; a different value there makes `gn_resolver_start` fail with
+/// `GN_STATUS_INVALID_TARGET`. `id` is non-empty NUL-terminated UTF-8, copied. On error the options
+/// are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_client_id(
+    options: *mut gn_resolver_options,
+    id: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        if id.is_null() {
+            o.inner.policy.client_id = None;
+            return Ok(());
+        }
+        // SAFETY: a NUL-terminated string, as documented.
+        let id = unsafe { borrow_str(id, "id") }?;
+        if id.is_empty() {
+            return Err(Error::invalid_argument("client id is empty (NULL removes the setting)"));
+        }
+        o.inner.policy.client_id = Some(id.to_string());
+        Ok(())
+    })
+}
+
+/// Asks the gRPC stack to check the health of every address with gRPC's health service
+/// (`grpc.health.v1.Health`) for `service` ("" for the server as a whole) and to pick only serving
+/// ones: every update's service config (`gn_update_service_config`) then holds
+/// `"healthCheckConfig": {"serviceName": service}`, added to the source's service config (a
+/// different `healthCheckConfig` there is replaced). A service config that names no balancing policy
+/// also gets `"loadBalancingConfig": [{"gnaming_weighted": {}}, {"round_robin": {}}]`, since
+/// pick_first, gRPC's default, does not check health. NULL removes the setting. A target's
+/// `?health=` sets it alike (`?health=*` for ""); a different value there makes `gn_resolver_start`
+/// fail with `GN_STATUS_INVALID_TARGET`. `service` is NUL-terminated UTF-8, copied. On error the
+/// options are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_health_check(
+    options: *mut gn_resolver_options,
+    service: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        o.inner.policy.health = if service.is_null() {
+            None
+        } else {
+            // SAFETY: a NUL-terminated string, as documented.
+            Some(unsafe { borrow_str(service, "service") }?.to_string())
+        };
+        Ok(())
+    })
+}
+
+/// The cold-start cache directory. With one set (here, or else in the `GNAMING_CACHE_DIR` environment
+/// variable, read when a resolver starts), each etcd or DNS target's last good list (the source's
+/// complete list, before the selectors, zone and empty policy, which apply again when it is read) is
+/// kept in a file of its own in `dir`, replaced atomically each time the resolver delivers a changed
+/// good list (the directory is created with mode 0700, files with 0600). When the source is
+/// unreachable at start, before it has given any list, the cached list is delivered in a
+/// `GN_RESOLVER_STATE_TRANSIENT_ERROR` update whose message gives its age and the source's error
+/// (`serving the cached list written 12 s ago: ...`); the source's own list follows as soon as it
+/// answers. A cache file that is unreadable, corrupt, of another format version, for another target
+/// or older than the max age (`gn_resolver_options_set_cache_max_age_ms`) is ignored with a logged
+/// warning, and a write that fails is a logged warning: neither ever fails the resolver.
+/// `gn_resolver_close` waits up to 1 s for a write in flight. `dir` is NUL-terminated UTF-8, copied,
+/// non-empty; NULL removes the setting (then `GNAMING_CACHE_DIR` applies). Static targets (`pass:`,
+/// `ipv4:`, `unix:`, an IP literal) write no file. On error the options are unchanged. Not thread-safe
+/// for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_cache_dir(
+    options: *mut gn_resolver_options,
+    dir: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        o.inner.cache.dir = if dir.is_null() {
+            None
+        } else {
+            // SAFETY: a NUL-terminated string, as documented.
+            let dir = unsafe { borrow_str(dir, "dir") }?;
+            if dir.is_empty() {
+                return Err(Error::invalid_argument("cache dir is empty (NULL removes the setting)"));
+            }
+            Some(PathBuf::from(dir))
+        };
+        Ok(())
+    })
+}
+
+/// How old a cached list may be and still be served at a cold start, in milliseconds (default
+/// 86400000, 24 h); an older file is ignored with a logged warning. At least 1. On error the options
+/// are unchanged. Not thread-safe for one options object.
+#[no_mangle]
+pub extern "C" fn gn_resolver_options_set_cache_max_age_ms(
+    options: *mut gn_resolver_options,
+    max_age_ms: u64,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        if max_age_ms == 0 {
+            return Err(Error::invalid_argument("cache max age is 0 ms; it must be at least 1"));
+        }
+        o.inner.cache.max_age = Duration::from_millis(max_age_ms);
         Ok(())
     })
 }

@@ -114,6 +114,14 @@ pub(crate) async fn run(mut input: Input, resolve_now: Arc<Notify>, mut out: Pub
         }
         let Some(update) = current.as_deref() else { continue };
         match &update.state {
+            // A list in an error before any good one is the cold-start cache's: its names are looked
+            // up as a live list's are.
+            ResolverState::TransientError(message) if !out.has_list() && !update.endpoints.is_empty() => {
+                match lookup.resolve_list(&update.endpoints).await {
+                    Ok(list) => out.publish_stale(list, update.service_config.clone(), message.clone()),
+                    Err(why) => out.publish_error(format!("{message}; {why}")),
+                }
+            }
             ResolverState::TransientError(message) => out.publish_error(message.clone()),
             ResolverState::Ok => {
                 last_round = Some(Instant::now());

@@ -1,10 +1,12 @@
 //! Discovery policies applied to every backend's lists in one place: metadata selectors, zone
-//! preference and what an empty list does, set by a target's query or by resolver options.
+//! preference, subsetting ([`super::subset`]), what an empty list does and client-side health
+//! checking ([`super::health`]), set by a target's query or by resolver options.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::{health, subset};
 use crate::error::{Error, ErrorKind};
 use crate::update::Endpoint;
 
@@ -52,6 +54,12 @@ pub struct Policy {
     pub prefer_zone: Option<String>,
     /// How many local entries must exist for only those to be used (default 1).
     pub min_zone: Option<u32>,
+    /// How many distinct addresses this client keeps (`subset`); all when unset.
+    pub subset: Option<u32>,
+    /// The id that seeds this client's subset (`client-id`).
+    pub client_id: Option<String>,
+    /// The gRPC health service to check on every address (`health`; "" is the server as a whole).
+    pub health: Option<String>,
 }
 
 impl Policy {
@@ -75,22 +83,32 @@ impl Policy {
         merge_one(&mut self.empty, query.empty, |o, t| conflict("empty", &o.name(), &t.name()))?;
         merge_one(&mut self.prefer_zone, query.prefer_zone.clone(), |o, t| conflict("prefer-zone", &o, &t))?;
         merge_one(&mut self.min_zone, query.min_zone, |o, t| conflict("min-zone", &o, &t))?;
+        merge_one(&mut self.subset, query.subset, |o, t| conflict("subset", &o, &t))?;
+        merge_one(&mut self.client_id, query.client_id.clone(), |o, t| conflict("client-id", &o, &t))?;
+        merge_one(&mut self.health, query.health.clone(), |o, t| {
+            conflict("health", &health::query_value(&o), &health::query_value(&t))
+        })?;
         Ok(())
     }
 
-    /// The policy a resolver runs with: the local zone from `GNAMING_ZONE` when nothing else set one.
+    /// The policy a resolver runs with: the local zone from `GNAMING_ZONE` when nothing else set one;
+    /// with a subset, the client id from `GNAMING_CLIENT_ID`, else the default one.
     pub fn resolved(&self) -> Policy {
         let mut policy = self.clone();
         if policy.prefer_zone.is_none() {
             policy.prefer_zone = std::env::var(ZONE_ENV).ok().filter(|z| !z.is_empty());
         }
+        if policy.subset.is_some() && policy.client_id.is_none() {
+            let from_env = std::env::var(subset::CLIENT_ID_ENV).ok().filter(|id| !id.is_empty());
+            policy.client_id = Some(from_env.unwrap_or_else(subset::default_client_id));
+        }
         policy
     }
 
     /// The entries a client gets from `endpoints`: those matching every selector, then the local
-    /// zone's alone if at least `min-zone` of them are left, else all of them. The result depends on
-    /// the list only, so an update that leaves the local count on the same side of `min-zone` never
-    /// switches between the two.
+    /// zone's alone if at least `min-zone` of them are left, else all of them, then this client's
+    /// subset of those. The result depends on the list only, so an update that leaves the local count
+    /// on the same side of `min-zone` never switches between the two.
     pub fn select(&self, endpoints: Vec<Endpoint>) -> Vec<Endpoint> {
         let mut kept: Vec<Endpoint> = if self.selectors.is_empty() {
             endpoints
@@ -102,6 +120,12 @@ impl Policy {
             if local > 0 && local >= self.min_zone.unwrap_or(1) as usize {
                 kept.retain(|e| has(e, ZONE_KEY, zone));
             }
+        }
+        // The subset comes last: taken first, it could hold no entry that the selectors match while
+        // others do, and it would hide local entries from the count that `min-zone` compares. A subset
+        // of a non-empty list is never empty, so the empty-list policy sees what it would without it.
+        if let Some(n) = self.subset {
+            kept = subset::subset(kept, n as usize, self.client_id.as_deref().unwrap_or_default());
         }
         kept
     }
@@ -203,5 +227,67 @@ mod tests {
         let pass = Policy { empty: Some(EmptyPolicy::Pass), ..Policy::default() };
         let e = options.merge(&pass).unwrap_err();
         assert_eq!(e.message(), "query key 'empty': the target says 'pass', the resolver options 'keep'");
+    }
+
+    #[test]
+    fn the_subset_is_taken_after_the_selectors_and_the_zone() {
+        let fleet: Vec<Endpoint> = (1..=12)
+            .map(|i| entry(&format!("1.0.0.{i}:1"), &format!(r#"{{"zone":"{}","v":{}}}"#, ["a", "b"][i % 2], i % 3)))
+            .collect();
+        let mut p = Policy { subset: Some(2), client_id: Some("c1".into()), ..Policy::default() };
+        p.selectors.insert("v".into(), "0".into());
+        p.prefer_zone = Some("a".into());
+        // v=0: 3, 6, 9, 12; of those zone a (even): 6 and 12, which a subset of 2 keeps whole.
+        assert_eq!(addrs(&p.select(fleet.clone())), ["1.0.0.6:1", "1.0.0.12:1"]);
+        p.subset = Some(1);
+        assert_eq!(p.select(fleet.clone()).len(), 1);
+        let all = Policy { subset: Some(5), client_id: Some("c1".into()), ..Policy::default() };
+        assert_eq!(all.select(fleet.clone()).len(), 5);
+        assert_eq!(all.select(fleet.clone()), all.select(fleet));
+    }
+
+    #[test]
+    fn subset_and_client_id_conflicts_name_their_key() {
+        let set = |subset: Option<u32>, id: Option<&str>| Policy {
+            subset,
+            client_id: id.map(Into::into),
+            ..Policy::default()
+        };
+        let mut options = set(Some(3), Some("a"));
+        options.merge(&set(Some(3), Some("a"))).unwrap();
+        let e = options.clone().merge(&set(Some(4), None)).unwrap_err();
+        assert_eq!(e.message(), "query key 'subset': the target says '4', the resolver options '3'");
+        let e = options.clone().merge(&set(None, Some("b"))).unwrap_err();
+        assert_eq!(e.message(), "query key 'client-id': the target says 'b', the resolver options 'a'");
+        let mut none = Policy::default();
+        none.merge(&set(Some(3), Some("a"))).unwrap();
+        assert_eq!(none, set(Some(3), Some("a")));
+    }
+
+    #[test]
+    fn a_subset_without_a_client_id_takes_one_from_the_environment_or_the_host_and_process() {
+        let p = Policy { subset: Some(2), ..Policy::default() };
+        // The only test that sets GNAMING_CLIENT_ID; nothing else in this binary reads it.
+        std::env::set_var(subset::CLIENT_ID_ENV, "from-env");
+        let from_env = p.resolved().client_id;
+        std::env::remove_var(subset::CLIENT_ID_ENV);
+        assert_eq!(from_env.as_deref(), Some("from-env"));
+        assert_eq!(p.resolved().client_id, Some(subset::default_client_id()));
+        assert!(subset::default_client_id().ends_with(&format!("/{}", std::process::id())));
+        let set = Policy { client_id: Some("mine".into()), ..p };
+        assert_eq!(set.resolved().client_id.as_deref(), Some("mine"));
+        assert_eq!(Policy::default().resolved().client_id, None, "no subset, no client id");
+    }
+
+    #[test]
+    fn a_health_conflict_names_its_key_and_spells_the_whole_server_as_in_the_query() {
+        let set = |health: &str| Policy { health: Some(health.into()), ..Policy::default() };
+        let mut options = set("");
+        options.merge(&set("")).unwrap();
+        let e = options.merge(&set("echo.Echo")).unwrap_err();
+        assert_eq!(e.message(), "query key 'health': the target says 'echo.Echo', the resolver options '*'");
+        let mut none = Policy::default();
+        none.merge(&set("h")).unwrap();
+        assert_eq!(none, set("h"));
     }
 }

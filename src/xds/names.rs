@@ -210,6 +210,10 @@ mod tests {
             ("etcd:///echo?select.version=v2&prefer-zone=a#2", "etcd"),
             ("etcd:///echo?select.team=a%26b%25", "dns"),
             ("dns:///host.test:443?empty=keep", "etcd"),
+            ("etcd:///echo?subset=25&client-id=web%2F7#2", "etcd"),
+            ("etcd:///echo?health=*#2", "etcd"),
+            ("pass:///127.0.0.1:1,127.0.0.1:2?subset=1", "dns"),
+            ("pass:///127.0.0.1:1?health=echo.Echo", "dns"),
         ] {
             let xds = xds_target_for(target, scheme).unwrap();
             let name = xds.strip_prefix("xds:///").unwrap();

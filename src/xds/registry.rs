@@ -165,7 +165,8 @@ impl Registry {
             let mut names = NameLookup::new(&options.dns);
             while rx.changed().await.is_ok() {
                 let Some(update) = rx.borrow_and_update().clone() else { continue };
-                let Some(snapshot) = snapshot_of(&update, &mut names).await else { continue };
+                let Some(first) = weak.upgrade().map(|entry| entry.snapshot.lock().is_none()) else { return };
+                let Some(snapshot) = snapshot_of(&update, &mut names, first).await else { continue };
                 match weak.upgrade() {
                     Some(entry) => entry.set(snapshot),
                     None => return,
@@ -190,10 +191,13 @@ fn empty_entry(target: &str) -> Entry {
 
 /// The snapshot an update gives, or `None` to keep the last one: a transient error keeps the last
 /// assignment (an outage must not drain clients), and so does a host name that cannot be resolved.
-async fn snapshot_of(update: &Update, names: &mut NameLookup) -> Option<Snapshot> {
+/// Before the `first` assignment, a transient error's list (the cold-start cache's) is sent.
+async fn snapshot_of(update: &Update, names: &mut NameLookup, first: bool) -> Option<Snapshot> {
     if let Some(error) = update.error_message() {
-        tracing::debug!("xds: keeping the last assignment through a transient error: {error}");
-        return None;
+        if !first || update.endpoints.is_empty() {
+            tracing::debug!("xds: keeping the last assignment through a transient error: {error}");
+            return None;
+        }
     }
     let mut converted = resources::convert(&update.endpoints);
     if !converted.skipped.is_empty() {

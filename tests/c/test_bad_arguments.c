@@ -370,6 +370,32 @@ static void resolver_calls_refuse_nulls_and_bad_values_and_drop_the_closure_once
   EXPECT_ERROR(gn_resolver_options_set_zone(o, bad_utf8, 1, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
   EXPECT_OK(gn_resolver_options_set_zone(o, "a", 2, err_out));
   EXPECT_OK(gn_resolver_options_set_zone(o, NULL, 0, err_out));
+  COVER(gn_resolver_options_set_subset);
+  EXPECT_ERROR(gn_resolver_options_set_subset(NULL, 3, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_subset(o, 10001, err_out), GN_STATUS_INVALID_ARGUMENT, "subset 10001");
+  EXPECT_OK(gn_resolver_options_set_subset(o, 3, err_out));
+  EXPECT_OK(gn_resolver_options_set_subset(o, 0, err_out));
+  COVER(gn_resolver_options_set_client_id);
+  EXPECT_ERROR(gn_resolver_options_set_client_id(NULL, "a", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_client_id(o, "", err_out), GN_STATUS_INVALID_ARGUMENT, "client id is empty");
+  EXPECT_ERROR(gn_resolver_options_set_client_id(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_OK(gn_resolver_options_set_client_id(o, "web-7", err_out));
+  EXPECT_OK(gn_resolver_options_set_client_id(o, NULL, err_out));
+  COVER(gn_resolver_options_set_health_check);
+  EXPECT_ERROR(gn_resolver_options_set_health_check(NULL, "", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_health_check(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_OK(gn_resolver_options_set_health_check(o, "", err_out));
+  EXPECT_OK(gn_resolver_options_set_health_check(o, NULL, err_out));
+  COVER(gn_resolver_options_set_cache_dir);
+  EXPECT_ERROR(gn_resolver_options_set_cache_dir(NULL, "/tmp/c", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_cache_dir(o, "", err_out), GN_STATUS_INVALID_ARGUMENT, "cache dir is empty");
+  EXPECT_ERROR(gn_resolver_options_set_cache_dir(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_OK(gn_resolver_options_set_cache_dir(o, "/tmp/c", err_out));
+  EXPECT_OK(gn_resolver_options_set_cache_dir(o, NULL, err_out));
+  COVER(gn_resolver_options_set_cache_max_age_ms);
+  EXPECT_ERROR(gn_resolver_options_set_cache_max_age_ms(NULL, 1000, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_resolver_options_set_cache_max_age_ms(o, 0, err_out), GN_STATUS_INVALID_ARGUMENT, "at least 1");
+  EXPECT_OK(gn_resolver_options_set_cache_max_age_ms(o, UINT64_MAX, err_out));
 
   const struct {
     const char *target;
@@ -539,6 +565,18 @@ static void runtime_shutdown_accepts_any_timeout(void) {
 }
 
 /* Every function the header declares is covered above. */
+static void warm_up_and_drain_refuse_nulls_and_take_any_duration(void) {
+  COVER(gn_registration_options_set_warmup_ms);
+  COVER(gn_registration_drain);
+  EXPECT_ERROR(gn_registration_options_set_warmup_ms(NULL, 1000, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  gn_registration_options *o = gn_registration_options_new();
+  EXPECT_OK(gn_registration_options_set_warmup_ms(o, 0, err_out));
+  EXPECT_OK(gn_registration_options_set_warmup_ms(o, UINT32_MAX, err_out));
+  gn_registration_options_free(o);
+  EXPECT_OK(gn_registration_drain(NULL, 0, 0, err_out));
+  EXPECT_OK(gn_registration_drain(NULL, UINT32_MAX, UINT32_MAX, err_out));
+}
+
 static void every_exported_function_is_covered(void) {
   const char *path = getenv("GNAMING_HEADER") ? getenv("GNAMING_HEADER") : "include/gnaming.h";
   FILE *f = fopen(path, "r");
@@ -579,6 +617,7 @@ int main(void) {
   RUN(stats_and_strings_refuse_null_outputs);
   RUN(xds_calls_refuse_nulls_and_bad_values);
   RUN(runtime_shutdown_accepts_any_timeout);
+  RUN(warm_up_and_drain_refuse_nulls_and_take_any_duration);
   RUN(every_exported_function_is_covered);
   return check_summary();
 }

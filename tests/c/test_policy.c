@@ -1,10 +1,12 @@
 /* The discovery policies against a real etcd cluster (GNAMING_TEST_ETCD_ENDPOINTS, set by
  * tests/harness/etcd_cluster.py run): a selector switching a canary in and out by its registration
  * metadata, the local zone used alone until it drops below min-zone, an emptied registry under
- * empty=keep and empty=pass, each set by the target's query and by the resolver options.
+ * empty=keep and empty=pass, a client's subset kept when another backend leaves, each set by the
+ * target's query and by the resolver options; and the health checking a service config asks for.
  * Built with -Wall -Wextra -Werror and run under ASan+UBSan and valgrind. */
 #define _GNU_SOURCE
 #include <stdbool.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -71,9 +73,7 @@ static bool expect_kept_update(gn_resolver *r, gn_resolver_state state, const ch
   return ok;
 }
 
-static gn_resolver *resolver(const char *query_or_empty, const char *service, gn_resolver_options *o) {
-  char target[256];
-  snprintf(target, sizeof target, "etcd://c/%s-%s%s", service_prefix, service, query_or_empty);
+static gn_resolver *start_pull(const char *target, gn_resolver_options *o) {
   gn_update_callback pull = {NULL, NULL, NULL};
   gn_resolver *r = NULL;
   gn_error *err = NULL;
@@ -81,6 +81,25 @@ static gn_resolver *resolver(const char *query_or_empty, const char *service, gn
   CHECK(s == GN_STATUS_OK, "resolver %s: %s", target, gn_error_message(err));
   gn_error_free(err);
   return r;
+}
+
+static gn_resolver *resolver(const char *query_or_empty, const char *service, gn_resolver_options *o) {
+  char target[256];
+  snprintf(target, sizeof target, "etcd://c/%s-%s%s", service_prefix, service, query_or_empty);
+  return start_pull(target, o);
+}
+
+/* A start that the target and the options make fail with GN_STATUS_INVALID_TARGET naming `key`. */
+static void expect_conflict(const char *target, gn_resolver_options *o, const char *key) {
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_status s = gn_resolver_start(target, o, pull, &r, &err);
+  char needle[64];
+  snprintf(needle, sizeof needle, "query key '%s'", key);
+  CHECK(s == GN_STATUS_INVALID_TARGET && err && strstr(gn_error_message(err), needle) && !r,
+        "%s against the options: %s %s", target, gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
 }
 
 static gn_registration *reg(const char *service, const char *address, const char *metadata) {
@@ -226,11 +245,155 @@ static void an_emptied_registry_is_kept_with_empty_keep_and_passed_on_with_empty
   unreg(only);
 }
 
+/* --- subsets --- */
+
+/* The subset score the README documents: fmix64(fnv1a64(client ‖ 0xFF ‖ address)), written out here
+ * again so that a change of the library's hash fails this test. */
+static uint64_t subset_score(const char *client, const char *address) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char *p = (const unsigned char *)client; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
+  h = (h ^ 0xFF) * 0x100000001b3ULL;
+  for (const unsigned char *p = (const unsigned char *)address; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  return h ^ (h >> 33);
+}
+
+/* Whether `addresses[i]` is among the `n` that `client` ranks highest (ties to the smaller address). */
+static bool in_subset(const char *client, const char *const *addresses, size_t count, size_t i, size_t n) {
+  uint64_t mine = subset_score(client, addresses[i]);
+  size_t above = 0;
+  for (size_t j = 0; j < count; j++) {
+    uint64_t theirs = subset_score(client, addresses[j]);
+    if (theirs > mine || (theirs == mine && strcmp(addresses[j], addresses[i]) < 0)) above++;
+  }
+  return above < n;
+}
+
+/* The subset of the (sorted) `addresses` as "a,b", in their order. */
+static void expected_subset(const char *client, const char *const *addresses, size_t count, size_t n, char *out,
+                            size_t size) {
+  out[0] = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (!in_subset(client, addresses, count, i, n)) continue;
+    strncat(out, out[0] ? "," : "", size - strlen(out) - 1);
+    strncat(out, addresses[i], size - strlen(out) - 1);
+  }
+}
+
+static void a_subset_holds_n_of_the_entries_and_keeps_them_when_another_backend_leaves(void) {
+  enum { M = 6, N = 3 };
+  const char *client = "web-7";
+  const char *addresses[M] = {"127.0.0.1:7501", "127.0.0.1:7502", "127.0.0.1:7503",
+                              "127.0.0.1:7504", "127.0.0.1:7505", "127.0.0.1:7506"};
+  gn_registration *regs[M];
+  for (size_t i = 0; i < M; i++) regs[i] = reg("subset", addresses[i], "{}");
+  gn_resolver *all = resolver("", "subset", NULL);
+  gn_resolver *by_query = resolver("?subset=3&client-id=web-7", "subset", NULL);
+  gn_resolver_options *o = gn_resolver_options_new();
+  gn_resolver_options_set_subset(o, N, NULL);
+  gn_resolver_options_set_client_id(o, client, NULL);
+  gn_resolver *by_option = resolver("", "subset", o);
+  /* The environment gives the client id when neither the target nor the options do. */
+  setenv("GNAMING_CLIENT_ID", client, 1);
+  gn_resolver *by_env = resolver("?subset=3", "subset", NULL);
+  unsetenv("GNAMING_CLIENT_ID");
+
+  char expected[256];
+  expected_subset(client, addresses, M, N, expected, sizeof expected);
+  expect_update(all, GN_RESOLVER_STATE_OK,
+                "127.0.0.1:7501,127.0.0.1:7502,127.0.0.1:7503,127.0.0.1:7504,127.0.0.1:7505,127.0.0.1:7506", NULL,
+                "every entry without a subset");
+  expect_update(by_query, GN_RESOLVER_STATE_OK, expected, NULL, "subset=3 of 6 by the query");
+  expect_update(by_option, GN_RESOLVER_STATE_OK, expected, NULL, "subset 3 of 6 by the options");
+  expect_update(by_env, GN_RESOLVER_STATE_OK, expected, NULL, "subset=3 with GNAMING_CLIENT_ID");
+
+  /* A backend outside the subset leaves: the others see it, the subset stays as it was, so its
+   * resolvers publish nothing. */
+  size_t outside = 0, inside = 0;
+  while (in_subset(client, addresses, M, outside, N)) outside++;
+  while (!in_subset(client, addresses, M, inside, N)) inside++;
+  unreg(regs[outside]);
+  regs[outside] = NULL;
+  const char *four[M - 2];
+  char rest[256] = "";
+  for (size_t i = 0, k = 0; i < M; i++) {
+    if (i == outside) continue;
+    if (i != inside) four[k++] = addresses[i];
+    strncat(rest, rest[0] ? "," : "", sizeof rest - strlen(rest) - 1);
+    strncat(rest, addresses[i], sizeof rest - strlen(rest) - 1);
+  }
+  expect_update(all, GN_RESOLVER_STATE_OK, rest, NULL, "an unrelated backend left");
+  gn_update *u = NULL;
+  gn_status s = gn_resolver_next(by_query, 500, &u, NULL);
+  char observed[512] = "";
+  if (u) describe(u, observed, sizeof observed);
+  CHECK(s == GN_STATUS_TIMEOUT, "the subset changed when a backend outside it left: %s [%s], kept %s",
+        gn_status_name(s), observed, expected);
+  gn_update_free(u);
+
+  /* A backend inside it leaves: the one left outside takes its place. */
+  char after[256];
+  expected_subset(client, four, M - 2, N, after, sizeof after);
+  unreg(regs[inside]);
+  regs[inside] = NULL;
+  expect_update(by_query, GN_RESOLVER_STATE_OK, after, NULL, "a backend of the subset left");
+  expect_update(by_option, GN_RESOLVER_STATE_OK, after, NULL, "a backend of the subset left, by options");
+
+  /* The target and the options disagree: the start fails naming the key. */
+  char target[256];
+  snprintf(target, sizeof target, "etcd://c/%s-subset?subset=2", service_prefix);
+  expect_conflict(target, o, "subset");
+  snprintf(target, sizeof target, "etcd://c/%s-subset?client-id=web-8", service_prefix);
+  expect_conflict(target, o, "client-id");
+  gn_resolver_options_free(o);
+  gn_resolver_free(all);
+  gn_resolver_free(by_query);
+  gn_resolver_free(by_option);
+  gn_resolver_free(by_env);
+  for (size_t i = 0; i < M; i++)
+    if (regs[i]) unreg(regs[i]);
+}
+
+/* --- health checking --- */
+
+/* The service config of the first update of a pull resolver on `target` with `o`, copied to `out`. */
+static void first_service_config(const char *target, gn_resolver_options *o, char *out, size_t size) {
+  gn_resolver *r = start_pull(target, o);
+  gn_update *u = NULL;
+  out[0] = 0;
+  if (r && gn_resolver_next(r, WAIT_MS, &u, NULL) == GN_STATUS_OK) {
+    const char *sc = gn_update_service_config(u);
+    snprintf(out, size, "%s", sc ? sc : "(none)");
+  }
+  gn_update_free(u);
+  gn_resolver_free(r);
+}
+
+static void health_checking_goes_into_the_service_config_by_query_and_by_option(void) {
+  char sc[512];
+  first_service_config("pass:///127.0.0.1:1?health=*", NULL, sc, sizeof sc);
+  CHECK(strstr(sc, "\"healthCheckConfig\":{\"serviceName\":\"\"}") && strstr(sc, "{\"round_robin\":{}}"),
+        "health=*: %s", sc);
+  gn_resolver_options *o = gn_resolver_options_new();
+  gn_resolver_options_set_health_check(o, "echo.Echo", NULL);
+  first_service_config("pass:///127.0.0.1:1", o, sc, sizeof sc);
+  CHECK(strstr(sc, "\"healthCheckConfig\":{\"serviceName\":\"echo.Echo\"}"), "by option: %s", sc);
+  expect_conflict("pass:///127.0.0.1:1?health=*", o, "health");
+  gn_resolver_options_free(o);
+  first_service_config("pass:///127.0.0.1:1", NULL, sc, sizeof sc);
+  CHECK(strcmp(sc, "(none)") == 0, "no health setting, no service config: %s", sc);
+}
+
 int main(void) {
   configure_cluster();
   RUN(a_selector_switches_a_canary_in_and_out_by_its_metadata);
   RUN(the_local_zone_is_used_alone_until_it_drops_below_min_zone);
   RUN(an_emptied_registry_is_kept_with_empty_keep_and_passed_on_with_empty_pass);
+  RUN(a_subset_holds_n_of_the_entries_and_keeps_them_when_another_backend_leaves);
+  RUN(health_checking_goes_into_the_service_config_by_query_and_by_option);
   gn_runtime_shutdown(5000, NULL);
   return check_summary();
 }

@@ -1,7 +1,9 @@
 /* The registration C API against a real etcd cluster (GNAMING_TEST_ETCD_ENDPOINTS, set by
  * tests/harness/etcd_cluster.py run): NULL arguments and bad options, start → wait → resolved with
  * metadata and weight, close from any thread (another thread, 8 at once, inside a resolver callback),
- * close then free, free without close, state transitions, an unreachable cluster, and the stats JSON.
+ * close then free, free without close, state transitions, an unreachable cluster, the stats JSON, and
+ * warm-up and drain (the key's appearance delayed, removed before a drain returns, nothing written by a
+ * close during the warm-up, no drain inside a callback).
  * Built with -Wall -Wextra -Werror and run under ASan+UBSan and valgrind. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -53,11 +55,14 @@ static gn_resolver *pull_resolver(const char *target) {
   return r;
 }
 
-static gn_registration *start(const char *service, const char *address, const char *metadata) {
+/* Registers `address` with a 2 s TTL, `metadata` (or none) and a warm-up of `warmup_ms` (0: none). */
+static gn_registration *start_warming(const char *service, const char *address, const char *metadata,
+                                      uint32_t warmup_ms) {
   gn_registration_options *o = gn_registration_options_new();
   gn_registration_options_set_cluster(o, "c", NULL);
   gn_registration_options_set_ttl_ms(o, 2000, NULL);
   if (metadata) gn_registration_options_set_metadata_json(o, metadata, NULL);
+  CHECK(gn_registration_options_set_warmup_ms(o, warmup_ms, NULL) == GN_STATUS_OK, "warm-up %u ms", warmup_ms);
   gn_registration *reg = NULL;
   gn_error *err = NULL;
   gn_status s = gn_registration_start(service, address, o, &reg, &err);
@@ -65,6 +70,10 @@ static gn_registration *start(const char *service, const char *address, const ch
   gn_error_free(err);
   gn_registration_options_free(o);
   return reg;
+}
+
+static gn_registration *start(const char *service, const char *address, const char *metadata) {
+  return start_warming(service, address, metadata, 0);
 }
 
 static void wait_registered(gn_registration *reg) {
@@ -332,6 +341,131 @@ static void stats_json_is_an_object_with_the_counters(void) {
   gn_string_free(json);
 }
 
+/* Warm-up and drain. */
+
+static void warm_up_and_drain_arguments_are_checked(void) {
+  CHECK(gn_registration_drain(NULL, 100, 100, NULL) == GN_STATUS_OK, "drain(NULL) is a no-op");
+  CHECK_ERR(gn_registration_options_set_warmup_ms(NULL, 100, &e_), GN_STATUS_INVALID_ARGUMENT, "options is NULL");
+}
+
+static void a_warm_up_keeps_the_address_out_of_etcd_until_it_ends(void) {
+  double started = now_ms();
+  gn_registration *reg = start_warming("creg-warm", "127.0.0.1:7111", NULL, 500);
+  if (!reg) return;
+  CHECK(gn_registration_get_state(reg) == GN_REGISTRATION_STATE_WARMING_UP, "state %d",
+        gn_registration_get_state(reg));
+  CHECK(gn_registration_wait(reg, 100, NULL) == GN_STATUS_TIMEOUT, "wait during the warm-up times out");
+  gn_resolver *r = pull_resolver("etcd://c/creg-warm");
+  char observed[512];
+  CHECK(wait_list(r, "127.0.0.1:7111", observed, sizeof observed), "expected [127.0.0.1:7111], observed [%s]",
+        observed);
+  double seen = now_ms() - started;
+  CHECK(seen >= 500, "the resolver saw the address %.0f ms after the start, before the 500 ms warm-up ended", seen);
+  wait_registered(reg);
+  CHECK(gn_registration_get_state(reg) == GN_REGISTRATION_STATE_REGISTERED, "state %d", gn_registration_get_state(reg));
+  gn_registration_free(reg);
+  gn_resolver_free(r);
+}
+
+/* The last list queued on `r` (without waiting), or "(none)". */
+static void last_queued(gn_resolver *r, char *observed, size_t size) {
+  snprintf(observed, size, "(none)");
+  for (int i = 0; i < 100; i++) {
+    gn_update *u = NULL;
+    if (gn_resolver_next(r, 0, &u, NULL) != GN_STATUS_OK) return;
+    describe(u, observed, size);
+    gn_update_free(u);
+  }
+}
+
+static void a_drain_removes_the_address_before_it_returns_after_the_drain_period(void) {
+  gn_registration *stays = start("creg-drain", "127.0.0.1:7112", NULL);
+  gn_registration *reg = start("creg-drain", "127.0.0.1:7113", NULL);
+  if (!reg || !stays) return;
+  wait_registered(stays);
+  wait_registered(reg);
+  gn_resolver *r = pull_resolver("etcd://c/creg-drain");
+  char observed[512];
+  CHECK(wait_list(r, "127.0.0.1:7112,127.0.0.1:7113", observed, sizeof observed),
+        "expected [127.0.0.1:7112,127.0.0.1:7113], observed [%s]", observed);
+  double t0 = now_ms();
+  gn_error *err = NULL;
+  gn_status s = gn_registration_drain(reg, 400, 5000, &err);
+  double took = now_ms() - t0;
+  CHECK(s == GN_STATUS_OK, "drain: %s %s", gn_status_name(s), gn_error_message(err));
+  gn_error_free(err);
+  CHECK(took >= 400, "drain returned after %.0f ms, before its 400 ms period", took);
+  CHECK(took < 3000, "drain took %.0f ms", took);
+  last_queued(r, observed, sizeof observed);
+  CHECK(strcmp(observed, "127.0.0.1:7112") == 0, "when drain returned the resolver had [127.0.0.1:7112], observed [%s]",
+        observed);
+  CHECK(gn_registration_get_state(reg) == GN_REGISTRATION_STATE_CLOSED, "state %d", gn_registration_get_state(reg));
+  t0 = now_ms();
+  CHECK(gn_registration_drain(reg, 400, 5000, NULL) == GN_STATUS_OK, "a second drain");
+  CHECK(gn_registration_close(reg, 5000, NULL) == GN_STATUS_OK, "a close after the drain");
+  took = now_ms() - t0;
+  CHECK(took < 300, "a second drain and a close after the first drain's period took %.0f ms", took);
+  gn_registration_free(reg);
+  gn_registration_free(stays);
+  gn_resolver_free(r);
+}
+
+static void closing_or_draining_during_the_warm_up_writes_nothing_and_returns_at_once(void) {
+  gn_registration *stays = start("creg-warm-stop", "127.0.0.1:7114", NULL);
+  gn_registration *closed = start_warming("creg-warm-stop", "127.0.0.1:7115", NULL, 300);
+  gn_registration *drained = start_warming("creg-warm-stop", "127.0.0.1:7116", NULL, 300);
+  if (!stays || !closed || !drained) return;
+  double t0 = now_ms();
+  CHECK(gn_registration_close(closed, 5000, NULL) == GN_STATUS_OK, "close during the warm-up");
+  CHECK(gn_registration_drain(drained, 2000, 5000, NULL) == GN_STATUS_OK, "drain during the warm-up");
+  double took = now_ms() - t0;
+  CHECK(took < 250, "a close and a drain during the warm-up took %.0f ms", took);
+  CHECK(gn_registration_get_state(closed) == GN_REGISTRATION_STATE_CLOSED, "state %d", gn_registration_get_state(closed));
+  CHECK(gn_registration_get_state(drained) == GN_REGISTRATION_STATE_CLOSED, "state %d",
+        gn_registration_get_state(drained));
+  wait_registered(stays);
+  /* Watch well past the end of the warm-up: only the address that stays ever shows. */
+  gn_resolver *r = pull_resolver("etcd://c/creg-warm-stop");
+  char observed[512] = "(no update)";
+  bool other = false;
+  double end = now_ms() + 700;
+  while (now_ms() < end) {
+    gn_update *u = NULL;
+    if (gn_resolver_next(r, 100, &u, NULL) != GN_STATUS_OK) continue;
+    describe(u, observed, sizeof observed);
+    other = other || strcmp(observed, "127.0.0.1:7114") != 0;
+    gn_update_free(u);
+  }
+  CHECK(!other && strcmp(observed, "127.0.0.1:7114") == 0, "expected only [127.0.0.1:7114], observed [%s]", observed);
+  gn_resolver_free(r);
+  gn_registration_free(closed);
+  gn_registration_free(drained);
+  gn_registration_free(stays);
+}
+
+static atomic_int drain_inside_status = -1;
+
+static void drain_inside_call(void *user_data, const gn_update *u) {
+  if (gn_update_address_count(u) == 1 && atomic_load(&drain_inside_status) == -1) {
+    atomic_store(&drain_inside_status, (int)gn_registration_drain(user_data, 1000, 1000, NULL));
+  }
+}
+
+static void a_drain_inside_a_resolver_callback_is_refused_and_changes_nothing(void) {
+  gn_registration *reg = start("creg-drain-inside", "127.0.0.1:7117", NULL);
+  if (!reg) return;
+  wait_registered(reg);
+  gn_update_callback cb = {reg, drain_inside_call, NULL};
+  gn_resolver *r = NULL;
+  CHECK(gn_resolver_start("etcd://c/creg-drain-inside", NULL, cb, &r, NULL) == GN_STATUS_OK, "resolver");
+  CHECK(wait_for(&drain_inside_status, 0, WAIT_MS), "the callback called drain");
+  CHECK(atomic_load(&drain_inside_status) == GN_STATUS_BAD_STATE, "drain inside the callback: expected %d, observed %d",
+        GN_STATUS_BAD_STATE, atomic_load(&drain_inside_status));
+  CHECK(gn_registration_get_state(reg) == GN_REGISTRATION_STATE_REGISTERED, "state %d", gn_registration_get_state(reg));
+  gn_resolver_free(r);
+  gn_registration_free(reg);
+}
+
 int main(void) {
   configure_clusters();
   RUN(null_arguments_and_bad_options_fail_clearly_and_frees_of_null_are_no_ops);
@@ -342,6 +476,11 @@ int main(void) {
   RUN(closing_inside_a_resolver_callback_returns_at_once_and_removes_the_address);
   RUN(an_unreachable_cluster_times_out_while_registering_or_retrying);
   RUN(stats_json_is_an_object_with_the_counters);
+  RUN(warm_up_and_drain_arguments_are_checked);
+  RUN(a_warm_up_keeps_the_address_out_of_etcd_until_it_ends);
+  RUN(a_drain_removes_the_address_before_it_returns_after_the_drain_period);
+  RUN(closing_or_draining_during_the_warm_up_writes_nothing_and_returns_at_once);
+  RUN(a_drain_inside_a_resolver_callback_is_refused_and_changes_nothing);
   gn_runtime_shutdown(5000, NULL);
   return check_summary();
 }

@@ -3,7 +3,9 @@
  * closes it, and resumed after; then new registrations on the same cluster and TTL must all reach
  * REGISTERED and stay in etcd past several TTLs (they must not join the old registration's lease group,
  * whose keep-alive died with the runtime). The old handle is freed only at the end, so the cluster
- * object stays the same one. Runs under tests/harness/etcd_cluster.py run (GNAMING_TEST_ETCD_ENDPOINTS,
+ * object stays the same one. And a drain while every member is down (killed): it returns
+ * GN_STATUS_TIMEOUT after its timeout and period, and its retries delete the key soon after etcd is back,
+ * long before the lease would expire. Runs under tests/harness/etcd_cluster.py run (GNAMING_TEST_ETCD_ENDPOINTS,
  * GNAMING_TEST_ETCD_DIR); built with -Wall -Wextra -Werror, run under ASan+UBSan and valgrind. */
 #define _GNU_SOURCE
 #include <stdbool.h>
@@ -162,11 +164,52 @@ static void registrations_after_a_shutdown_that_could_not_remove_one_all_registe
   gn_registration_free(old);
 }
 
+/* Runs `command` (stop-all, start-all) of the harness on the cluster. */
+static bool harness(const char *command) {
+  const char *dir = getenv("GNAMING_TEST_ETCD_DIR");
+  if (!dir) return false;
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "python3 tests/harness/etcd_cluster.py %s --dir '%s'", command, dir);
+  return system(cmd) == 0;
+}
+
+static void a_drain_while_etcd_is_down_times_out_and_removes_the_key_once_etcd_is_back(void) {
+  const char *service = "creg-drain-down";
+  /* A 10 s lease: after etcd's return the lease alone would keep the key for 10 s more. */
+  gn_registration_options *o = gn_registration_options_new();
+  gn_registration_options_set_cluster(o, "c", NULL);
+  gn_registration_options_set_ttl_ms(o, 10000, NULL);
+  gn_registration *reg = NULL;
+  CHECK(gn_registration_start(service, "127.0.0.1:7601", o, &reg, NULL) == GN_STATUS_OK, "start");
+  gn_registration_options_free(o);
+  if (!reg) return;
+  CHECK(gn_registration_wait(reg, WAIT_MS, NULL) == GN_STATUS_OK, "registered");
+  CHECK(harness("stop-all"), "stopping every member");
+  double t0 = now_ms();
+  gn_error *err = NULL;
+  gn_status s = gn_registration_drain(reg, 100, 500, &err);
+  double took = now_ms() - t0;
+  CHECK(s == GN_STATUS_TIMEOUT, "drain with etcd down: expected GN_STATUS_TIMEOUT, observed %s (%s)",
+        gn_status_name(s), gn_error_message(err));
+  gn_error_free(err);
+  CHECK(took >= 600 && took < 2500, "drain with a 500 ms timeout and a 100 ms period took %.0f ms", took);
+  CHECK(gn_registration_get_state(reg) == GN_REGISTRATION_STATE_CLOSED, "state %d", gn_registration_get_state(reg));
+  CHECK(harness("start-all"), "starting every member again");
+  double back = now_ms();
+  char observed[64];
+  CHECK(listed(service, "", observed, sizeof observed), "expected [] once etcd was back, observed [%s]", observed);
+  double gone = now_ms() - back;
+  CHECK(gone < 6000, "the key went %.0f ms after etcd was back, as if by its 10 s lease, not by the drain's retries",
+        gone);
+  gn_registration_free(reg);
+}
+
 int main(void) {
   configure_cluster();
   if (members > 0) {
     RUN(registrations_after_a_timed_out_close_and_a_shutdown_all_register);
     RUN(registrations_after_a_shutdown_that_could_not_remove_one_all_register);
+    RUN(a_drain_while_etcd_is_down_times_out_and_removes_the_key_once_etcd_is_back);
   }
   gn_runtime_shutdown(5000, NULL);
   return check_summary();

@@ -55,6 +55,10 @@ Registration::Registration(const std::string& service, const std::string& addres
     Check(gn_registration_options_set_metadata_json(o.get(), options.metadata_json.c_str(), &err), err,
           "registration metadata");
   }
+  if (options.warmup.count() > 0) {
+    Check(gn_registration_options_set_warmup_ms(o.get(), Millis32(options.warmup), &err), err,
+          "registration warm-up");
+  }
   Check(gn_registration_start(service.c_str(), address.c_str(), o.get(), &handle_, &err), err,
         "gn_registration_start");
 }
@@ -93,6 +97,8 @@ Registration::State Registration::state() const {
       return State::kRegistered;
     case GN_REGISTRATION_STATE_RETRYING:
       return State::kRetrying;
+    case GN_REGISTRATION_STATE_WARMING_UP:
+      return State::kWarmingUp;
     case GN_REGISTRATION_STATE_CLOSED:
       break;
   }
@@ -104,6 +110,13 @@ void Registration::Close(std::chrono::milliseconds timeout) {
   gn_error* err = nullptr;
   gn_status status = gn_registration_close(handle_, Millis32(timeout), &err);
   Check(status, err, "gn_registration_close");
+}
+
+void Registration::Drain(std::chrono::milliseconds drain, std::chrono::milliseconds timeout) {
+  if (handle_ == nullptr) return;
+  gn_error* err = nullptr;
+  gn_status status = gn_registration_drain(handle_, Millis32(drain), Millis32(timeout), &err);
+  Check(status, err, "gn_registration_drain");
 }
 
 }  // namespace gnaming

@@ -276,6 +276,38 @@ TEST(Etcd, RpcsKeepReachingTheLastKnownServersDuringAnEtcdOutage) {
   EXPECT_TRUE(rb->Wait(20s));
 }
 
+TEST(Etcd, AWarmUpDelaysTheEntryAndADrainRemovesItBeforeReturningAfterItsPeriod) {
+  const std::string service = ServiceName();
+  GreeterServer a;
+  Watcher watcher("etcd:///" + service);
+  Registration::Options o;
+  o.warmup = 500ms;
+  auto start = std::chrono::steady_clock::now();
+  Registration r(service, a.address(), o);
+  EXPECT_EQ(r.state(), Registration::State::kWarmingUp);
+  EXPECT_FALSE(r.Wait(100ms)) << "registered during the warm-up";
+  std::set<std::string> want{a.address()};
+  auto seen = watcher.WaitFor(want, 10s);
+  auto listed = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(seen, want) << "expected " << Join(want) << ", observed " << Join(seen);
+  EXPECT_GE(listed, 500ms) << "listed " << std::chrono::duration_cast<std::chrono::milliseconds>(listed).count()
+                           << " ms after the start, within the 500 ms warm-up";
+  ASSERT_TRUE(r.Wait(10s));
+
+  start = std::chrono::steady_clock::now();
+  r.Drain(400ms);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 400ms) << "Drain returned after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                         << " ms, before its 400 ms period";
+  EXPECT_EQ(r.state(), Registration::State::kClosed);
+  // The deletion reached the watcher during the drain period: it is queued already.
+  seen = watcher.WaitFor({}, 50ms);
+  EXPECT_TRUE(seen.empty()) << "when Drain returned, expected [], observed " << Join(seen);
+  start = std::chrono::steady_clock::now();
+  r.Drain(1s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 300ms) << "a second Drain waited";
+}
+
 }  // namespace
 }  // namespace gnaming::test
 

@@ -222,6 +222,9 @@ _SIGNATURES = {
     "gn_xds_default_configure": (c_int, [c_void_p, _err]),
     "gn_xds_default_bootstrap_json": (c_int, [POINTER(c_void_p), _err]),
     "gn_xds_install_bootstrap": (c_int, [_err]),
+    # Warm-up and drain.
+    "gn_registration_options_set_warmup_ms": (c_int, [c_void_p, c_uint32, _err]),
+    "gn_registration_drain": (c_int, [c_void_p, c_uint32, c_uint32, _err]),
 }
 
 

@@ -57,6 +57,7 @@ class RegistrationState(enum.IntEnum):
     REGISTERED = 1  #: the key exists under a live lease
     RETRYING = 2  #: the lease or key was lost; registering again
     CLOSED = 3  #: closed; the key was deleted (or its lease will expire)
+    WARMING_UP = 4  #: waiting out the warm-up; nothing is in etcd yet
 
 
 class Registration:
@@ -67,13 +68,15 @@ class Registration:
     block until registered. `cluster` is "" (default cluster), a name given to
     `configure_cluster`, or a single "host:port" endpoint. `ttl` (seconds, at least 1) bounds how
     long the address outlives a crashed process. `metadata` is stored as JSON next to the address;
-    `raw_value=True` stores the bare address instead (go-zero's format).
+    `raw_value=True` stores the bare address instead (go-zero's format). `warmup` (seconds) delays
+    every write to etcd, so clients reach the server only once it is warm; `drain()` takes the
+    address out of discovery before the server stops.
     """
 
     _EXIT_ORDER = 0
 
     def __init__(self, service: str, address: str, *, cluster: str = "", ttl: float = 10.0,
-                 metadata: Any = None, raw_value: bool = False) -> None:
+                 metadata: Any = None, raw_value: bool = False, warmup: float = 0.0) -> None:
         self.service = service
         self.address = address
         self._handle: Optional[CountedHandle] = None
@@ -88,6 +91,7 @@ class Registration:
                 _ffi.call(lib.gn_registration_options_set_metadata_json, opts,
                           _ffi.encode(json.dumps(metadata), "metadata"))
             _ffi.call(lib.gn_registration_options_set_raw_value, opts, bool(raw_value))
+            _ffi.call(lib.gn_registration_options_set_warmup_ms, opts, _ms(warmup, "warmup"))
             _lifecycle.track(self)
             out = ctypes.c_void_p()
             try:
@@ -129,6 +133,22 @@ class Registration:
             return
         _lifecycle.untrack(self)
         handle.close(lambda ptr: _ffi.call(_ffi.lib.gn_registration_close, ptr, ms))
+
+    def drain(self, seconds: float, timeout: float = 5.0) -> None:
+        """Deletes the key, then waits `seconds` (counted from etcd's confirmation) for clients to
+        see that and stop picking this address while the server keeps answering, and returns: stop
+        the server then (`server.stop(grace)` lets RPCs in flight finish). While etcd is unreachable
+        the deletion is retried for up to `timeout` seconds; if it is not confirmed by then, it still
+        waits `seconds` and raises `gnaming.TimeoutError` (the key goes when its lease expires).
+        During the warm-up nothing is in etcd: it closes and returns at once. Afterwards the
+        registration is closed; a later `drain()` or `close()` returns at once. Raises
+        `gnaming.BadStateError` inside a resolver callback, where it must not block."""
+        drain_ms, timeout_ms = _ms(seconds, "seconds"), _ms(timeout, "timeout")
+        handle = getattr(self, "_handle", None)
+        if handle is None:
+            return
+        _lifecycle.untrack(self)
+        handle.close(lambda ptr: _ffi.call(_ffi.lib.gn_registration_drain, ptr, drain_ms, timeout_ms))
 
     def _close_at_exit(self) -> None:
         self.close(_EXIT_CLOSE_TIMEOUT_S)

@@ -39,6 +39,7 @@ const METRICS_HELP: &str = "\
 gnaming resolve TARGET [--json] [--timeout SECONDS]   print the address list once
        gnaming watch TARGET [--json]                         print every update until Ctrl-C
        gnaming register SERVICE ADDR [--ttl SECONDS] [--metadata JSON] [--wait SECONDS]
+                        [--warmup SECONDS] [--drain SECONDS]
                                                              register until Ctrl-C, then deregister
        gnaming xds-agent [--listen ADDR] [--bootstrap-out FILE] [--default-scheme SCHEME]
                                                              serve xds:///NAME to gRPC xDS clients until Ctrl-C
@@ -118,14 +119,17 @@ object a line.",
     #[command(
         override_usage = "\
 gnaming register SERVICE ADDR [--ttl SECONDS] [--metadata JSON] [--wait SECONDS] [--etcd ENDPOINTS]
-                        [--metrics IP:PORT [--metrics-allow-remote]]",
+                        [--warmup SECONDS] [--drain SECONDS] [--metrics IP:PORT [--metrics-allow-remote]]",
         long_about = "\
 Registers ADDR (host:port) under SERVICE in etcd, keeps the lease alive, and on Ctrl-C (or SIGTERM)
 deletes the key so that watchers see the removal at once. Exits 3 when not registered within --wait
-seconds.",
+seconds (counted after --warmup). With --warmup it writes nothing to etcd for that long first; with
+--drain, on Ctrl-C or SIGTERM it deletes the key, then waits that long before exiting, so that clients
+stop picking ADDR while the server behind it still answers.",
         after_help = format!(
             "{METRICS_HELP}\n\nexamples:\n  gnaming register echo 127.0.0.1:50051\n  \
-             gnaming register echo 127.0.0.1:50051 --ttl 5 --metadata '{{\"weight\":3}}' --etcd 127.0.0.1:2379\n\n\
+             gnaming register echo 127.0.0.1:50051 --ttl 5 --metadata '{{\"weight\":3}}' --etcd 127.0.0.1:2379\n  \
+             gnaming register echo 127.0.0.1:50051 --warmup 5 --drain 2\n\n\
              {EXIT_CODES}"
         )
     )]
@@ -145,6 +149,12 @@ seconds.",
         /// Exit 3 when not registered within this long
         #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds, allow_negative_numbers = true)]
         wait: Duration,
+        /// Write nothing to etcd for this long first, while the server warms up
+        #[arg(long, value_name = "SECONDS", value_parser = seconds, allow_negative_numbers = true)]
+        warmup: Option<Duration>,
+        /// On Ctrl-C or SIGTERM, delete the key, then wait this long for clients to stop picking ADDR
+        #[arg(long, value_name = "SECONDS", value_parser = seconds, allow_negative_numbers = true)]
+        drain: Option<Duration>,
         #[command(flatten)]
         metrics: Metrics,
         #[command(flatten)]

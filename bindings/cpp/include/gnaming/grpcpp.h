@@ -102,12 +102,14 @@ GNAMING_GRPCPP_API void RegisterCluster(const std::string& name, const ClusterOp
 // threads at once.
 class GNAMING_GRPCPP_API Registration {
  public:
-  enum class State { kRegistering, kRegistered, kRetrying, kClosed };
+  // kWarmingUp: waiting out Options::warmup; nothing is in etcd yet.
+  enum class State { kRegistering, kRegistered, kRetrying, kClosed, kWarmingUp };
 
   struct Options {
     std::string cluster;                   // "" (default cluster), a cluster name or "host:port"
     std::chrono::milliseconds ttl{10000};  // lease TTL; at least 1000 ms
     std::string metadata_json;             // stored with the address; "" for none
+    std::chrono::milliseconds warmup{0};   // write nothing to etcd for this long, while the server warms up
   };
 
   // Throws gnaming::Error when the arguments are invalid.
@@ -127,6 +129,14 @@ class GNAMING_GRPCPP_API Registration {
   // GN_STATUS_UNAVAILABLE) when etcd did not confirm in time; removal then goes on in the
   // background and the lease expires on its own after the TTL anyway.
   void Close(std::chrono::milliseconds timeout = std::chrono::seconds(1));
+  // Deletes the entry, then waits `drain` (from etcd's confirmation) for clients to see that and stop
+  // picking this address while the server keeps answering, and returns: shut the server down then
+  // (grpc::Server::Shutdown with a deadline lets RPCs in flight finish). While etcd is unreachable
+  // the deletion is retried for up to `timeout`; if etcd has not confirmed by then it still waits
+  // `drain` and throws gnaming::Error (GN_STATUS_TIMEOUT), the lease taking the entry within the
+  // TTL. During the warm-up nothing is in etcd: it closes and returns at once. A later Drain or
+  // Close returns at once. Must not be called from a resolver callback (GN_STATUS_BAD_STATE).
+  void Drain(std::chrono::milliseconds drain, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
  private:
   gn_registration* handle_ = nullptr;

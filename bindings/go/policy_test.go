@@ -4,6 +4,7 @@ package gnaming
 // local zone and its fallback, and an emptied registry under empty=keep and empty=pass.
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -97,4 +98,53 @@ func TestAnEmptiedRegistryKeepsTheServerUnderKeepAndFailsFastUnderPass(t *testin
 			answered[server.Addr], server.Addr, len(failed), append(failed, nil)[0])
 	}
 	t.Logf("empty=keep: %d RPCs answered by the kept server in 700 ms after the registry emptied", answered[server.Addr])
+}
+
+func TestASubsetCallsNOfTheServersAndKeepsThemWhenAnotherLeaves(t *testing.T) {
+	etcdEndpoints(t)
+	svc := serviceName(t)
+	servers := []*testServer{startServer(t, 0), startServer(t, 0), startServer(t, 0), startServer(t, 0), startServer(t, 0)}
+	regs := map[string]*Registration{}
+	for _, s := range servers {
+		regs[s.Addr] = register(t, svc, s, nil, 0)
+	}
+
+	// The subset is the client's: learn which two this client id gets, then hold it to them.
+	_, client := dial(t, "etcd:///"+svc+"?subset=2&client-id=web-7")
+	tr := startTraffic(client)
+	defer tr.halt()
+	time.Sleep(300 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	var subset []string
+	for len(subset) != 2 && time.Now().Before(deadline) {
+		time.Sleep(300 * time.Millisecond)
+		answered, _ := tr.reset()
+		subset = keys(answered)
+	}
+	if len(subset) != 2 {
+		t.Fatalf("subset=2: servers answering %v, want exactly 2 of 5", subset)
+	}
+	answeringServers(t, tr, 5*time.Second, subset)
+
+	// A server outside the subset leaves: the client keeps calling the same two, and none fails.
+	for _, s := range servers {
+		if !slices.Contains(subset, s.Addr) {
+			regs[s.Addr].Close()
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	answered, failed := tr.reset()
+	if got := keys(answered); !slices.Equal(got, subset) || len(failed) > 0 {
+		t.Fatalf("after a server outside the subset left: answering %v (want %v), %d failed", got, subset, len(failed))
+	}
+	// Another client id gets a subset of its own, of the same size.
+	_, other := dial(t, "etcd:///"+svc+"?subset=2&client-id=web-8")
+	otherTraffic := startTraffic(other)
+	defer otherTraffic.halt()
+	time.Sleep(600 * time.Millisecond)
+	answered, _ = otherTraffic.reset()
+	if len(answered) != 2 {
+		t.Fatalf("client web-8 with subset=2: answering %v, want 2 servers", keys(answered))
+	}
 }

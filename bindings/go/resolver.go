@@ -134,6 +134,10 @@ type gnResolver struct {
 	// ends up calling ResolveNow cannot deadlock against Close waiting for that update.
 	mu sync.Mutex
 	c  *C.gn_resolver
+
+	// handedList is whether grpc-go got a list from this resolver; only onUpdate touches it, and
+	// libgnaming serialises those calls.
+	handedList bool
 }
 
 // ResolveNow asks libgnaming to look again; backends rate-limit it, static targets ignore it.
@@ -158,9 +162,15 @@ func (r *gnResolver) Close() {
 // complete list.
 func (r *gnResolver) onUpdate(u *C.gn_update) {
 	if C.gn_update_state(u) == C.GN_RESOLVER_STATE_TRANSIENT_ERROR {
-		// The last good list stays in grpc-go: an error must never look like "no servers".
-		r.cc.ReportError(fmt.Errorf("gnaming: resolving %s: %s", r.target, C.GoString(C.gn_update_error_message(u))))
-		return
+		message := C.GoString(C.gn_update_error_message(u))
+		// Before any list, an error carrying one is the cold-start cache's: hand it on so RPCs go to
+		// those servers while the source is unreachable. Otherwise the last good list stays in
+		// grpc-go: an error must never look like "no servers".
+		if r.handedList || C.gn_update_address_count(u) == 0 {
+			r.cc.ReportError(fmt.Errorf("gnaming: resolving %s: %s", r.target, message))
+			return
+		}
+		logger.Infof("resolving %s: %s", r.target, message)
 	}
 	n := int(C.gn_update_address_count(u))
 	state := resolver.State{
@@ -185,6 +195,7 @@ func (r *gnResolver) onUpdate(u *C.gn_update) {
 	if sc := C.gn_update_service_config(u); sc != nil && !r.disableServiceConfig {
 		state.ServiceConfig = r.cc.ParseServiceConfig(C.GoString(sc))
 	}
+	r.handedList = true
 	if err := r.cc.UpdateState(state); err != nil {
 		logger.Infof("resolving %s: grpc-go did not take %d addresses: %v", r.target, len(state.Addresses), err)
 	}

@@ -129,7 +129,9 @@ class GnamingResolver final : public Resolver {
     Result result;
     result.args = channel_args_;
     result.resolution_note = list.note;
-    if (!list.ok) {
+    // Before any list, an error carrying one is the cold-start cache's: hand it on, so calls go to
+    // those servers while the source is unreachable (its note says why the list may be stale).
+    if (!list.ok && (handed_list_ || list.endpoints.empty())) {
       // An error keeps round_robin on the addresses it has; an empty OK list would drop them.
       result.addresses = absl::UnavailableError(absl::StrCat("libgnaming: ", target_, ": ", list.error_message));
       result.service_config = nullptr;
@@ -147,6 +149,7 @@ class GnamingResolver final : public Resolver {
       addresses.emplace_back(&e.addr, e.addr_len, args);
     }
     result.addresses = std::move(addresses);
+    handed_list_ = true;
     if (list.service_config_json.has_value()) {
       result.service_config = grpc_core::ServiceConfigImpl::Create(channel_args_, *list.service_config_json);
     }
@@ -159,6 +162,7 @@ class GnamingResolver final : public Resolver {
   std::unique_ptr<ResultHandler> result_handler_;
   gn_resolver* handle_ = nullptr;  // touched only inside the work serializer
   bool shutdown_ = false;          // likewise
+  bool handed_list_ = false;       // grpc-core got a list from this resolver; likewise
 };
 
 class GnamingResolverFactory final : public grpc_core::ResolverFactory {

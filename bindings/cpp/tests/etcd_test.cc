@@ -276,6 +276,43 @@ TEST(Etcd, RpcsKeepReachingTheLastKnownServersDuringAnEtcdOutage) {
   EXPECT_TRUE(rb->Wait(20s));
 }
 
+// The cold-start cache: a channel made while every etcd member is down calls the servers of the
+// cached list, then follows the live list once etcd is back.
+TEST(Etcd, AColdStartWithEtcdDownCallsTheCachedServersThenTheLiveList) {
+  const std::string service = ServiceName();
+  char dir_template[] = "/tmp/gnaming-cpp-cache-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  ASSERT_EQ(setenv("GNAMING_CACHE_DIR", dir.c_str(), 1), 0);
+  GreeterServer a, b;
+  auto ra = Register(service, a), rb = Register(service, b);
+  std::set<std::string> both{a.address(), b.address()};
+  {
+    // A first channel sees the list, and so writes it to the cache.
+    auto stub = Greeter::NewStub(RoundRobinChannel("etcd:///" + service));
+    ASSERT_EQ(ReachedServers(*stub, both, 10s), both);
+  }
+  // The same members under another cluster name: no watch of this process holds the list there, as
+  // in a process started now; the cache file is the same, named after the members.
+  ClusterOptions cold;
+  cold.endpoints = Env("GNAMING_TEST_ETCD_ENDPOINTS");
+  cold.dial_timeout = 1s;
+  cold.request_timeout = 1s;
+  RegisterCluster("cold", cold);
+  Harness("stop-all");
+  auto stub = Greeter::NewStub(RoundRobinChannel("etcd://cold/" + service));
+  std::set<std::string> reached = ReachedServers(*stub, both, 10s);
+  Harness("start-all");
+  unsetenv("GNAMING_CACHE_DIR");
+  EXPECT_EQ(reached, both) << "with etcd down, the cold channel reached " << Join(reached);
+  GreeterServer c;
+  auto rc = Register(service, c);
+  std::set<std::string> all{a.address(), b.address(), c.address()};
+  std::set<std::string> live = ReachedServers(*stub, all, 15s);
+  EXPECT_EQ(live, all) << "after etcd came back, the cold channel reached " << Join(live);
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 TEST(Etcd, AWarmUpDelaysTheEntryAndADrainRemovesItBeforeReturningAfterItsPeriod) {
   const std::string service = ServiceName();
   GreeterServer a;

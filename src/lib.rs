@@ -15,7 +15,6 @@ pub mod runtime;
 pub mod target;
 pub mod update;
 pub mod xds;
-pub mod zk;
 
 mod ffi;
 

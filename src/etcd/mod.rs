@@ -1,6 +1,6 @@
 //! etcd: cluster connections, the watch-based resolver and lease-backed registration.
 
-pub(crate) mod backoff;
+mod backoff;
 pub mod cluster;
 pub mod registration;
 pub mod stats;

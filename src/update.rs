@@ -2,6 +2,7 @@
 //! service config, plus whether the list is fresh or kept through a transient error.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::target::Host;
 
@@ -27,11 +28,92 @@ pub enum EndpointKind {
     Balancer,
 }
 
+/// Immutable text shared by reference count: an entry copied from a watch's state into a resolver's
+/// list, and from there into each update, copies a pointer, not its strings.
+#[derive(Clone, PartialOrd, Ord)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for SharedStr {
+    fn eq(&self, other: &Self) -> bool {
+        // The same text is most often the same allocation: an unchanged entry of the previous list.
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for SharedStr {}
+
+impl std::hash::Hash for SharedStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(text: String) -> Self {
+        SharedStr(text.into())
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(text: &str) -> Self {
+        SharedStr(text.into())
+    }
+}
+
+impl std::fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
 /// One entry of an address list. Entries that share an address differ in `copy`, so that stacks which
 /// merge identical addresses still open one connection per entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
-    pub address: String,
+    pub address: SharedStr,
     pub family: AddressFamily,
     pub kind: EndpointKind,
     /// Relative share of traffic; 1 unless the source says otherwise.
@@ -40,13 +122,13 @@ pub struct Endpoint {
     pub copy: u32,
     /// Metadata as JSON text: the same JSON value as the source had, written out compactly (key order
     /// and number forms may differ from the source's text).
-    pub metadata: Option<String>,
+    pub metadata: Option<SharedStr>,
 }
 
 impl Endpoint {
     /// A backend with weight 1, copy 0 and no metadata.
     pub fn backend(address: String, family: AddressFamily) -> Self {
-        Endpoint { address, family, kind: EndpointKind::Backend, weight: 1, copy: 0, metadata: None }
+        Endpoint { address: address.into(), family, kind: EndpointKind::Backend, weight: 1, copy: 0, metadata: None }
     }
 
     pub fn from_socket_addr(addr: SocketAddr) -> Self {
@@ -91,7 +173,8 @@ pub struct Update {
     /// were superseded before the consumer took them.
     pub sequence: u64,
     pub state: ResolverState,
-    pub endpoints: Vec<Endpoint>,
+    /// Shared with the resolver's last good list, which errors deliver again without a copy.
+    pub endpoints: Arc<Vec<Endpoint>>,
     /// The chosen service config as JSON text, if the source provides one.
     pub service_config: Option<String>,
 }

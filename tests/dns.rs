@@ -33,7 +33,7 @@ fn start(target: &str, options: &ResolverOptions) -> Resolver {
 }
 
 fn addresses(update: &Update) -> Vec<String> {
-    update.endpoints.iter().map(|e| e.address.clone()).collect()
+    update.endpoints.iter().map(|e| e.address.to_string()).collect()
 }
 
 fn show(update: &Update) -> String {

@@ -9,12 +9,14 @@ mod common;
 
 use std::process::Command;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{addrs, resolve, rt, EtcdCluster};
 use etcd_client::{Client, CompactionOptions, GetOptions, Txn, TxnOp};
 use gnaming::etcd::stats::STATS;
 use gnaming::etcd::watcher::{self, PageRead};
+use gnaming::target::ClusterRef;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -208,4 +210,82 @@ fn values_of_1_mib_are_listed_in_smaller_pages_and_a_30_mib_backlog_reaches_the_
     }
     let published: Vec<usize> = updates.seen.iter().map(|u| addrs(u).len()).collect();
     assert_eq!(published, [30, 60], "sizes of the lists pushed: the listed one, then the caught-up one");
+}
+
+/// What a subscriber of a shared watch saw: each state's revision, entry count and where its entries
+/// live.
+type Seen = Arc<Mutex<Vec<(i64, usize, usize)>>>;
+
+#[test]
+fn changes_after_the_list_are_made_in_place_and_lent_to_subscribers_which_see_every_state_in_order() {
+    let etcd = EtcdCluster::start(1);
+    etcd.register_as("inplace");
+    let rt = rt();
+    let mut c = rt.block_on(etcd.client());
+    put_many(&rt, &mut c, "inplace", 0..1000, 0);
+    let cluster = gnaming::etcd::cluster::for_ref(&ClusterRef::Named("inplace".into())).unwrap();
+    let watch = watcher::subscribe(&cluster, "inplace/").unwrap();
+    let seen: Seen = Arc::default();
+    // The same state may be handed over twice (once listed, again when the watch is established).
+    let record = |seen: &Seen| {
+        let seen = Arc::clone(seen);
+        move |s: &watcher::Snapshot| {
+            if s.listed && s.error.is_none() {
+                let mut seen = seen.lock().unwrap();
+                let state = (s.revision, s.entries.len(), Arc::as_ptr(&s.entries) as usize);
+                if seen.last() != Some(&state) {
+                    seen.push(state);
+                }
+            }
+        }
+    };
+    let _first = watch.attach(record(&seen));
+    let listed = wait_for_revision(&seen, 1, "the list");
+    // One revision at a time, each seen before the next is made.
+    let mut revisions = vec![listed];
+    for i in 1000..1020 {
+        revisions.push(txn(&rt, &mut c, vec![put("inplace", i)]));
+        wait_for_revision(&seen, *revisions.last().unwrap(), "each change");
+    }
+    let states = seen.lock().unwrap().clone();
+    let got: Vec<(i64, usize)> = states.iter().map(|s| (s.0, s.1)).collect();
+    let expected: Vec<(i64, usize)> = revisions.iter().enumerate().map(|(i, r)| (*r, 1000 + i)).collect();
+    assert_eq!(got, expected, "(revision, entries) of every state, in order");
+    let places: std::collections::BTreeSet<usize> = states.iter().map(|s| s.2).collect();
+    assert_eq!(
+        places.len(),
+        1,
+        "the entries were copied for a change: {} places for {} states",
+        places.len(),
+        states.len()
+    );
+
+    // A subscriber attached later starts from the current state, then hears the next one.
+    let late: Seen = Arc::default();
+    let attached = watch.attach(record(&late));
+    assert_eq!(
+        late.lock().unwrap().clone().iter().map(|s| s.0).collect::<Vec<_>>(),
+        [*revisions.last().unwrap()],
+        "the current state is handed over on attaching"
+    );
+    let next = txn(&rt, &mut c, vec![TxnOp::delete(key("inplace", 0), None)]);
+    wait_for_revision(&late, next, "the change after attaching");
+    // Detached, it hears nothing more.
+    drop(attached);
+    let after = txn(&rt, &mut c, vec![TxnOp::delete(key("inplace", 1), None)]);
+    wait_for_revision(&seen, after, "the change after detaching");
+    let late_revisions: Vec<i64> = late.lock().unwrap().iter().map(|s| s.0).collect();
+    assert_eq!(late_revisions, [*revisions.last().unwrap(), next], "what the detached subscriber heard");
+}
+
+/// Waits (bounded) until `seen` holds a state at `revision` or later; returns the newest revision.
+fn wait_for_revision(seen: &Seen, revision: i64, what: &str) -> i64 {
+    let end = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(last) = seen.lock().unwrap().last().map(|s| s.0).filter(|r| *r >= revision) {
+            return last;
+        }
+        assert!(std::time::Instant::now() < end, "{what}: no state at revision {revision} within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -355,7 +355,7 @@ fn print_update(target: &str, update: &Update, json: bool) {
             .iter()
             .map(|e| {
                 json!({
-                    "addr": e.address,
+                    "addr": e.address.as_str(),
                     "family": family(e.family),
                     "kind": match e.kind { EndpointKind::Backend => "backend", EndpointKind::Balancer => "balancer" },
                     "weight": e.weight,
@@ -381,7 +381,7 @@ fn print_update(target: &str, update: &Update, json: bool) {
         Some(m) => format!("transient error (keeping the last list): {m}"),
     };
     println!("{} {target}: {} addresses, {state}", timestamp(), update.endpoints.len());
-    for e in &update.endpoints {
+    for e in update.endpoints.iter() {
         let kind = if e.kind == EndpointKind::Balancer { " balancer" } else { "" };
         let metadata = e.metadata.as_deref().map(|m| format!(" metadata={m}")).unwrap_or_default();
         println!("  {:<28} {:<4} weight={} copy={}{kind}{metadata}", e.address, family(e.family), e.weight, e.copy);

@@ -243,7 +243,7 @@ impl Client {
                 endpoint.kind = kind;
                 // Weight 0 means "rarely" in RFC 2782; the list's weights start at 1.
                 endpoint.weight = u32::from(srv.weight.max(1));
-                endpoint.metadata = Some(metadata.clone());
+                endpoint.metadata = Some(metadata.as_str().into());
                 endpoints.push(endpoint);
             }
         }
@@ -353,7 +353,7 @@ pub(crate) fn order_addresses(mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
 fn number_copies(endpoints: &mut [Endpoint]) {
     let mut seen: HashMap<(String, EndpointKind), u32> = HashMap::new();
     for endpoint in endpoints {
-        let count = seen.entry((endpoint.address.clone(), endpoint.kind)).or_insert(0);
+        let count = seen.entry((endpoint.address.to_string(), endpoint.kind)).or_insert(0);
         endpoint.copy = *count;
         *count += 1;
     }

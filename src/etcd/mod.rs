@@ -7,8 +7,6 @@ pub mod stats;
 pub mod value;
 pub mod watcher;
 
-use std::sync::Arc;
-
 use crate::error::Error;
 use crate::resolver::{BackendTask, ResolverContext};
 use crate::target::EtcdTarget;
@@ -21,7 +19,9 @@ pub use registration::{Registration, RegistrationOptions, RegistrationState};
 #[derive(Debug, Clone, Default)]
 pub struct EtcdResolverOptions {}
 
-/// Subscribes to the target's shared watch and publishes each new state of it.
+/// Attaches to the target's shared watch, which publishes each new state of it straight through this
+/// resolver's context on the watch's own task: no task of the resolver's is woken per change. The
+/// resolver's task only holds the attachment and turns `resolve_now` into a re-list.
 pub(crate) fn resolver_task(target: &EtcdTarget, mut ctx: ResolverContext) -> Result<BackendTask, Error> {
     let cluster = cluster::for_ref(&target.cluster)?;
     let watch = watcher::subscribe(&cluster, &format!("{}/", target.service))?;
@@ -29,15 +29,14 @@ pub(crate) fn resolver_task(target: &EtcdTarget, mut ctx: ResolverContext) -> Re
     // A registration of this process may have put a key the shared watch has not applied yet: the
     // first list must not be older than what that registration's caller already saw confirmed.
     let floor = watch.written();
+    let resolve_now = ctx.resolve_now_signal();
     Ok(Box::pin(async move {
-        let mut states = watch.states();
-        loop {
+        let _attached = watch.attach(move |snapshot| {
             // `publish` and `publish_error` drop what changes nothing; no second check is kept here.
-            let snapshot = Arc::clone(&states.borrow_and_update());
             match &snapshot.error {
                 Some(message) => ctx.publish_error(message.clone()),
                 None if snapshot.listed && snapshot.revision >= floor => {
-                    let mut endpoints = Vec::new();
+                    let mut endpoints = Vec::with_capacity(snapshot.entries.len() * copies.max(1) as usize);
                     for endpoint in snapshot.endpoints() {
                         endpoint.clone().push_copies(copies, &mut endpoints);
                     }
@@ -45,10 +44,10 @@ pub(crate) fn resolver_task(target: &EtcdTarget, mut ctx: ResolverContext) -> Re
                 }
                 None => {}
             }
-            tokio::select! {
-                changed = states.changed() => if changed.is_err() { return },
-                _ = ctx.resolve_now_requested() => watch.request_relist(),
-            }
+        });
+        loop {
+            resolve_now.notified().await;
+            watch.request_relist();
         }
     }))
 }

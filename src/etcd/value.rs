@@ -46,7 +46,7 @@ fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Endpoint, String
                 endpoint.weight = weight as u32;
             }
         }
-        endpoint.metadata = Some(metadata.to_string());
+        endpoint.metadata = Some(metadata.to_string().into());
     }
     Ok(endpoint)
 }

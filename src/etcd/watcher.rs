@@ -1,6 +1,8 @@
-//! Shared prefix watches: one supervised list-then-watch per (cluster, prefix) in the process, whose
-//! latest state every subscriber (resolvers, registrations watching their own key) reads. Lists are
-//! read in pages at one revision, so a prefix of any size fits the receive limit.
+//! Shared prefix watches: one supervised list-then-watch per (cluster, prefix) in the process, which
+//! hands each new state straight to every attached subscriber (resolvers) on the watch's own task, and
+//! tells registrations of deletions of their own key. The entries are changed in place and lent to
+//! subscribers, never copied per change. Lists are read in pages at one revision, so a prefix of any
+//! size fits the receive limit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -61,10 +63,26 @@ type Guards = Arc<Mutex<HashMap<String, watch::Sender<i64>>>>;
 /// becomes a few complete lists instead of one per event, while a lone change is published at once.
 const COALESCE_RESPONSES: usize = 512;
 
+/// A subscriber: called with every new state, on the watch's task, with the hub locked. It must not
+/// block, and must not keep the entries (a kept `Arc` makes the next change copy them).
+type Subscriber = Box<dyn FnMut(&Snapshot) + Send>;
+
+/// The latest state and who hears of each new one.
+#[derive(Default)]
+struct Hub {
+    /// The state last published; `None` while the watcher changes the entries in place (between the
+    /// first event of a batch and its publish, with no await in between).
+    current: Option<Arc<Snapshot>>,
+    subscribers: Vec<(u64, Subscriber)>,
+    next_id: u64,
+}
+
+type SharedHub = Arc<Mutex<Hub>>;
+
 /// One watch, shared by its subscribers; it stops when the last `Arc` goes.
 pub struct SharedWatch {
     key: WatchKey,
-    state: watch::Receiver<Arc<Snapshot>>,
+    hub: SharedHub,
     guards: Guards,
     relist: Arc<Notify>,
     last_relist: Mutex<Option<Instant>>,
@@ -89,14 +107,14 @@ pub fn subscribe(cluster: &Arc<Cluster>, prefix: &str) -> Result<Arc<SharedWatch
         return Ok(existing);
     }
     let runtime = crate::runtime::handle()?;
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+    let hub = SharedHub::default();
     let relist = Arc::new(Notify::new());
     let guards = Guards::default();
-    let body = run(Arc::clone(cluster), prefix.to_string(), tx, Arc::clone(&relist), Arc::clone(&guards));
+    let body = run(Arc::clone(cluster), prefix.to_string(), Arc::clone(&hub), Arc::clone(&relist), Arc::clone(&guards));
     let task = runtime.spawn(body).abort_handle();
     let shared = Arc::new(SharedWatch {
         key: key.clone(),
-        state: rx,
+        hub,
         guards,
         relist,
         last_relist: Mutex::new(None),
@@ -110,9 +128,18 @@ pub fn subscribe(cluster: &Arc<Cluster>, prefix: &str) -> Result<Arc<SharedWatch
 }
 
 impl SharedWatch {
-    /// A receiver of every new state; the current one is already there.
-    pub fn states(&self) -> watch::Receiver<Arc<Snapshot>> {
-        self.state.clone()
+    /// Calls `subscriber` with the current state (if the watch has one), then with every new state
+    /// until the returned [`Attachment`] is dropped. Calls are serialised and in order, on the watch's
+    /// task: the subscriber must not block, and must not drop an attachment of this watch.
+    pub fn attach(&self, mut subscriber: impl FnMut(&Snapshot) + Send + 'static) -> Attachment {
+        let mut hub = self.hub.lock();
+        if let Some(current) = &hub.current {
+            subscriber(current);
+        }
+        let id = hub.next_id;
+        hub.next_id += 1;
+        hub.subscribers.push((id, Box::new(subscriber)));
+        Attachment { hub: Arc::clone(&self.hub), id }
     }
 
     /// Hears of every deletion of `key` (the revision it happened at), without waking on the
@@ -158,6 +185,24 @@ impl Drop for SharedWatch {
     }
 }
 
+/// A subscriber attached to a watch; dropping it detaches it. See [`SharedWatch::attach`].
+pub struct Attachment {
+    hub: SharedHub,
+    id: u64,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        let removed = {
+            let mut hub = self.hub.lock();
+            let at = hub.subscribers.iter().position(|(id, _)| *id == self.id);
+            at.map(|at| hub.subscribers.swap_remove(at))
+        };
+        // The subscriber's own drop (a resolver's context) runs without the hub locked.
+        drop(removed);
+    }
+}
+
 /// A subscription to the deletions of one key; see [`SharedWatch::guard`].
 pub struct KeyGuard {
     key: String,
@@ -193,10 +238,11 @@ enum End {
 struct Watcher {
     cluster: Arc<Cluster>,
     prefix: String,
-    tx: watch::Sender<Arc<Snapshot>>,
+    hub: SharedHub,
     relist: Arc<Notify>,
     guards: Guards,
-    /// Shared with the published snapshot until the next change.
+    /// Shared with the published snapshot, which the hub gives up before a change so that the
+    /// change is made in place (except while a fragmented response is half applied).
     entries: Arc<BTreeMap<String, Option<Endpoint>>>,
     revision: i64,
     /// Set while a fragmented watch response is half applied: the revision before it, from which a
@@ -204,15 +250,9 @@ struct Watcher {
     fragment_base: Option<i64>,
 }
 
-async fn run(
-    cluster: Arc<Cluster>,
-    prefix: String,
-    tx: watch::Sender<Arc<Snapshot>>,
-    relist: Arc<Notify>,
-    guards: Guards,
-) {
+async fn run(cluster: Arc<Cluster>, prefix: String, hub: SharedHub, relist: Arc<Notify>, guards: Guards) {
     let mut w =
-        Watcher { cluster, prefix, tx, relist, guards, entries: Arc::default(), revision: 0, fragment_base: None };
+        Watcher { cluster, prefix, hub, relist, guards, entries: Arc::default(), revision: 0, fragment_base: None };
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut listed_once = false;
     loop {
@@ -361,16 +401,40 @@ impl Watcher {
             .await
     }
 
+    /// Hands the current state to every subscriber, on this task, and keeps it for those who attach.
     fn publish(&self, error: Option<String>) {
+        let mut hub = self.hub.lock();
         let snapshot = if self.fragment_base.is_some() {
             // Half a fragmented response is no state etcd was ever in: only an error goes out, with
-            // the list last published.
+            // the list last published (which the hub kept: see `change_in_place`).
             let Some(error) = error else { return };
-            Snapshot { error: Some(error), ..(**self.tx.borrow()).clone() }
+            let last = hub.current.as_deref().cloned().unwrap_or_default();
+            Snapshot { error: Some(error), ..last }
         } else {
             Snapshot { revision: self.revision, entries: Arc::clone(&self.entries), listed: true, error }
         };
-        self.tx.send_replace(Arc::new(snapshot));
+        for (_, subscriber) in hub.subscribers.iter_mut() {
+            subscriber(&snapshot);
+        }
+        hub.current = Some(Arc::new(snapshot));
+    }
+
+    /// Before changing the entries: the hub gives up its snapshot, so that (with no subscriber keeping
+    /// the entries) the change is made in place instead of on a copy, and is published before any
+    /// await. A fragmented response is applied to a copy, since the hub must keep the last whole state
+    /// until its last fragment; changes applied before it are published first for the same reason.
+    fn change_in_place(&mut self, fragment: bool) {
+        if self.fragment_base.is_some() {
+            return;
+        }
+        if fragment {
+            if self.hub.lock().current.is_none() {
+                self.publish(None);
+            }
+            return;
+        }
+        let released = self.hub.lock().current.take();
+        drop(released);
     }
 
     /// Watches from the revision after the last one seen until the stream fails, the history is
@@ -479,6 +543,7 @@ impl Watcher {
             return Applied::Nothing;
         }
         let fragment = resp.0.fragment;
+        self.change_in_place(fragment);
         if fragment && self.fragment_base.is_none() {
             self.fragment_base = Some(self.revision);
         }

@@ -1,6 +1,6 @@
 //! `gn_update` and `gn_address`: a C view of one complete address list, built once per delivery.
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -78,13 +78,14 @@ pub struct gn_address {
 pub struct gn_update {
     update: Arc<Update>,
     addresses: Vec<gn_address>,
-    error_message: Option<CString>,
-    service_config: Option<CString>,
-    // Owns the text `addresses` points into.
-    _strings: Vec<CString>,
+    error_message: *const c_char,
+    service_config: *const c_char,
+    // Every string the pointers above point into, NUL-terminated one after the other: building an
+    // update allocates twice, whatever the list's length.
+    _text: Vec<u8>,
 }
 
-// SAFETY: the raw pointers point into `_strings`, owned by the same immutable value.
+// SAFETY: the raw pointers point into `_text`, owned by the same immutable value.
 unsafe impl Send for gn_update {}
 unsafe impl Sync for gn_update {}
 
@@ -105,20 +106,53 @@ fn socket_fields(address: &str, family: AddressFamily) -> ([u8; 16], u16, u32) {
     }
 }
 
-fn c_string(text: &str) -> CString {
-    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
+/// C strings written one after the other into a buffer allocated once at its final size, so that
+/// the pointers handed out stay valid while the buffer lives.
+struct Text {
+    bytes: Vec<u8>,
+}
+
+impl Text {
+    /// The bytes `text` takes: an inner NUL is written as the two characters `\0`, so that C sees
+    /// the whole text.
+    fn size(text: &str) -> usize {
+        text.len() + text.bytes().filter(|b| *b == 0).count() + 1
+    }
+
+    fn with_size(size: usize) -> Self {
+        Text { bytes: Vec::with_capacity(size) }
+    }
+
+    fn push(&mut self, text: &str) -> *const c_char {
+        assert!(self.bytes.len() + Self::size(text) <= self.bytes.capacity(), "sized before");
+        let at = self.bytes.len();
+        for part in text.split('\0').enumerate() {
+            if part.0 > 0 {
+                self.bytes.extend_from_slice(b"\\0");
+            }
+            self.bytes.extend_from_slice(part.1.as_bytes());
+        }
+        self.bytes.push(0);
+        // Within the capacity reserved at the start: the buffer never moves.
+        self.bytes[at..].as_ptr().cast()
+    }
+
+    fn push_opt(&mut self, text: Option<&str>) -> *const c_char {
+        text.map_or(std::ptr::null(), |t| self.push(t))
+    }
 }
 
 impl gn_update {
     pub(crate) fn new(update: Arc<Update>) -> Self {
-        let mut strings = Vec::with_capacity(update.endpoints.len() * 2);
+        let texts =
+            update.endpoints.iter().flat_map(|e| std::iter::once(e.address.as_str()).chain(e.metadata.as_deref()));
+        let size = texts.chain(update.error_message()).chain(update.service_config.as_deref()).map(Text::size).sum();
+        let mut text = Text::with_size(size);
         let mut addresses = Vec::with_capacity(update.endpoints.len());
-        for e in &update.endpoints {
-            let addr = c_string(&e.address);
-            let metadata = e.metadata.as_deref().map(c_string);
+        for e in update.endpoints.iter() {
             let (ip, port, scope_id) = socket_fields(&e.address, e.family);
             addresses.push(gn_address {
-                addr: addr.as_ptr(),
+                addr: text.push(&e.address),
                 family: match e.family {
                     AddressFamily::Ipv4 => gn_address_family::Ipv4,
                     AddressFamily::Ipv6 => gn_address_family::Ipv6,
@@ -131,21 +165,18 @@ impl gn_update {
                 },
                 weight: e.weight.max(1),
                 copy_index: e.copy,
-                metadata_json: metadata.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
+                metadata_json: text.push_opt(e.metadata.as_deref()),
                 ip,
                 port,
                 scope_id,
             });
-            // Moving a CString moves only its pointer; the bytes the raw pointers see stay put.
-            strings.push(addr);
-            strings.extend(metadata);
         }
         gn_update {
-            error_message: update.error_message().map(c_string),
-            service_config: update.service_config.as_deref().map(c_string),
+            error_message: text.push_opt(update.error_message()),
+            service_config: text.push_opt(update.service_config.as_deref()),
             update,
             addresses,
-            _strings: strings,
+            _text: text.bytes,
         }
     }
 }
@@ -163,7 +194,7 @@ pub extern "C" fn gn_update_state(update: *const gn_update) -> gn_resolver_state
 /// Borrowed from the update.
 #[no_mangle]
 pub extern "C" fn gn_update_error_message(update: *const gn_update) -> *const c_char {
-    on_handle(update, std::ptr::null(), |u| u.error_message.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()))
+    on_handle(update, std::ptr::null(), |u| u.error_message)
 }
 
 /// The update's number, counting from 1 per resolver. A gap means updates were superseded before
@@ -190,7 +221,7 @@ pub extern "C" fn gn_update_address(update: *const gn_update, index: usize) -> *
 /// NULL. Borrowed from the update.
 #[no_mangle]
 pub extern "C" fn gn_update_service_config(update: *const gn_update) -> *const c_char {
-    on_handle(update, std::ptr::null(), |u| u.service_config.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
+    on_handle(update, std::ptr::null(), |u| u.service_config)
 }
 
 /// Frees an update returned by `gn_resolver_next`. NULL is a no-op. Never pass the update a callback

@@ -172,12 +172,12 @@ const KINDS: [(EndpointKind, &str); 2] = [(EndpointKind::Backend, "backend"), (E
 impl Entry {
     fn of(e: &Endpoint) -> Self {
         Entry {
-            address: e.address.clone(),
+            address: e.address.to_string(),
             family: FAMILIES.iter().find(|(f, _)| *f == e.family).expect("every family is named").1.into(),
             kind: KINDS.iter().find(|(k, _)| *k == e.kind).expect("every kind is named").1.into(),
             weight: e.weight,
             copy: e.copy,
-            metadata: e.metadata.clone(),
+            metadata: e.metadata.as_ref().map(|m| m.to_string()),
         }
     }
 
@@ -200,12 +200,12 @@ impl Entry {
             serde_json::from_str::<Value>(m).map_err(|e| format!("entry '{}': metadata: {e}", self.address))?;
         }
         Ok(Endpoint {
-            address: self.address,
+            address: self.address.into(),
             family,
             kind,
             weight: self.weight,
             copy: self.copy,
-            metadata: self.metadata,
+            metadata: self.metadata.map(Into::into),
         })
     }
 }

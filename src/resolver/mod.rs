@@ -178,6 +178,12 @@ impl ResolverContext {
     pub async fn resolve_now_requested(&self) {
         self.resolve_now.notified().await
     }
+
+    /// What [`ResolverContext::resolve_now_requested`] waits on, for a backend whose context lives
+    /// elsewhere (an etcd resolver's is with its watch).
+    pub(crate) fn resolve_now_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.resolve_now)
+    }
 }
 
 /// Where a publisher's updates go.
@@ -191,7 +197,8 @@ enum Sink {
 pub(crate) struct Publisher {
     sink: Sink,
     sequence: u64,
-    last_good: Option<(Vec<Endpoint>, Option<String>)>,
+    /// Shared with the updates that carry it.
+    last_good: Option<(Arc<Vec<Endpoint>>, Option<String>)>,
     last_state: Option<ResolverState>,
 }
 
@@ -203,11 +210,12 @@ impl Publisher {
     /// Publishes a fresh complete list, unless it equals the last one published.
     pub fn publish(&mut self, endpoints: Vec<Endpoint>, service_config: Option<String>) {
         let unchanged = self.last_state == Some(ResolverState::Ok)
-            && self.last_good.as_ref().is_some_and(|(e, c)| *e == endpoints && *c == service_config);
+            && self.last_good.as_ref().is_some_and(|(e, c)| **e == endpoints && *c == service_config);
         if unchanged {
             return;
         }
-        self.last_good = Some((endpoints.clone(), service_config.clone()));
+        let endpoints = Arc::new(endpoints);
+        self.last_good = Some((Arc::clone(&endpoints), service_config.clone()));
         self.send(ResolverState::Ok, endpoints, service_config);
     }
 
@@ -219,7 +227,8 @@ impl Publisher {
     /// Publishes a list that is not the source's current one (the cold-start cache) in a transient
     /// error: later errors keep it, as they keep a good list, until the source gives one.
     pub fn publish_stale(&mut self, endpoints: Vec<Endpoint>, service_config: Option<String>, message: String) {
-        self.last_good = Some((endpoints.clone(), service_config.clone()));
+        let endpoints = Arc::new(endpoints);
+        self.last_good = Some((Arc::clone(&endpoints), service_config.clone()));
         self.send(ResolverState::TransientError(message), endpoints, service_config);
     }
 
@@ -233,7 +242,7 @@ impl Publisher {
         self.send(state, endpoints, service_config);
     }
 
-    fn send(&mut self, state: ResolverState, endpoints: Vec<Endpoint>, service_config: Option<String>) {
+    fn send(&mut self, state: ResolverState, endpoints: Arc<Vec<Endpoint>>, service_config: Option<String>) {
         self.sequence += 1;
         self.last_state = Some(state.clone());
         let update = Update { sequence: self.sequence, state, endpoints, service_config };

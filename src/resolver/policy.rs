@@ -166,7 +166,7 @@ mod tests {
 
     fn entry(addr: &str, metadata: &str) -> Endpoint {
         let mut e = Endpoint::backend(addr.into(), AddressFamily::Ipv4);
-        e.metadata = (!metadata.is_empty()).then(|| metadata.to_string());
+        e.metadata = (!metadata.is_empty()).then(|| metadata.into());
         e
     }
 

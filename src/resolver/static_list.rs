@@ -34,7 +34,7 @@ mod tests {
     #[test]
     fn pass_expands_copies_in_order() {
         let t = Target::parse("pass:///127.0.0.1:50051#2,[::1]:50052,name.test:7").unwrap();
-        let got: Vec<_> = endpoints(&t).into_iter().map(|e| (e.address, e.family, e.copy)).collect();
+        let got: Vec<_> = endpoints(&t).into_iter().map(|e| (e.address.to_string(), e.family, e.copy)).collect();
         assert_eq!(
             got,
             vec![

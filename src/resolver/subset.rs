@@ -54,7 +54,7 @@ pub fn subset(endpoints: Vec<Endpoint>, n: usize, client_id: &str) -> Vec<Endpoi
     }
     ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
     let kept: HashSet<String> = ranked[..n].iter().map(|(_, a)| a.to_string()).collect();
-    endpoints.into_iter().filter(|e| kept.contains(&e.address)).collect()
+    endpoints.into_iter().filter(|e| kept.contains(e.address.as_str())).collect()
 }
 
 #[cfg(test)]
@@ -71,7 +71,7 @@ mod tests {
     }
 
     fn chosen(addresses: &[String], n: usize, client: &str) -> HashSet<String> {
-        subset(list(addresses), n, client).into_iter().map(|e| e.address).collect()
+        subset(list(addresses), n, client).into_iter().map(|e| e.address.to_string()).collect()
     }
 
     #[test]
@@ -79,7 +79,7 @@ mod tests {
         assert_eq!(score("", ""), 0x1bbd_5c81_3c69_a8d7);
         assert_eq!(score("client-1", "10.0.0.1:80"), 0x024c_9611_a38e_498f);
         let eight: Vec<String> = (1..=8).map(|i| format!("10.0.0.{i}:80")).collect();
-        let got: Vec<String> = subset(list(&eight), 3, "client-1").into_iter().map(|e| e.address).collect();
+        let got: Vec<String> = subset(list(&eight), 3, "client-1").into_iter().map(|e| e.address.to_string()).collect();
         assert_eq!(got, ["10.0.0.2:80", "10.0.0.3:80", "10.0.0.5:80"]);
         assert_eq!(subset(list(&eight), 3, "client-1"), subset(list(&eight), 3, "client-1"));
         let mut reversed = eight.clone();

@@ -82,7 +82,7 @@ pub fn convert(list: &[Endpoint]) -> Converted {
             },
             AddressFamily::Name if split_host_port(&entry.address).is_some() => {
                 if entry.copy == 0 {
-                    out.names.push((entry.address.clone(), entry.clone()));
+                    out.names.push((entry.address.to_string(), entry.clone()));
                 }
             }
             AddressFamily::Name => out.skipped.push(format!("{} (not a host:port)", entry.address)),

@@ -157,7 +157,7 @@ pub fn addrs(u: &Update) -> Vec<String> {
     let mut v: Vec<String> = u
         .endpoints
         .iter()
-        .map(|e| if e.copy > 0 { format!("{}#{}", e.address, e.copy) } else { e.address.clone() })
+        .map(|e| if e.copy > 0 { format!("{}#{}", e.address, e.copy) } else { e.address.to_string() })
         .collect();
     v.sort();
     v

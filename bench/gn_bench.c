@@ -14,7 +14,8 @@
  *                                    entries arrived (the prefix holds nothing else); then per stdin
  *                                    line "put ADDR" / "del ADDR": "armed", and "seen T" from the
  *                                    first call whose list has (put) or lacks (del) ADDR; per line
- *                                    "stats": "stats RSS_KIB HWM_KIB CPU_NS"; exits at EOF
+ *                                    "stats": "stats RSS_KIB HWM_KIB CPU_NS SEARCH_NS" (SEARCH_NS:
+ *                                    time spent searching lists for ADDR so far); exits at EOF
  *   gn_bench many SERVICE N          one JSON line: RSS and threads before the first resolver, with
  *                                    one, with N, and the library's stats; holds them until EOF
  *   gn_bench prefixes BASE N         as many, but resolver k resolves its own service BASE/sKKKKK
@@ -333,7 +334,7 @@ static struct {
   /* The change awaited: put (the list must have addr) or del (must lack it); seen once it shows. */
   bool armed, put, seen;
   char addr[ADDR_MAX];
-  int64_t t_seen;
+  int64_t t_seen, search_ns;
 } lg;
 
 static void on_large(void *user_data, const gn_update *u) {
@@ -353,13 +354,15 @@ static void on_large(void *user_data, const gn_update *u) {
   if (!armed) return;
   bool has = false;
   for (size_t i = 0; i < n && !has; i++) has = strcmp(gn_update_address(u, i)->addr, lg.addr) == 0;
+  int64_t searched = now_ns() - t;
+  pthread_mutex_lock(&obs.mu);
+  lg.search_ns += searched;
   if (has == lg.put) {
-    pthread_mutex_lock(&obs.mu);
     lg.seen = true;
     lg.t_seen = t;
     pthread_cond_broadcast(&obs.cv);
-    pthread_mutex_unlock(&obs.mu);
   }
+  pthread_mutex_unlock(&obs.mu);
 }
 
 static int cmd_large(const char *service, int initial) {
@@ -376,7 +379,10 @@ static int cmd_large(const char *service, int initial) {
   char line[256], addr[ADDR_MAX];
   while (read_line(line, sizeof line)) {
     if (strncmp(line, "stats", 5) == 0) {
-      printf("stats %ld %ld %" PRId64 "\n", proc_kib("VmRSS"), proc_kib("VmHWM"), cpu_ns());
+      pthread_mutex_lock(&obs.mu);
+      int64_t searched = lg.search_ns;
+      pthread_mutex_unlock(&obs.mu);
+      printf("stats %ld %ld %" PRId64 " %" PRId64 "\n", proc_kib("VmRSS"), proc_kib("VmHWM"), cpu_ns(), searched);
       fflush(stdout);
       continue;
     }

@@ -132,7 +132,7 @@ func countPrefix(cli *clientv3.Client, prefix string) (int64, error) {
 
 // cmdPopulate puts endpoints [from, to) under prefix, `batch` puts to a transaction (etcd 3.4 allows
 // 128 operations in one), `conc` transactions in flight. With -meta BYTES each value carries that many
-// bytes of metadata; with -spread P endpoint i goes under prefix/sNNNN for service i mod P instead
+// bytes of metadata; with -spread P endpoint i goes under prefix/sNNNNN for service i mod P instead
 // (one service each for [0, P)). Prints "populated COUNT NS" (keys under prefix, time taken).
 func cmdPopulate(args []string) error {
 	fs := flag.NewFlagSet("populate", flag.ExitOnError)

@@ -209,7 +209,7 @@ func cmdScale(args []string) error {
 }
 
 // cmdMany starts n resolvers on one service in this process (with -distinct, each on its own
-// service SERVICE/sNNNN, as `populate -spread` writes them) and reports memory and threads before
+// service SERVICE/sNNNNN, as `populate -spread` writes them) and reports memory and threads before
 // the first, after the first and after all n delivered a first list, as one JSON line; then it
 // holds them until stdin closes (so etcd's watcher count can be read meanwhile).
 func cmdMany(args []string) error {

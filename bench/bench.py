@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The benchmark suite: propagation latency, failover, scale and footprint, measured side by side
-with etcd's own Go naming resolver on one real 3-member etcd cluster (tests/harness), in one run, and
-each gRPC stack's xDS client (fed by `gnaming xds-agent`) beside its native libgnaming path.
+"""The benchmark suite: propagation latency, failover, scale, footprint, large lists (100,000
+endpoints; 1 KB of metadata each) and many prefixes in one process, measured side by side with etcd's
+own Go naming resolver on one real 3-member etcd cluster (tests/harness), in one run, and each gRPC
+stack's xDS client (fed by `gnaming xds-agent`) beside its native libgnaming path.
 
     bench.py [--smoke] [--only SECTION,...] [--md FILE] [--json FILE]
 
@@ -11,13 +12,14 @@ recorded with how far they were missed, never enforced.
 
 The programs it drives (built by mk/bench.mk into build/bench): gobench (bench/go: the writer, the
 raw clientv3 watch, libgnaming's Go binding and etcd's client/v3/naming/resolver behind a recording
-resolver.ClientConn), gn_bench (bench/gn_bench.c: the C API) and bench/py_observe.py (the Python
-binding); for the xds section, grpcbench (bench/go/grpcbench: the backends, grpc-go clients and a bare
-ADS observer), bench/py_grpc_client.py (grpcio on the agent, from the venv given by --grpc-python),
-cpp_grpc_client_xds/_native (bench/cpp_grpc_client.cc), the demo's Java and Node clients, and
-bench/xds_python.py (the Python package's xDS channel beside its swapping channel, same venv). Every
-time is CLOCK_MONOTONIC, which all processes on the machine share, so one change can be followed from
-the writer's put into every observer. Standard library only.
+resolver.ClientConn), gn_bench (bench/gn_bench.c: the C API), bench/py_observe.py and, for the
+prefixes section, bench/py_prefixes.py (the Python binding); for the xds section, grpcbench
+(bench/go/grpcbench: the backends, grpc-go clients and a bare ADS observer), bench/py_grpc_client.py
+(grpcio on the agent, from the venv given by --grpc-python), cpp_grpc_client_xds/_native
+(bench/cpp_grpc_client.cc), the demo's Java and Node clients, and bench/xds_python.py (the Python
+package's xDS channel beside its swapping channel, same venv). Every time is CLOCK_MONOTONIC, which
+all processes on the machine share, so one change can be followed from the writer's put into every
+observer. Standard library only.
 """
 
 import argparse
@@ -38,16 +40,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from etcd_cluster import EtcdCluster  # noqa: E402
 
-SECTIONS = ("latency", "failover", "scale", "footprint", "xds")
+SECTIONS = ("latency", "failover", "scale", "footprint", "xds", "large", "prefixes")
 
 FULL = dict(changes=2000, interval_ms=10, graceful=20, kills=3, ttl_ms=2000, endpoints=10000,
             resolvers=1000, registrations=10000, registration_ttl_ms=10000, steady_s=20,
             xds_samples=30, xds_stable=2, xds_workers=3, xds_pace_ms=2,
-            py_channel_backends=20, py_channel_samples=100, py_channel_changes=40, py_channel_idle_s=0.4)
+            py_channel_backends=20, py_channel_samples=100, py_channel_changes=40, py_channel_idle_s=0.4,
+            large_endpoints=100000, large_meta_endpoints=10000, large_meta_bytes=1024, large_reps=3,
+            large_changes=50, prefixes=1000)
 SMOKE = dict(changes=50, interval_ms=5, graceful=2, kills=1, ttl_ms=2000, endpoints=100,
              resolvers=20, registrations=100, registration_ttl_ms=3000, steady_s=2,
              xds_samples=3, xds_stable=2, xds_workers=3, xds_pace_ms=2,
-             py_channel_backends=20, py_channel_samples=3, py_channel_changes=2, py_channel_idle_s=0.4)
+             py_channel_backends=20, py_channel_samples=3, py_channel_changes=2, py_channel_idle_s=0.4,
+             large_endpoints=1000, large_meta_endpoints=200, large_meta_bytes=1024, large_reps=1,
+             large_changes=4, prefixes=20)
 
 # The issue's targets. Each: figure key, bound, unit, how a value compares ("max": value ≤ bound).
 TARGETS = [
@@ -83,6 +89,24 @@ TARGETS = [
     ("xds.conns_per_change.cpp_xds", 0, "connections", "C++ xDS: connections opened to unchanged backends per change"),
     ("xds.conns_per_change.java_xds", 0, "connections", "Java xDS: connections opened to unchanged backends per change"),
     ("xds.conns_per_change.node_xds", 0, "connections", "Node xDS: connections opened to unchanged backends per change"),
+    ("large.endpoints.c.median_ms", 1000, "ms", "first full list of {large_endpoints:,} endpoints (C), median"),
+    ("large.endpoints.go_gnaming.median_ms", 1000, "ms",
+     "first full list of {large_endpoints:,} endpoints (Go binding), median"),
+    ("large.endpoints.c_vs_go_etcd", 1, "×",
+     "first full list of {large_endpoints:,} endpoints: C median ÷ etcd Go resolver median"),
+    ("large.endpoints.go_gnaming_vs_go_etcd", 1, "×",
+     "first full list of {large_endpoints:,} endpoints: Go binding median ÷ etcd Go resolver median"),
+    ("large.metadata.c.median_ms", 1000, "ms",
+     "first full list of {large_meta_endpoints:,} endpoints with {large_meta_bytes:,} bytes of metadata (C), median"),
+    ("large.metadata.go_gnaming.median_ms", 1000, "ms",
+     "first full list of {large_meta_endpoints:,} endpoints with {large_meta_bytes:,} bytes of metadata (Go binding), "
+     "median"),
+    ("large.metadata.c_vs_go_etcd", 1, "×",
+     "first full list of {large_meta_endpoints:,} endpoints with metadata: C median ÷ etcd Go resolver median"),
+    ("large.metadata.go_gnaming_vs_go_etcd", 1, "×",
+     "first full list of {large_meta_endpoints:,} endpoints with metadata: Go binding median ÷ etcd Go resolver "
+     "median"),
+    ("large.change.c.p50_ms", 20, "ms", "one change at {large_endpoints:,} endpoints → C callback, p50"),
 ]
 
 SENTINEL = 0xFFFFFE  # an endpoint index the writer never uses
@@ -120,6 +144,13 @@ def pct(values, p):
     s = sorted(values)
     k = max(0, min(len(s) - 1, -(-len(s) * p // 100) - 1))
     return s[int(k)]
+
+
+def spread(values):
+    """Repetitions of one figure: how many, min, median, max (None when none succeeded)."""
+    if not values:
+        return None
+    return {"n": len(values), "min": min(values), "median": pct(values, 50), "max": max(values)}
 
 
 def summary_ms(values_ns):
@@ -402,8 +433,8 @@ class Bench:
     # ---- 3. scale --------------------------------------------------------------------------------
 
     def metrics(self):
-        """Sums of etcd's gRPC server counters and its watcher gauge over all members."""
-        total = {"handled": 0.0, "received": 0.0, "watchers": 0.0, "by_method": {}}
+        """Sums of etcd's gRPC server counters and its watch stream and watcher gauges over all members."""
+        total = {"handled": 0.0, "received": 0.0, "watchers": 0.0, "watch_streams": 0.0, "by_method": {}}
         for m in self.cluster.state["members"]:
             with urllib.request.urlopen(m["client_url"] + "/metrics", timeout=10) as r:
                 text = r.read().decode()
@@ -417,7 +448,22 @@ class Bench:
                     total["by_method"][method] = total["by_method"].get(method, 0) + v
                 elif line.startswith("etcd_debugging_mvcc_watcher_total "):
                     total["watchers"] += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("etcd_debugging_mvcc_watch_stream_total "):
+                    total["watch_streams"] += float(line.rsplit(" ", 1)[1])
         return total
+
+    def settled_metrics(self, still_s=0.6, timeout=10):
+        """metrics() once etcd's watch stream and watcher gauges stood still for still_s (or after
+        timeout seconds)."""
+        deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+        while True:
+            m, now = self.metrics(), time.monotonic()
+            gauges = (m["watch_streams"], m["watchers"])
+            if gauges == last and now - since >= still_s or now > deadline:
+                return m
+            if gauges != last:
+                last, since = gauges, now
+            time.sleep(0.15)
 
     def scale(self):
         n = self.cfg["endpoints"]
@@ -696,6 +742,141 @@ class Bench:
             raise RuntimeError(f"xds_python.py exited {r.returncode} (log: {log.name})")
         return dict(json.loads(r.stdout), backends=cfg["py_channel_backends"])
 
+    # ---- 6. large lists --------------------------------------------------------------------------
+
+    def populate(self, prefix, n, **flags):
+        """Puts n endpoints under prefix in transactions of 100, 16 in flight; the seconds it took."""
+        argv = ["populate", "-endpoints", self.endpoints, "-prefix", prefix, "-from", "0", "-to", str(n),
+                "-batch", "100", "-conc", "16"]
+        for k, v in flags.items():
+            argv += [f"-{k}", str(v)]
+        _, count, took = self.run_go(*argv).split()
+        if int(count) != n:
+            raise RuntimeError(f"populate {prefix}: etcd holds {count} keys, not {n}")
+        return round(int(took) / 1e9, 2)
+
+    def first_lists(self, service, n):
+        """Each resolver's first full list of `service` (n entries), each alone on the machine, the
+        three taking turns for large_reps rounds: per resolver the times, the process's CPU and RSS
+        once it had the list, and the error of any run that failed."""
+        runs = {k: {"ms": [], "cpu_ms": [], "rss_kib": [], "errors": []} for k in ("c", "go_gnaming", "go_etcd")}
+        for rep in range(self.cfg["large_reps"]):
+            for key, run in runs.items():
+                if key == "c":
+                    argv = [self.gn_bench, "large", service, str(n)]
+                else:
+                    argv = [self.gobench, "scale", "-impl", key.removeprefix("go_"), "-endpoints", self.member0,
+                            "-service", service, "-initial", str(n), "-lo", "0", "-hi", str(n)]
+                o = self.proc(f"large_{key}_{service.replace('/', '_')}_{rep}", argv)
+                try:
+                    f = o.expect("first", 120).split()
+                except RuntimeError as e:
+                    run["errors"].append(str(e))
+                    o.finish(5)
+                    continue
+                o.finish()
+                run["ms"].append(round(int(f[1]) / 1e6, 1))
+                run["cpu_ms"].append(round(int(f[2]) / 1e6, 1))
+                run["rss_kib"].append(int(f[3]))
+        for run in runs.values():
+            run["spread"] = {k: spread(run[k]) for k in ("ms", "cpu_ms", "rss_kib")}
+        return runs
+
+    def large(self):
+        cfg = self.cfg
+        n, m, meta = cfg["large_endpoints"], cfg["large_meta_endpoints"], cfg["large_meta_bytes"]
+        res = {"command": self.command("large"), "reps": cfg["large_reps"]}
+        big, withmeta = "bench/large", "bench/large-meta"
+        res["endpoints"] = {"n": n, "populate_s": self.populate(big, n)}
+        res["endpoints"]["runs"] = self.first_lists(big, n)
+        res["metadata"] = {"n": m, "metadata_bytes": meta, "populate_s": self.populate(withmeta, m, meta=meta)}
+        res["metadata"]["runs"] = self.first_lists(withmeta, m)
+        self.results["large"] = res  # kept if the changes below fail
+        res["change"] = self.large_changes(big, n)
+
+    def large_changes(self, service, n):
+        """One change at a time at n endpoints: a new endpoint put, then deleted, and so on, each
+        made once the C callback saw the previous one; latency from just before the writer's call
+        to the call of the C callback whose list shows it."""
+        c = self.proc("large_changes_c", [self.gn_bench, "large", service, str(n)])
+        first = c.expect("first", 120).split()
+        writer = self.go("large_step", "step", "-endpoints", self.endpoints, "-prefix", service)
+        writer.expect("ready", 30)
+        c.send("stats")
+        _, rss0, _, cpu0, search0 = c.expect("stats", 30).split()
+        lat, put_response = [], []
+        for k in range(self.cfg["large_changes"]):
+            i, op = n + k // 2, ("put", "del")[k % 2]
+            addr = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}:8000"
+            c.send(f"{op} {addr}")
+            c.expect("armed", 30)
+            writer.send(f"{op} {i}")
+            _, _, start, done = writer.expect(f"{op} {addr} ", 30).split()
+            t = int(c.expect("seen", 90).split()[1])
+            lat.append(t - int(start))
+            put_response.append(int(done) - int(start))
+        c.send("stats")
+        _, rss1, hwm, cpu1, search1 = c.expect("stats", 30).split()
+        writer.finish()
+        c.finish()
+        changes = len(lat)
+        return {
+            "endpoints": n,
+            "changes": changes,
+            "latency": summary_ms(lat),
+            "write_response": summary_ms(put_response),
+            "first_list_ms": round(int(first[1]) / 1e6, 1),
+            "rss_kib_before": int(first[4]),
+            "rss_kib_with_list": int(first[3]),
+            "rss_kib_after_changes": int(rss1),
+            "rss_kib_peak": int(hwm),
+            "rss_kib_before_changes": int(rss0),
+            "cpu_ms_first_list": round(int(first[2]) / 1e6, 1),
+            "cpu_ms_per_change": round((int(cpu1) - int(cpu0)) / 1e6 / changes, 2),
+            # The part of that CPU the callback spent searching each list for the changed address.
+            "search_ms_per_change": round((int(search1) - int(search0)) / 1e6 / changes, 2),
+        }
+
+    # ---- 7. many prefixes ------------------------------------------------------------------------
+
+    def prefixes(self):
+        p = self.cfg["prefixes"]
+        base = "bench/pfx"
+        populate_s = self.populate(base, p, spread=p)
+        py = self.args.grpc_python if os.path.exists(self.args.grpc_python) else sys.executable
+        # Counted with nothing of this section running; each process's streams must be gone again
+        # before the next one's "before" is read.
+        idle = self.metrics()
+        runs = {}
+        for key, argv in (
+            ("c", [self.gn_bench, "prefixes", base, str(p)]),
+            ("go_gnaming", [self.gobench, "many", "-distinct", "-impl", "gnaming", "-endpoints", self.member0,
+                            "-service", base, "-n", str(p)]),
+            ("go_etcd", [self.gobench, "many", "-distinct", "-impl", "etcd", "-endpoints", self.member0,
+                         "-service", base, "-n", str(p)]),
+            ("python", [py, os.path.join(ROOT, "bench", "py_prefixes.py"), base, str(p)]),
+        ):
+            deadline = time.monotonic() + 15
+            while True:
+                before = self.metrics()
+                if before["watch_streams"] <= idle["watch_streams"] and before["watchers"] <= idle["watchers"] \
+                        or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            o = self.proc(f"prefixes_{key}", argv)
+            data = json.loads(o.expect("{", 120))
+            # A resolver may deliver its first list (from a get) before its watch exists.
+            after = self.settled_metrics()
+            o.finish()
+            data["etcd_watch_streams"] = after["watch_streams"] - before["watch_streams"]
+            data["etcd_watchers"] = after["watchers"] - before["watchers"]
+            data["rss_growth_kib"] = data["rss_kib_all"] - data["rss_kib_before"]
+            # Per prefix: from one resolver (runtime and connection made) to all of them.
+            data["kib_per_prefix"] = round((data["rss_kib_all"] - data["rss_kib_one"]) / max(1, p - 1), 1)
+            runs[key] = data
+        self.results["prefixes"] = {"command": self.command("prefixes"), "prefixes": p, "populate_s": populate_s,
+                                    "runs": runs}
+
 
 # ---- derived figures, targets, sanity --------------------------------------------------------------
 
@@ -732,6 +913,16 @@ def flat(results):
         for kind, runs in py_channel_runs(xd.get("python_channels")):
             for mode in ("busy", "idle"):
                 f[f"xds.python_channels.{kind}.{mode}.connections_per_change"] = runs[mode]["connections_per_change"]
+    lg = results.get("large")
+    if lg:
+        for kind in ("endpoints", "metadata"):
+            med = {k: (run["spread"]["ms"] or {}).get("median") for k, run in lg[kind]["runs"].items()}
+            for k in ("c", "go_gnaming"):
+                f[f"large.{kind}.{k}.median_ms"] = med[k]  # None: every run failed
+                f[f"large.{kind}.{k}_vs_go_etcd"] = \
+                    round(med[k] / med["go_etcd"], 3) if med[k] is not None and med["go_etcd"] else None
+        if lg.get("change"):
+            f["large.change.c.p50_ms"] = lg["change"]["latency"]["p50_ms"]
     return f
 
 
@@ -833,6 +1024,21 @@ def sanity(results, sections):
                 need(s is not None and s["samples"] == pc["samples"], f"python {kind} {key}: {s}")
                 need(s is None or s["p50_ms"] >= 0 and s["max_ms"] >= s["p99_ms"] >= s["p50_ms"],
                      f"python {kind} {key}: {s}")
+    if "large" in sections:
+        lg = results["large"]
+        for kind in ("endpoints", "metadata"):
+            for k, run in lg[kind]["runs"].items():
+                need(not run["errors"] and len(run["ms"]) == lg["reps"], f"large {kind} {k}: {run['errors'] or run['ms']}")
+                need(all(v >= 0 for v in run["ms"] + run["cpu_ms"]) and all(v > 0 for v in run["rss_kib"]),
+                     f"large {kind} {k}: {run['spread']}")
+        ch = lg.get("change")
+        need(ch is not None and ch["latency"] is not None and ch["latency"]["p50_ms"] >= 0
+             and ch["rss_kib_with_list"] > 0 and ch["cpu_ms_per_change"] >= 0, f"large changes: {ch}")
+    if "prefixes" in sections:
+        for k, run in results["prefixes"]["runs"].items():
+            need(run["rss_kib_all"] > 0 and run["threads_all"] > 0, f"prefixes {k}: {run}")
+            need(run["etcd_watch_streams"] >= 1 and run["etcd_watchers"] >= 1,
+                 f"prefixes {k}: {run['etcd_watch_streams']} watch streams, {run['etcd_watchers']} watchers")
     return problems
 
 
@@ -887,6 +1093,10 @@ def markdown(doc):
         if t["met"] is None and t["value"] is None and t["figure"].startswith("scale."):
             L.append(f"| {t['label']} | not converged in 300 s | ≤ {t['target']} {t['unit']} | no | more than "
                      f"{300000 - t['target']} ms |")
+            continue
+        if t["met"] is None and t["figure"].startswith("large."):
+            L.append(f"| {t['label']} | not measured | ≤ {t['target']} {t['unit']} | — | the runs failed: see "
+                     f"section 6 |")
             continue
         if t["met"] is None:
             L.append(f"| {t['label']} | undefined | ≤ {t['target']} {t['unit']} | — | etcd's resolver was not later "
@@ -1005,7 +1215,82 @@ def markdown(doc):
               f"| etcd watches for {fp['many_resolvers']:,} resolvers (`watches_active`) | {fp['many_watches']} |", ""]
     if "xds" in r:
         L += markdown_xds(r["xds"])
+    if "large" in r:
+        L += markdown_large(r["large"])
+    if "prefixes" in r:
+        L += markdown_prefixes(r["prefixes"])
     return "\n".join(L)
+
+
+RESOLVERS = {"c": "libgnaming C callback", "go_gnaming": "Go binding", "go_etcd": "etcd Go resolver",
+             "python": "Python binding"}
+
+
+def markdown_large(lg):
+    e, m = lg["endpoints"], lg["metadata"]
+    L = ["## 6. Large lists", "",
+         f"`{lg['command']}` — one prefix with {e['n']:,} endpoints (put in {fmt(e['populate_s'], 2)} s, in "
+         f"transactions of 100 puts, 16 in flight), and one with {m['n']:,} endpoints whose values carry "
+         f"{m['metadata_bytes']:,} bytes of metadata each (put in {fmt(m['populate_s'], 2)} s). First full list: "
+         f"from before the client is created (connecting included) to the call that delivers the complete list, "
+         f"each resolver alone on the machine, the three taking turns, {lg['reps']} "
+         f"round{'s' if lg['reps'] != 1 else ''}; the process's CPU time and RSS as it holds the list (medians).", "",
+         "| resolver | list | runs | first full list min ms | median ms | max ms | CPU ms | RSS MiB | failed runs |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for kind, label in (("endpoints", f"{e['n']:,} endpoints"),
+                        ("metadata", f"{m['n']:,} × {m['metadata_bytes']:,} B metadata")):
+        for k, run in lg[kind]["runs"].items():
+            t, cpu, rss = (run["spread"][x] for x in ("ms", "cpu_ms", "rss_kib"))
+            times = "— | — | —" if t is None else f"{fmt(t['min'], 1)} | {fmt(t['median'], 1)} | {fmt(t['max'], 1)}"
+            L.append(f"| {RESOLVERS[k]} | {label} | {len(run['ms'])} | {times} | "
+                     f"{'—' if cpu is None else fmt(cpu['median'], 0)} | "
+                     f"{'—' if rss is None else fmt(rss['median'] / 1024, 1)} | {len(run['errors'])} |")
+    L.append("")
+    errors = [(kind, k, err) for kind in ("endpoints", "metadata") for k, run in lg[kind]["runs"].items()
+              for err in run["errors"][:1]]
+    for kind, k, err in errors:
+        L += [f"{RESOLVERS[k]}, {kind}: {err}", ""]
+    ch = lg.get("change")
+    if ch:
+        s, w = ch["latency"], ch["write_response"]
+        L += [f"One change at a time at {ch['endpoints']:,} endpoints: {ch['changes']} changes (a new endpoint put, "
+              f"then deleted, in turn), each made by a Go clientv3 writer once the C callback had seen the previous "
+              f"one; latency from just before the writer's call to the call of the C callback whose list shows the "
+              f"change (the writer's own response: p50 {fmt(w['p50_ms'], 2)} ms, p99 {fmt(w['p99_ms'], 2)} ms).", "",
+              "| path | n | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|",
+              f"| libgnaming C callback | {s['n']} | {fmt(s['p50_ms'], 2)} | {fmt(s['p90_ms'], 2)} | "
+              f"{fmt(s['p99_ms'], 2)} | {fmt(s['max_ms'], 2)} |", "",
+              f"The C process holding the {ch['endpoints']:,}-entry list (VmRSS): "
+              f"{fmt(ch['rss_kib_before'] / 1024, 1)} MiB before the resolver started, "
+              f"{fmt(ch['rss_kib_with_list'] / 1024, 1)} MiB with the first list (which took "
+              f"{fmt(ch['first_list_ms'], 0)} ms and {fmt(ch['cpu_ms_first_list'], 0)} ms of CPU), "
+              f"{fmt(ch['rss_kib_after_changes'] / 1024, 1)} MiB after the changes, peak (VmHWM) "
+              f"{fmt(ch['rss_kib_peak'] / 1024, 1)} MiB; CPU {fmt(ch['cpu_ms_per_change'], 1)} ms per change, "
+              f"of which the callback's own search of each list for the changed address took "
+              f"{fmt(ch['search_ms_per_change'], 2)} ms (wall time).", ""]
+    return L
+
+
+def markdown_prefixes(pf):
+    p = pf["prefixes"]
+    L = ["## 7. Many prefixes", "",
+         f"`{pf['command']}` — {p:,} services (`bench/pfx/s00000` …, one endpoint each, put in "
+         f"{fmt(pf['populate_s'], 2)} s), each resolved by its own resolver, all in one process; one run per "
+         f"process. RSS before the first resolver (the library loaded, nothing started), with one, with all "
+         f"{p:,}; growth is all − before, per prefix (all − one) ÷ {p - 1:,}. etcd's watch streams and watchers "
+         f"(`etcd_debugging_mvcc_watch_stream_total`, `etcd_debugging_mvcc_watcher_total`, summed over the members) "
+         f"read just before the process started and while it held all {p:,}: the difference.", "",
+         "| process | RSS before MiB | with one MiB | with all MiB | growth MiB | KiB per prefix | threads with all | "
+         "etcd watch streams added | etcd watchers added | libgnaming watches_active |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for k, run in pf["runs"].items():
+        wa = run.get("stats", {}).get("watches_active", "—")
+        L.append(f"| {RESOLVERS[k]} | {fmt(run['rss_kib_before'] / 1024, 1)} | {fmt(run['rss_kib_one'] / 1024, 1)} | "
+                 f"{fmt(run['rss_kib_all'] / 1024, 1)} | {fmt(run['rss_growth_kib'] / 1024, 1)} | "
+                 f"{fmt(run['kib_per_prefix'], 1)} | {run['threads_all']} | {fmt(run['etcd_watch_streams'], 0)} | "
+                 f"{fmt(run['etcd_watchers'], 0)} | {wa} |")
+    L.append("")
+    return L
 
 
 def markdown_xds(xd):

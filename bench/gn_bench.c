@@ -6,11 +6,19 @@
  *                                    closes, "put|del ADDR T" per change seen and "end"
  *   gn_bench watch SERVICE           as observe, but prints each change as it is seen
  *   gn_bench scale SERVICE INITIAL LO HI
- *                                    "first NS" (start to a full list of [0, INITIAL)); after a stdin
- *                                    line, "armed"; then "converged T CPU_NS UPDATES" when the list is
+ *                                    "first NS CPU_NS RSS_KIB" (start to a full list of [0, INITIAL),
+ *                                    the process's CPU time and RSS then); after a stdin line,
+ *                                    "armed"; then "converged T CPU_NS UPDATES" when the list is
  *                                    exactly [LO, HI), or "timeout ..." after 300 s
+ *   gn_bench large SERVICE INITIAL   "first NS CPU_NS RSS_KIB RSS_BEFORE_KIB" once a list of INITIAL
+ *                                    entries arrived (the prefix holds nothing else); then per stdin
+ *                                    line "put ADDR" / "del ADDR": "armed", and "seen T" from the
+ *                                    first call whose list has (put) or lacks (del) ADDR; per line
+ *                                    "stats": "stats RSS_KIB HWM_KIB CPU_NS SEARCH_NS" (SEARCH_NS:
+ *                                    time spent searching lists for ADDR so far); exits at EOF
  *   gn_bench many SERVICE N          one JSON line: RSS and threads before the first resolver, with
  *                                    one, with N, and the library's stats; holds them until EOF
+ *   gn_bench prefixes BASE N         as many, but resolver k resolves its own service BASE/sKKKKK
  *   gn_bench register SERVICE ADDR TTL_MS
  *                                    "registered"; on a stdin line "close" closes it and prints
  *                                    "closed T_BEFORE T_AFTER"
@@ -78,6 +86,19 @@ static int index_of(const char *addr) {
 }
 
 static void target_of(const char *service, char *out, size_t n) { snprintf(out, n, "etcd:///%s", service); }
+
+/* One "Field: N kB" figure of /proc/self/status; -1 when absent. */
+static long proc_kib(const char *field) {
+  long v = -1;
+  size_t n = strlen(field);
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, field, n) == 0 && line[n] == ':') v = strtol(line + n + 1, NULL, 10);
+  fclose(f);
+  return v;
+}
 
 /* Reads /proc/self/status. */
 static void proc_status(long *rss_kib, long *threads) {
@@ -280,7 +301,9 @@ static int cmd_scale(const char *service, int initial, int lo, int hi) {
     fprintf(stderr, "gn_bench: no full list of %d in %d s\n", initial, WAIT_S);
     return 1;
   }
-  printf("first %" PRId64 "\n", sc.t_first - t0);
+  long rss, threads;
+  proc_status(&rss, &threads);
+  printf("first %" PRId64 " %" PRId64 " %ld\n", sc.t_first - t0, cpu_ns(), rss);
   fflush(stdout);
   char line[256];
   if (read_line(line, sizeof line)) {
@@ -302,7 +325,92 @@ static int cmd_scale(const char *service, int initial, int lo, int hi) {
   return 0;
 }
 
-/* ---- many: footprint ---------------------------------------------------------------------- */
+/* ---- large: first list of a big prefix, then one change at a time ------------------------- */
+
+static struct {
+  size_t initial;
+  bool first;
+  int64_t t_first;
+  /* The change awaited: put (the list must have addr) or del (must lack it); seen once it shows. */
+  bool armed, put, seen;
+  char addr[ADDR_MAX];
+  int64_t t_seen, search_ns;
+} lg;
+
+static void on_large(void *user_data, const gn_update *u) {
+  (void)user_data;
+  int64_t t = now_ns();
+  size_t n = gn_update_address_count(u);
+  pthread_mutex_lock(&obs.mu);
+  if (!lg.first && n == lg.initial) {
+    lg.first = true;
+    lg.t_first = t;
+    pthread_cond_broadcast(&obs.cv);
+  }
+  /* The main thread changes addr and put only once this change was seen, which only this
+   * (serialised) callback records, so they hold still while the list is searched. */
+  bool armed = lg.armed && !lg.seen;
+  pthread_mutex_unlock(&obs.mu);
+  if (!armed) return;
+  bool has = false;
+  for (size_t i = 0; i < n && !has; i++) has = strcmp(gn_update_address(u, i)->addr, lg.addr) == 0;
+  int64_t searched = now_ns() - t;
+  pthread_mutex_lock(&obs.mu);
+  lg.search_ns += searched;
+  if (has == lg.put) {
+    lg.seen = true;
+    lg.t_seen = t;
+    pthread_cond_broadcast(&obs.cv);
+  }
+  pthread_mutex_unlock(&obs.mu);
+}
+
+static int cmd_large(const char *service, int initial) {
+  lg.initial = (size_t)initial;
+  long rss0 = proc_kib("VmRSS");
+  int64_t t0 = now_ns();
+  gn_resolver *r = start(service, on_large, NULL);
+  if (!wait_flag(&lg.first, WAIT_S)) {
+    fprintf(stderr, "gn_bench: no list of %d in %d s\n", initial, WAIT_S);
+    return 1;
+  }
+  printf("first %" PRId64 " %" PRId64 " %ld %ld\n", lg.t_first - t0, cpu_ns(), proc_kib("VmRSS"), rss0);
+  fflush(stdout);
+  char line[256], addr[ADDR_MAX];
+  while (read_line(line, sizeof line)) {
+    if (strncmp(line, "stats", 5) == 0) {
+      pthread_mutex_lock(&obs.mu);
+      int64_t searched = lg.search_ns;
+      pthread_mutex_unlock(&obs.mu);
+      printf("stats %ld %ld %" PRId64 " %" PRId64 "\n", proc_kib("VmRSS"), proc_kib("VmHWM"), cpu_ns(), searched);
+      fflush(stdout);
+      continue;
+    }
+    bool put = strncmp(line, "put ", 4) == 0;
+    if (!(put || strncmp(line, "del ", 4) == 0) || sscanf(line + 4, "%47s", addr) != 1) {
+      fprintf(stderr, "gn_bench: bad line %s", line);
+      return 1;
+    }
+    pthread_mutex_lock(&obs.mu);
+    snprintf(lg.addr, sizeof lg.addr, "%s", addr);
+    lg.put = put;
+    lg.seen = false;
+    lg.armed = true;
+    pthread_mutex_unlock(&obs.mu);
+    printf("armed\n");
+    fflush(stdout);
+    if (!wait_flag(&lg.seen, WAIT_S)) {
+      fprintf(stderr, "gn_bench: %s not seen in %d s\n", line, WAIT_S);
+      return 1;
+    }
+    printf("seen %" PRId64 "\n", lg.t_seen);
+    fflush(stdout);
+  }
+  gn_resolver_free(r);
+  return 0;
+}
+
+/* ---- many, prefixes: footprint ------------------------------------------------------------ */
 
 static struct {
   long delivered;
@@ -332,16 +440,24 @@ static bool wait_delivered(long n) {
   return ok;
 }
 
-static int cmd_many(const char *service, int n) {
+/* The service resolver k resolves: `service` itself, or with `distinct` its own one under it. */
+static const char *service_of(const char *service, bool distinct, int k, char *buf, size_t n) {
+  if (!distinct) return service;
+  snprintf(buf, n, "%s/s%05d", service, k);
+  return buf;
+}
+
+static int cmd_many(const char *service, int n, bool distinct) {
   long rss0, th0, rss1, th1, rssn, thn;
+  char name[512];
   proc_status(&rss0, &th0);
   bool *seen = calloc((size_t)n, sizeof *seen);
   gn_resolver **rs = calloc((size_t)n, sizeof *rs);
   if (!seen || !rs) return 1;
-  rs[0] = start(service, on_many, &seen[0]);
+  rs[0] = start(service_of(service, distinct, 0, name, sizeof name), on_many, &seen[0]);
   if (!wait_delivered(1)) return 1;
   proc_status(&rss1, &th1);
-  for (int i = 1; i < n; i++) rs[i] = start(service, on_many, &seen[i]);
+  for (int i = 1; i < n; i++) rs[i] = start(service_of(service, distinct, i, name, sizeof name), on_many, &seen[i]);
   if (!wait_delivered(n)) {
     fprintf(stderr, "gn_bench: only %ld of %d resolvers had a first list\n", many.delivered, n);
     return 1;
@@ -434,10 +550,12 @@ int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "watch") == 0) return cmd_observe(argv[2], true);
   if (argc >= 6 && strcmp(argv[1], "scale") == 0)
     return cmd_scale(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
-  if (argc >= 4 && strcmp(argv[1], "many") == 0) return cmd_many(argv[2], atoi(argv[3]));
+  if (argc >= 4 && strcmp(argv[1], "large") == 0) return cmd_large(argv[2], atoi(argv[3]));
+  if (argc >= 4 && strcmp(argv[1], "many") == 0) return cmd_many(argv[2], atoi(argv[3]), false);
+  if (argc >= 4 && strcmp(argv[1], "prefixes") == 0) return cmd_many(argv[2], atoi(argv[3]), true);
   if (argc >= 5 && strcmp(argv[1], "register") == 0) return cmd_register(argv[2], argv[3], (uint32_t)atoi(argv[4]));
   if (argc >= 5 && strcmp(argv[1], "registrations") == 0)
     return cmd_registrations(argv[2], atoi(argv[3]), (uint32_t)atoi(argv[4]));
-  fprintf(stderr, "usage: gn_bench observe|watch|scale|many|register|registrations ... (see the source)\n");
+  fprintf(stderr, "usage: gn_bench observe|watch|scale|large|many|prefixes|register|registrations ... (see the source)\n");
   return 2;
 }

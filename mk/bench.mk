@@ -1,8 +1,9 @@
-# Benchmarks (bench/): propagation latency, failover, scale, footprint and xDS vs native, side by side with etcd's
-# own Go naming resolver, against a real 3-member etcd cluster from tests/harness. `make bench` runs
-# the full suite (minutes; not part of `make test`) and rewrites BENCHMARKS.md and bench/results.json;
-# BENCH_ARGS='--only latency' reruns one section into them. test-bench-smoke runs it with tiny counts
-# in `make test`, checking only that every figure is produced and sane, so the suite cannot rot.
+# Benchmarks (bench/): propagation latency, failover, scale, footprint, xDS vs native, large lists and
+# many prefixes, side by side with etcd's own Go naming resolver, against a real 3-member etcd cluster
+# from tests/harness. `make bench` runs the full suite (minutes; not part of `make test`) and rewrites
+# BENCHMARKS.md and bench/results.json; BENCH_ARGS='--only latency' reruns one section into them.
+# test-bench-smoke runs it with tiny counts in `make test`, checking only that every figure is
+# produced and sane, so the suite cannot rot.
 # The Go programs (bench/go) use the Go binding through a replace directive and etcd's client from
 # the Go module proxy. The xds section (xDS vs native) also runs `gnaming xds-agent`, grpc-go's xDS
 # client (bench/go/grpcbench), grpcio from the Python venv (mk/python.mk), a C++ client built twice:

@@ -1,7 +1,7 @@
 package main
 
-// The etcd side: the writer whose puts start every latency measurement, bulk population and the
-// change burst, and the raw clientv3 watch that is the latency floor.
+// The etcd side: the writer whose puts start every latency measurement, bulk population, the
+// change burst, the one-change-at-a-time writer, and the raw clientv3 watch that is the latency floor.
 
 import (
 	"context"
@@ -130,28 +130,108 @@ func countPrefix(cli *clientv3.Client, prefix string) (int64, error) {
 	return r.Count, nil
 }
 
-// cmdPopulate puts endpoints [from, to) under prefix. Prints "populated COUNT".
+// cmdPopulate puts endpoints [from, to) under prefix, `batch` puts to a transaction (etcd 3.4 allows
+// 128 operations in one), `conc` transactions in flight. With -meta BYTES each value carries that many
+// bytes of metadata; with -spread P endpoint i goes under prefix/sNNNNN for service i mod P instead
+// (one service each for [0, P)). Prints "populated COUNT NS" (keys under prefix, time taken).
 func cmdPopulate(args []string) error {
 	fs := flag.NewFlagSet("populate", flag.ExitOnError)
 	endpoints := endpointsFlag(fs)
 	prefix := fs.String("prefix", "", "key prefix")
 	from := fs.Int("from", 0, "first index")
 	to := fs.Int("to", 0, "end index (exclusive)")
-	conc := fs.Int("conc", 32, "requests in flight")
+	conc := fs.Int("conc", 32, "transactions in flight")
+	batch := fs.Int("batch", 1, "puts per transaction (at most 128)")
+	meta := fs.Int("meta", 0, "bytes of metadata per value")
+	spread := fs.Int("spread", 0, "services the endpoints are spread over (0: all under prefix)")
 	fs.Parse(args)
 	cli, err := newClient(*endpoints)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	if err := parallel(*from, *to, *conc, func(i int) error { return putAddr(cli, *prefix, i) }); err != nil {
+	pad := strings.Repeat("m", *meta)
+	put := func(i int) clientv3.Op {
+		addr := addrOf(i)
+		key := *prefix + "/" + addr
+		if *spread > 0 {
+			key = fmt.Sprintf("%s/%s/%s", *prefix, serviceOf(i%*spread), addr)
+		}
+		if *meta > 0 {
+			return clientv3.OpPut(key, `{"Op":0,"Addr":"`+addr+`","Metadata":{"pad":"`+pad+`"}}`)
+		}
+		return clientv3.OpPut(key, valueOf(addr))
+	}
+	if *batch < 1 {
+		*batch = 1
+	}
+	start := now()
+	batches := (*to - *from + *batch - 1) / *batch
+	err = parallel(0, batches, *conc, func(b int) error {
+		lo := *from + b**batch
+		hi := min(lo+*batch, *to)
+		ops := make([]clientv3.Op, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			ops = append(ops, put(i))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := cli.Txn(ctx).Then(ops...).Commit()
+		return err
+	})
+	took := now() - start
+	if err != nil {
 		return err
 	}
 	n, err := countPrefix(cli, *prefix)
 	if err != nil {
 		return err
 	}
-	say("populated %d", n)
+	say("populated %d %d", n, took)
+	return nil
+}
+
+// serviceOf names service k of a -spread population: zero-padded, so no name is a prefix of another.
+func serviceOf(k int) string {
+	return fmt.Sprintf("s%05d", k)
+}
+
+// cmdStep makes one change per stdin line, "put I" or "del I" (endpoint I under prefix), and answers
+// each with "put|del ADDR T_START T_DONE" once etcd acknowledged it; bench.py sends the next line
+// only after an observer saw the change. Exits at EOF.
+func cmdStep(args []string) error {
+	fs := flag.NewFlagSet("step", flag.ExitOnError)
+	endpoints := endpointsFlag(fs)
+	prefix := fs.String("prefix", "", "key prefix")
+	fs.Parse(args)
+	cli, err := newClient(*endpoints)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	// Warm the connections so the first change does not include a dial.
+	if _, err := countPrefix(cli, *prefix); err != nil {
+		return err
+	}
+	say("ready")
+	for line := range stdinLines() {
+		var op string
+		var i int
+		if _, err := fmt.Sscanf(line, "%s %d", &op, &i); err != nil || (op != "put" && op != "del") {
+			return fmt.Errorf("bad line %q", line)
+		}
+		start := now()
+		if op == "put" {
+			err = putAddr(cli, *prefix, i)
+		} else {
+			err = delAddr(cli, *prefix, i)
+		}
+		done := now()
+		if err != nil {
+			return err
+		}
+		say("%s %s %d %d", op, addrOf(i), start, done)
+	}
 	return nil
 }
 

@@ -33,6 +33,8 @@ func main() {
 		err = cmdPopulate(args)
 	case "burst":
 		err = cmdBurst(args)
+	case "step":
+		err = cmdStep(args)
 	case "raw":
 		err = cmdRaw(args)
 	case "observe":
@@ -51,7 +53,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: gobench write|populate|burst|raw|observe|scale|many [flags]")
+	fmt.Fprintln(os.Stderr, "usage: gobench write|populate|burst|step|raw|observe|scale|many [flags]")
 	os.Exit(2)
 }
 

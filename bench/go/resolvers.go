@@ -143,7 +143,8 @@ func inRange(addrs []string, lo, hi int) bool {
 
 // cmdScale times the first full list of a large prefix (from before the client exists), then,
 // armed by a stdin line, how long and how much CPU it takes until the list equals [lo, hi).
-// Prints "first NS", "armed", "converged T CPU_NS UPDATES" (or "timeout ..." after 300 s).
+// Prints "first NS CPU_NS RSS_KIB" (the process's CPU time and RSS once the list is there), "armed",
+// "converged T CPU_NS UPDATES" (or "timeout ..." after 300 s).
 func cmdScale(args []string) error {
 	fs := flag.NewFlagSet("scale", flag.ExitOnError)
 	endpoints := endpointsFlag(fs)
@@ -184,7 +185,8 @@ func cmdScale(args []string) error {
 	defer r.Close()
 	select {
 	case t := <-firstFull:
-		say("first %d", t-t0)
+		rss, _ := procStatus()
+		say("first %d %d %d", t-t0, cpuNanos(), rss)
 	case <-time.After(60 * time.Second):
 		return fmt.Errorf("no full list of %d in 60 s", *initial)
 	}
@@ -206,7 +208,8 @@ func cmdScale(args []string) error {
 	return nil
 }
 
-// cmdMany starts n resolvers on one service in this process and reports memory and threads before
+// cmdMany starts n resolvers on one service in this process (with -distinct, each on its own
+// service SERVICE/sNNNNN, as `populate -spread` writes them) and reports memory and threads before
 // the first, after the first and after all n delivered a first list, as one JSON line; then it
 // holds them until stdin closes (so etcd's watcher count can be read meanwhile).
 func cmdMany(args []string) error {
@@ -215,6 +218,7 @@ func cmdMany(args []string) error {
 	impl := fs.String("impl", "", "gnaming or etcd")
 	service := fs.String("service", "", "service name (the key prefix)")
 	n := fs.Int("n", 1000, "resolvers")
+	distinct := fs.Bool("distinct", false, "one service per resolver")
 	fs.Parse(args)
 	out := map[string]any{}
 	runtime.GC()
@@ -225,10 +229,14 @@ func cmdMany(args []string) error {
 	}
 	defer cleanup()
 	var got sync.WaitGroup
-	start := func() (resolver.Resolver, error) {
+	start := func(k int) (resolver.Resolver, error) {
 		var once sync.Once
 		got.Add(1)
-		return build(b, *service, &recorder{onState: func(int64, []string) { once.Do(got.Done) }})
+		name := *service
+		if *distinct {
+			name += "/" + serviceOf(k)
+		}
+		return build(b, name, &recorder{onState: func(int64, []string) { once.Do(got.Done) }})
 	}
 	wait := func() error {
 		done := make(chan struct{})
@@ -246,7 +254,7 @@ func cmdMany(args []string) error {
 			r.Close()
 		}
 	}()
-	r, err := start()
+	r, err := start(0)
 	if err != nil {
 		return err
 	}
@@ -257,7 +265,7 @@ func cmdMany(args []string) error {
 	runtime.GC()
 	out["rss_kib_one"], out["threads_one"] = procStatus()
 	for len(rs) < *n {
-		r, err := start()
+		r, err := start(len(rs))
 		if err != nil {
 			return err
 		}

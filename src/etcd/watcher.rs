@@ -27,10 +27,15 @@ const RELIST_INTERVAL: Duration = Duration::from_secs(1);
 /// A watch asks for a progress report this often; silence for `STALL_AFTER` means it is dead.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 const STALL_AFTER: Duration = Duration::from_secs(5);
-/// Keys asked for in one page of a list: with registrations' usual values (100 B to a few KiB) a
-/// page stays far below the receive limit. A page the limit refuses (large values) is asked for again
-/// with half as many keys, down to one; the pages after it grow back.
+/// Keys asked for in the first page of a list: with registrations' usual values (100 B to a few KiB)
+/// it stays far below the receive limit. A page the limit refuses (large values) is asked for again
+/// with half as many keys, down to one. Each later page asks for as many keys as fill about
+/// `PAGE_BYTES` at the sizes read so far, up to `MAX_PAGE_KEYS`: etcd 3.4 walks the whole range's
+/// index for every page whatever its limit, so a large prefix must be read in few pages (100,000
+/// keys of 100 B: 3 pages, not 100).
 pub const PAGE_KEYS: i64 = 1000;
+const PAGE_BYTES: usize = RECEIVE_LIMIT / 4;
+const MAX_PAGE_KEYS: i64 = 200_000;
 /// A list whose revision is compacted before its last page starts over at a newer revision; after
 /// this many starts it fails, and the watch lists again after its backoff.
 const LIST_STARTS: usize = 5;
@@ -310,14 +315,15 @@ impl Watcher {
     /// held at a time. The watch then starts from that revision + 1.
     async fn list(&mut self) -> Result<(), Error> {
         let pause = pause_for(&self.prefix);
-        let page_keys = pause.as_ref().map_or(PAGE_KEYS, |p| p.page_keys);
+        // A paused list (a test) keeps its pages at the size it asked for.
+        let max_keys = pause.as_ref().map_or(MAX_PAGE_KEYS, |p| p.page_keys);
         let end = prefix_end(self.prefix.as_bytes());
         for _ in 0..LIST_STARTS {
             let mut entries = BTreeMap::new();
             // 0 reads the newest revision, which the first page then pins.
             let mut revision = 0;
             let mut from = self.prefix.as_bytes().to_vec();
-            let mut limit = page_keys;
+            let mut limit = PAGE_KEYS.min(max_keys);
             let mut pages = 0;
             let complete = loop {
                 let mut resp = match self.page(&from, &end, revision, limit).await? {
@@ -348,6 +354,7 @@ impl Watcher {
                     from.push(0);
                 }
                 entries.extend(kvs.iter().filter_map(read));
+                let bytes: usize = kvs.iter().map(|kv| kv.key().len() + kv.value().len()).sum();
                 pages += 1;
                 if let Some(pause) = &pause {
                     pause.after_page(PageRead { number: pages, keys: kvs.len(), last: !more }).await;
@@ -355,7 +362,7 @@ impl Watcher {
                 if !more || kvs.is_empty() {
                     break true;
                 }
-                limit = (limit * 2).min(page_keys);
+                limit = next_page_keys(kvs.len(), bytes, max_keys);
             };
             if !complete {
                 bump(&STATS.compactions_seen);
@@ -573,6 +580,13 @@ impl Watcher {
     }
 }
 
+/// Keys to ask for in the next page after one of `keys` keys and `bytes` bytes: about `PAGE_BYTES`
+/// at that size, at least 1, at most `max_keys`.
+fn next_page_keys(keys: usize, bytes: usize, max_keys: i64) -> i64 {
+    let per_key = (bytes / keys.max(1)).max(1);
+    ((PAGE_BYTES / per_key) as i64).clamp(1, max_keys.max(1))
+}
+
 /// What one page read found.
 enum Page {
     Read(GetResponse),
@@ -714,7 +728,20 @@ fn read(kv: &KeyValue) -> Option<(String, Option<Endpoint>)> {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{next_page_keys, prefix_end, MAX_PAGE_KEYS, PAGE_BYTES};
+
+    #[test]
+    fn pages_after_the_first_fill_about_a_quarter_of_the_receive_limit() {
+        // 100 B a key: 4 MiB holds 41,943 keys.
+        assert_eq!(next_page_keys(1000, 100_000, MAX_PAGE_KEYS), (PAGE_BYTES / 100) as i64);
+        // 1 MiB values: 4 a page; 20 MiB values: still one.
+        assert_eq!(next_page_keys(3, 3 << 20, MAX_PAGE_KEYS), 4);
+        assert_eq!(next_page_keys(1, 20 << 20, MAX_PAGE_KEYS), 1);
+        // Tiny values stop at the cap, and a test's paused list at its own page size.
+        assert_eq!(next_page_keys(1000, 1000, MAX_PAGE_KEYS), MAX_PAGE_KEYS);
+        assert_eq!(next_page_keys(10, 1000, 10), 10);
+        assert_eq!(next_page_keys(0, 0, 10), 10);
+    }
 
     #[test]
     fn a_prefix_ends_at_its_last_byte_plus_one_skipping_0xff() {

@@ -293,3 +293,92 @@ fn a_resolver_started_after_a_deregistration_confirmed_in_this_process_first_del
         );
     }
 }
+
+/// Sums one gauge of etcd's /metrics over the members at `endpoints`.
+fn etcd_gauge(endpoints: &[String], name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut total = 0.0;
+    for endpoint in endpoints {
+        let host = endpoint.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(host).expect("etcd serves metrics");
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(conn, "GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut text = String::new();
+        conn.read_to_string(&mut text).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).expect("the gauge is reported");
+        total += line.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+    }
+    total
+}
+
+/// Waits (bounded) until etcd's gauge reads `want`; returns what it read last.
+fn wait_for_gauge(etcd: &EtcdCluster, name: &str, want: f64) -> f64 {
+    let end = Instant::now() + WAIT;
+    loop {
+        let now = etcd_gauge(&etcd.endpoints, name);
+        if now == want || Instant::now() > end {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn resolvers_of_40_prefixes_share_one_watch_stream_and_move_together_when_its_member_dies() {
+    let etcd = EtcdCluster::start(3);
+    etcd.register_as("mux");
+    let streams = "etcd_debugging_mvcc_watch_stream_total";
+    let watchers = "etcd_debugging_mvcc_watcher_total";
+    let (streams_before, watchers_before) =
+        (etcd_gauge(&etcd.endpoints, streams), etcd_gauge(&etcd.endpoints, watchers));
+    let rt = rt();
+    let mut c = rt.block_on(etcd.client());
+    let address = |i: usize, v: usize| format!("127.0.0.1:{}", 10000 + 100 * i + v);
+    // Retried: after the kill below, the test's own client may first try the dead member.
+    let put = |c: &mut etcd_client::Client, i: usize, v: usize| {
+        let value = format!(r#"{{"Op":0,"Addr":"{}"}}"#, address(i, v));
+        for attempt in 0..20 {
+            match rt.block_on(c.put(format!("mux{i}/a"), value.clone(), None)) {
+                Ok(_) => return,
+                Err(e) if attempt == 19 => panic!("etcd takes no put: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    };
+    for i in 0..40 {
+        put(&mut c, i, 0);
+    }
+    let mut resolvers: Vec<_> = (0..40).map(|i| resolve(&format!("etcd://mux/mux{i}"))).collect();
+    for (i, r) in resolvers.iter_mut().enumerate() {
+        r.wait_list(WAIT, &[address(i, 0)]);
+    }
+    assert_eq!(wait_for_gauge(&etcd, watchers, watchers_before + 40.0), watchers_before + 40.0, "etcd watchers");
+    assert_eq!(etcd_gauge(&etcd.endpoints, streams), streams_before + 1.0, "etcd watch streams for 40 prefixes");
+
+    // Each prefix still hears only its own changes.
+    for i in 0..40 {
+        put(&mut c, i, 1);
+    }
+    for (i, r) in resolvers.iter_mut().enumerate() {
+        r.wait_list(WAIT, &[address(i, 1)]);
+    }
+    // Closing half of them cancels their watches on etcd; the stream stays for the others.
+    resolvers.truncate(20);
+    assert_eq!(
+        wait_for_gauge(&etcd, watchers, watchers_before + 20.0),
+        watchers_before + 20.0,
+        "watchers after closing 20"
+    );
+    assert_eq!(etcd_gauge(&etcd.endpoints, streams), streams_before + 1.0, "the shared stream stays open");
+
+    // The member holding the stream dies: every watch moves to another member and follows on.
+    let holder =
+        (0..3).find(|m| etcd_gauge(&etcd.endpoints[*m..*m + 1], streams) > 0.0).expect("a member holds the stream");
+    etcd.signal(holder, "KILL");
+    for i in 0..20 {
+        put(&mut c, i, 2);
+    }
+    for (i, r) in resolvers.iter_mut().enumerate() {
+        r.wait_list(WAIT, &[address(i, 2)]);
+    }
+}

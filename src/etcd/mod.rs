@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod registration;
 pub mod stats;
 pub mod value;
+mod watch_stream;
 pub mod watcher;
 
 use crate::error::Error;

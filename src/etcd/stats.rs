@@ -73,6 +73,7 @@ stats! {
     lease_losses: Counter, "etcd leases of registrations that expired or could not be renewed.";
     reregistrations: Counter, "Registrations written again under a new lease after they had been registered.";
     watches_active: Gauge, "etcd prefix watches open now, each shared by the resolvers of one prefix.";
+    watch_streams_active: Gauge, "etcd watch streams open now, each shared by the prefix watches read through one member.";
     keepalive_streams: Gauge, "etcd lease keep-alive streams open now.";
     registrations_active: Gauge, "Registrations started and not yet closed.";
     registrations_registered: Gauge, "Registrations whose key is in etcd now.";

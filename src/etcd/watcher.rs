@@ -19,6 +19,7 @@ use super::backoff::Backoff;
 use super::cluster::{self, Cluster, RECEIVE_LIMIT};
 use super::stats::{bump, Gauge, STATS};
 use super::value::{self, Entry};
+use super::watch_stream::{self, Heard};
 use crate::error::{Error, ErrorKind};
 use crate::update::Endpoint;
 
@@ -449,10 +450,6 @@ impl Watcher {
     async fn watch(&mut self, member: usize) -> End {
         let failed = |established, message: String| End::Failed { established, message };
         let timeout = self.cluster.request_timeout();
-        let mut client = match self.cluster.client(member).await {
-            Ok(c) => cluster::watch_client(&c),
-            Err(e) => return failed(false, e.message().to_string()),
-        };
         // Fragments: one response may hold many revisions (a watch catching up) or one revision of
         // many events (a deleted prefix), beyond any receive limit; etcd splits what exceeds its
         // request limit. Previous values are not asked for: nothing reads them, and they would
@@ -462,27 +459,29 @@ impl Watcher {
             .with_fragment()
             .with_progress_notify()
             .with_start_revision(self.fragment_base.unwrap_or(self.revision) + 1);
-        let mut stream = match tokio::time::timeout(timeout, client.watch(self.prefix.as_str(), Some(options))).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return failed(false, format!("cannot start: {e}")),
-            Err(_) => return failed(false, format!("cannot start: no answer in {timeout:?}")),
+        let started = Instant::now();
+        let mut stream = match watch_stream::join(&self.cluster, member, &self.prefix, options, timeout).await {
+            Ok(s) => s,
+            Err(message) => return failed(false, format!("cannot start: {message}")),
         };
         let mut established = false;
         let mut heard = Instant::now();
         let mut probe = tokio::time::interval(PROGRESS_INTERVAL);
         probe.tick().await;
         loop {
-            let message = tokio::select! {
-                m = stream.message() => m,
+            let first = tokio::select! {
+                h = stream.next() => h,
                 _ = probe.tick() => {
-                    let silent = heard.elapsed();
-                    if !established && silent >= timeout {
+                    // Other watches' progress reports keep the stream heard: an unanswered request of
+                    // this watch's own is timed from its start.
+                    if !established && started.elapsed() >= timeout {
                         return failed(false, format!("no answer to the watch request in {timeout:?}"));
                     }
+                    let silent = heard.elapsed();
                     if silent >= STALL_AFTER {
                         return failed(established, format!("stalled: nothing heard for {silent:?}"));
                     }
-                    if established && stream.request_progress().await.is_err() {
+                    if established && !stream.request_progress().await {
                         return failed(true, "the watch stream closed".into());
                     }
                     continue;
@@ -490,24 +489,23 @@ impl Watcher {
                 _ = self.relist.notified() => return End::RelistRequested,
             };
             let mut changed = false;
-            let mut next = Some(message);
+            let mut next = Some(first);
             let mut applied = 0;
             // Apply this response and those already waiting behind it, then publish once.
-            while let Some(message) = next.take() {
-                let resp = match message {
-                    Ok(Some(resp)) => resp,
-                    Ok(None) => return self.ended(changed, failed(established, "the watch stream ended".into())),
-                    Err(e) => return self.ended(changed, failed(established, e.to_string())),
-                };
+            while let Some(heard_now) = next.take() {
                 heard = Instant::now();
-                match self.apply(&resp, &mut established) {
-                    Applied::Events => changed = true,
-                    Applied::Nothing => {}
-                    Applied::End(end) => return self.ended(changed, end),
+                match heard_now {
+                    Heard::Response(resp) => match self.apply(&resp, &mut established) {
+                        Applied::Events => changed = true,
+                        Applied::Nothing => {}
+                        Applied::End(end) => return self.ended(changed, end),
+                    },
+                    Heard::Alive => {}
+                    Heard::Ended(message) => return self.ended(changed, failed(established, message)),
                 }
                 applied += 1;
                 if applied < COALESCE_RESPONSES {
-                    next = ready_now(stream.message()).await;
+                    next = stream.next_now();
                 }
             }
             if changed {
@@ -689,19 +687,6 @@ impl Drop for ListPause {
         }
         self.pause.resume.close();
     }
-}
-
-/// Polls `future` once: its output if it is ready now, `None` at once otherwise (a timer, even of
-/// zero length, would wait for the next timer tick).
-async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(match future.as_mut().poll(cx) {
-            std::task::Poll::Ready(output) => Some(output),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
 }
 
 /// What one watch response did.

@@ -13,7 +13,7 @@ use common::{addrs, resolve, sorted};
 use gnaming::log::{Level, LogSink};
 use gnaming::Update;
 use parking_lot::Mutex;
-use zookeeper_client::{Acls, Client, CreateMode};
+use zookeeper_client::{Acls, Client, CreateMode, SessionState};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -69,8 +69,13 @@ impl Ensemble {
         self.cli(&["leader"]).trim().parse().expect("leader prints an index")
     }
 
+    /// Sends server `i` a signal: KILL, STOP, CONT or TERM.
+    fn signal(&self, i: usize, signal: &str) {
+        self.cli(&["signal", "--server", &i.to_string(), "--signal", signal]);
+    }
+
     fn kill(&self, i: usize) {
-        self.cli(&["signal", "--server", &i.to_string(), "--signal", "KILL"]);
+        self.signal(i, "KILL");
     }
 
     fn restart(&self, i: usize) {
@@ -242,23 +247,39 @@ fn curator_plain_and_etcd_json_children_are_read_and_garbage_is_skipped_with_a_w
 
 #[test]
 fn an_expired_session_is_replaced_and_a_change_made_meanwhile_is_listed() {
-    let zk = Ensemble::start(1);
-    let w = Writer::connect(&zk.servers);
+    let zk = Ensemble::start(3);
+    // The resolver knows one follower only; the writer and the thief below use the other two servers.
+    let follower = (zk.leader() + 1) % 3;
+    let w = Writer::connect(&zk.others(follower));
     w.mkdir("/expiry");
     w.create("/expiry/a", "127.0.0.1:3001");
-    let mut updates = resolve(&format!("zk://{}/expiry", zk.servers));
+    let mut updates = resolve(&format!("zk://{}/expiry", zk.server(follower)));
     updates.wait_list(WAIT, &sorted(&["127.0.0.1:3001"]));
     let session = gnaming::zk::session_of("/expiry").expect("the resolver has a session");
 
     // Closing the session from another client is how ZooKeeper expires it: the resolver's next
     // contact is refused with SESSION_EXPIRED, and its persistent watch is gone with the session.
+    // The thief must not race the resolver for the session: ZooKeeper drops a session's older
+    // connection when a client presents it anew, and the resolver's client reconnects at once, so
+    // each takes the session back from the other until the thief's connect times out. With the
+    // resolver's only server stopped, the thief holds the session alone until it has closed it.
+    zk.signal(follower, "STOP");
     w.rt.block_on(async {
-        let thief = Client::connector().with_session(session.clone()).connect(&zk.servers).await.unwrap();
+        let thief = Client::connector()
+            .with_session(session.clone())
+            .connect(&zk.others(follower))
+            .await
+            .expect("the thief takes the resolver's session over");
+        let mut state = thief.state_watcher();
         drop(thief);
+        // Closed once ZooKeeper has answered the close.
+        let closed = async { while state.changed().await != SessionState::Closed {} };
+        tokio::time::timeout(WAIT, closed).await.expect("the thief's client closes the session");
     });
     w.create("/expiry/b", "127.0.0.1:3002");
     w.delete("/expiry/a");
-    // The old session may still hear these changes before the server ends it: wait for the new one.
+    zk.signal(follower, "CONT");
+    // The resolver may still hold the old session's list until the server refuses it: wait for the new one.
     let deadline = Instant::now() + WAIT;
     while gnaming::zk::session_of("/expiry").is_some_and(|now| now.id() == session.id()) {
         assert!(Instant::now() < deadline, "the resolver is still on session {:?} after {WAIT:?}", session.id());

@@ -1,6 +1,7 @@
 /* zk: targets through the C API against a real ZooKeeper server: a pull resolver sees children added
  * (a bare host:port and a Curator ServiceDiscovery instance) and removed, skips a child holding
- * garbage, and bad zk: targets fail with GN_STATUS_INVALID_TARGET naming the part. The test starts
+ * garbage, a chroot in GNAMING_ZK_SERVERS roots the zk:/// targets, and bad zk: targets fail with
+ * GN_STATUS_INVALID_TARGET naming the part. The test starts
  * its own single-server ensemble through tests/harness/zk_ensemble.py (run from the repository root,
  * as make does) and changes it with ZooKeeper's own zkCli.sh; GNAMING_TEST_ZKCLI names zkCli.sh when
  * it is not where Debian puts it. */
@@ -111,6 +112,36 @@ static void children_added_and_removed_reach_a_pull_resolver_and_garbage_is_skip
   gn_resolver_free(r);
 }
 
+/* GNAMING_ZK_SERVERS is this ensemble with the chroot /apps/prod (set in main): zk:///echo is the node
+ * /apps/prod/echo, whose changes arrive through the watch, and /echo at the root is another node. */
+static void a_chroot_in_gnaming_zk_servers_roots_targets_without_servers(void) {
+  CHECK(zk("create /echo\n"
+           "create /echo/root 127.0.0.1:7201\n"
+           "create /apps\n"
+           "create /apps/prod\n"
+           "create /apps/prod/echo\n"
+           "create /apps/prod/echo/a 127.0.0.1:7202\n"),
+        "zkCli.sh failed; see %s/zkcli.log", zk_dir);
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_status s = gn_resolver_start("zk:///echo", NULL, pull, &r, &err);
+  CHECK(s == GN_STATUS_OK, "start(zk:///echo) gave %s: %s", gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
+  if (s != GN_STATUS_OK) return;
+
+  char last[512];
+  CHECK(next_until(r, "127.0.0.1:7202", 10000, last, sizeof last), "expected 127.0.0.1:7202; last observed: %s",
+        last);
+  CHECK(zk("create /apps/prod/echo/b 127.0.0.1:7203\n"
+           "delete /apps/prod/echo/a\n"
+           "create /echo/root2 127.0.0.1:7204\n"),
+        "zkCli.sh failed; see %s/zkcli.log", zk_dir);
+  CHECK(next_until(r, "127.0.0.1:7203", 10000, last, sizeof last), "expected 127.0.0.1:7203; last observed: %s",
+        last);
+  gn_resolver_free(r);
+}
+
 static void bad_zk_targets_fail_naming_the_part(void) {
   const char *cases[][2] = {
       {"zk://prod/echo", "server 'prod': needs a port"},
@@ -131,12 +162,20 @@ static void bad_zk_targets_fail_naming_the_part(void) {
 }
 
 int main(void) {
+  bool started = start_ensemble();
+  if (started) {
+    /* Before the first library call: setenv must not race the threads that library calls start. */
+    char servers[320];
+    snprintf(servers, sizeof servers, "%s/apps/prod", zk_servers);
+    setenv("GNAMING_ZK_SERVERS", servers, 1);
+  }
   RUN(bad_zk_targets_fail_naming_the_part);
-  if (!start_ensemble()) {
+  if (!started) {
     CHECK(false, "the ZooKeeper ensemble did not start (tests/harness/zk_ensemble.py)");
     return check_summary();
   }
   RUN(children_added_and_removed_reach_a_pull_resolver_and_garbage_is_skipped);
+  RUN(a_chroot_in_gnaming_zk_servers_roots_targets_without_servers);
   stop_ensemble();
   gn_runtime_shutdown(5000, NULL);
   return check_summary();

@@ -53,7 +53,8 @@ fn main() {
     if env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgnaming.so.{abi}");
         // The ZooKeeper client's runtime glue (linkme's distributed slices) puts sections whose
-        // __start_/__stop_ symbols GNU ld would otherwise export: the library exports gn_* alone.
+        // __start_/__stop_ symbols rust-lld exports even past rustc's version script: the library
+        // exports gn_* alone.
         println!("cargo:rustc-cdylib-link-arg=-Wl,-z,start-stop-visibility=hidden");
     }
     let macros = format!(

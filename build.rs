@@ -52,6 +52,10 @@ fn main() {
     // ABI at load time, and two ABIs can be installed side by side.
     if env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgnaming.so.{abi}");
+        // The ZooKeeper client's runtime glue (linkme's distributed slices) puts sections whose
+        // __start_/__stop_ symbols rust-lld exports even past rustc's version script: the library
+        // exports gn_* alone.
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-z,start-stop-visibility=hidden");
     }
     let macros = format!(
         "\n/** Version of this header; gn_version() returns the library's. */\n\

@@ -15,6 +15,7 @@ pub mod runtime;
 pub mod target;
 pub mod update;
 pub mod xds;
+pub mod zk;
 
 mod ffi;
 

@@ -1,6 +1,6 @@
 //! Target strings: the one parser every binding uses, following gRPC's naming spec
-//! (`scheme://authority/endpoint` and the short forms gRPC accepts) plus libgnaming's `pass` and `etcd`,
-//! and the `?query` that sets a resolver's policies.
+//! (`scheme://authority/endpoint` and the short forms gRPC accepts) plus libgnaming's `pass`, `etcd` and
+//! `zk`, and the `?query` that sets a resolver's policies.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -22,7 +22,7 @@ pub const DNS_SERVER_DEFAULT_PORT: u16 = 53;
 const MAX_UNIX_PATH: usize = 107;
 
 /// The schemes libgnaming serves, in the order error messages list them.
-pub const SCHEMES: &[&str] = &["etcd", "dns", "pass", "passthrough", "ipv4", "ipv6", "unix"];
+pub const SCHEMES: &[&str] = &["etcd", "dns", "pass", "passthrough", "ipv4", "ipv6", "unix", "zk"];
 
 /// A parsed target: what to resolve, with no I/O done yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub enum Target {
     Etcd(EtcdTarget),
     /// `dns://[server]/host[:port]`, `dns:host[:port]`, or a bare `host[:port]`.
     Dns(DnsTarget),
+    /// `zk://[host:port,...]/path/to/service[#N]`
+    Zk(ZkTarget),
 }
 
 /// A host as written in a target: an IP literal or a DNS name.
@@ -85,6 +87,17 @@ pub struct DnsTarget {
     pub port: u16,
 }
 
+/// A ZooKeeper service: the children of its node are its instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZkTarget {
+    /// The ensemble's servers as `host:port` (IPv6 in brackets), in the order written; empty: the
+    /// process default (`GNAMING_ZK_SERVERS`, a ZooKeeper connect string that may end in a chroot).
+    pub servers: Vec<String>,
+    /// The service's node, from the ensemble's root (or the default's chroot): `/services/echo`.
+    pub path: String,
+    pub copies: u32,
+}
+
 impl Target {
     /// Parses a target string; the error names the part that is wrong.
     pub fn parse(input: &str) -> Result<Target, Error> {
@@ -106,6 +119,7 @@ impl Target {
             Target::Pass(_) => "pass",
             Target::Etcd(_) => "etcd",
             Target::Dns(_) => "dns",
+            Target::Zk(_) => "zk",
         }
     }
 }
@@ -286,6 +300,7 @@ fn parse(input: &str) -> ParseResult<Target> {
         }
         "etcd" => parse_etcd(authority, endpoint),
         "dns" => parse_dns_endpoint(authority, endpoint),
+        "zk" => parse_zk(authority, endpoint),
         _ => {
             // "localhost:50051" reads as scheme "localhost"; gRPC falls back to dns for such targets.
             match parse_host_port(input, Some(DNS_DEFAULT_PORT), true) {
@@ -462,6 +477,49 @@ fn parse_etcd(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
         return bad(format!("etcd: service '{service}' contains '#'"));
     }
     Ok(Target::Etcd(EtcdTarget { cluster, service: service.to_string(), copies }))
+}
+
+/// `zk://host:port[,host:port]/path[#N]` or `zk:///path[#N]`. The whole path after the authority is
+/// the node's, from the ensemble's root: a URL cannot tell a chroot from the path below it, and for
+/// reading they add up to the same node; a chroot belongs to the connect string (`GNAMING_ZK_SERVERS`).
+fn parse_zk(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
+    let Some(authority) = authority else { return bad("zk: write zk://host:port[,host:port]/path or zk:///path") };
+    let mut servers: Vec<String> = Vec::new();
+    if !authority.is_empty() {
+        for (i, item) in authority.split(',').enumerate() {
+            if item.is_empty() {
+                return bad(format!("zk: server #{} is empty (stray comma?)", i + 1));
+            }
+            let (host, port) = parse_host_port(item, None, false)
+                .map_err(|m| (ErrorKind::InvalidTarget, format!("zk: server '{item}': {m}")))?;
+            let server = host.with_port(port);
+            if servers.contains(&server) {
+                return bad(format!("zk: server '{item}' is listed twice"));
+            }
+            servers.push(server);
+        }
+    }
+    let (path, copies) =
+        split_copies(endpoint).map_err(|m| (ErrorKind::InvalidTarget, format!("zk: '{endpoint}': {m}")))?;
+    if path.is_empty() {
+        return bad("zk: the node path is empty (write zk://host:port/path/to/service)");
+    }
+    if path.ends_with('/') {
+        return bad(format!("zk: path '/{path}' ends with '/'"));
+    }
+    for segment in path.split('/') {
+        match segment {
+            "" => return bad(format!("zk: path '/{path}' has an empty segment")),
+            "." | ".." => {
+                return bad(format!("zk: path '/{path}' has a '{segment}' segment; ZooKeeper paths are absolute"))
+            }
+            _ => {}
+        }
+    }
+    if path.contains('#') {
+        return bad(format!("zk: path '/{path}' contains '#'"));
+    }
+    Ok(Target::Zk(ZkTarget { servers, path: format!("/{path}"), copies }))
 }
 
 fn parse_dns_endpoint(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
@@ -859,5 +917,52 @@ mod tests {
         assert!(e.message().contains("'é'"), "{e}");
         let long_unix = format!("unix:/{}", "a".repeat(200));
         assert!(Target::parse(&long_unix).unwrap_err().message().contains("at most 107"));
+    }
+
+    #[test]
+    fn zk_targets_name_servers_or_the_default_and_an_absolute_node_path() {
+        let zk = |servers: &[&str], path: &str, copies| {
+            Target::Zk(ZkTarget { servers: servers.iter().map(|s| s.to_string()).collect(), path: path.into(), copies })
+        };
+        assert_eq!(ok("zk://127.0.0.1:2181/services/echo"), zk(&["127.0.0.1:2181"], "/services/echo", 1));
+        assert_eq!(
+            ok("zk://10.0.0.1:2181,zk2.internal:2182,[::1]:2183/a#3"),
+            zk(&["10.0.0.1:2181", "zk2.internal:2182", "[::1]:2183"], "/a", 3)
+        );
+        assert_eq!(ok("zk:///services/echo"), zk(&[], "/services/echo", 1));
+        assert_eq!(ok("ZK:///echo?empty=keep"), zk(&[], "/echo", 1));
+        assert_eq!(ok("zk:///echo").scheme(), "zk");
+    }
+
+    #[test]
+    fn bad_zk_targets_are_rejected_naming_the_part() {
+        let cases: &[(&str, &str)] = &[
+            ("zk:echo", "zk: write zk://host:port[,host:port]/path or zk:///path"),
+            ("zk:///", "zk: the node path is empty (write zk://host:port/path/to/service)"),
+            ("zk://127.0.0.1:2181", "zk: the node path is empty (write zk://host:port/path/to/service)"),
+            ("zk:///echo/", "zk: path '/echo/' ends with '/'"),
+            ("zk:///a//b", "zk: path '/a//b' has an empty segment"),
+            ("zk:///a/../b", "zk: path '/a/../b' has a '..' segment; ZooKeeper paths are absolute"),
+            ("zk:///a/./b", "zk: path '/a/./b' has a '.' segment; ZooKeeper paths are absolute"),
+            ("zk:///echo#0", "zk: 'echo#0': '#0': the number of connections must be from 1 to 1000"),
+            ("zk:///a#b#2", "zk: path '/a#b' contains '#'"),
+            ("zk://prod/echo", "zk: server 'prod': needs a port, as in host:80"),
+            ("zk://127.0.0.1:2181,/echo", "zk: server #2 is empty (stray comma?)"),
+            ("zk://127.0.0.1:99999/echo", "zk: server '127.0.0.1:99999': port '99999' is larger than 65535"),
+            ("zk://a:1,a:1/echo", "zk: server 'a:1' is listed twice"),
+            (
+                "zk://::1:2181/echo",
+                "zk: server '::1:2181': an IPv6 address with a port is written in brackets, as in [::1]:80",
+            ),
+        ];
+        for (input, expected) in cases {
+            match Target::parse(input) {
+                Ok(t) => panic!("'{input}' should be rejected, parsed as {t:?}"),
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::InvalidTarget, "'{input}': {e}");
+                    assert_eq!(e.message(), format!("invalid target '{input}': {expected}"));
+                }
+            }
+        }
     }
 }

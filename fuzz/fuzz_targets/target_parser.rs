@@ -68,6 +68,7 @@ fn canonical(target: &Target) -> String {
             let server = t.server.map(|s| s.to_string()).unwrap_or_default();
             format!("dns://{server}/{}", t.host.with_port(t.port))
         }
+        Target::Zk(t) => format!("zk://{}{}{}", t.servers.join(","), t.path, copies(t.copies)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! etcd: cluster connections, the watch-based resolver and lease-backed registration.
 
-mod backoff;
+pub(crate) mod backoff;
 pub mod cluster;
 pub mod registration;
 pub mod stats;

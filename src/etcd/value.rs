@@ -38,7 +38,9 @@ fn parse_json(text: &str) -> Result<Entry, String> {
     endpoint_for(addr, metadata).map(Entry::Add)
 }
 
-fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Endpoint, String> {
+/// The endpoint for `addr` with `metadata` (its `weight`, when a number from 1 up, is the weight); also
+/// how other registries' formats (ZooKeeper's Curator JSON) become endpoints.
+pub(crate) fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Endpoint, String> {
     let mut endpoint = address(addr)?;
     if let Some(metadata) = metadata {
         if let Some(weight) = metadata.get("weight").and_then(Value::as_f64) {

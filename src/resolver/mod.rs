@@ -482,6 +482,7 @@ fn backend(target: &Target, ctx: ResolverContext) -> Result<BackendTask, Error> 
     match target {
         Target::Etcd(t) => crate::etcd::resolver_task(t, ctx),
         Target::Dns(t) => crate::dns::resolver_task(t, ctx),
+        Target::Zk(t) => crate::zk::resolver_task(t, ctx),
         other => Ok(static_list::resolver_task(other, ctx)),
     }
 }

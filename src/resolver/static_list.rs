@@ -17,7 +17,7 @@ pub fn endpoints(target: &Target) -> Vec<Endpoint> {
                 Endpoint::from_host_port(&entry.host, entry.port).push_copies(entry.copies, &mut out);
             }
         }
-        Target::Etcd(_) | Target::Dns(_) => {}
+        Target::Etcd(_) | Target::Dns(_) | Target::Zk(_) => {}
     }
     out
 }

@@ -3,7 +3,8 @@
 
 Every member listens on 127.0.0.1 with ports picked by the kernel, keeps its data in a temporary
 directory (on /dev/shm when there is one, so fsync-heavy tests stay fast) and is stopped by the PID
-the harness recorded, never by name. Standard library only, so every language's suite can use it.
+the harness recorded, never by name (members.py, shared with the ZooKeeper harness). Standard library
+only, so every language's suite can use it.
 
 CLI (members are numbered from 0, in the order of the endpoints list):
   etcd_cluster.py run [--members 3] [--tls-dir D] -- CMD ARGS...
@@ -31,122 +32,38 @@ import argparse
 import base64
 import json
 import os
-import shutil
-import signal
-import socket
 import ssl
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 
+# Loaded by path from other suites too (spec_from_file_location): the shared part lies next to it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import members as base  # noqa: E402
+from members import pid_state  # noqa: E402
+
 ETCD = os.environ.get("GNAMING_TEST_ETCD_BIN", "etcd")
-HEALTH_TIMEOUT_S = 30.0
-STATE_FILE = "cluster.json"
 
 
-def _free_ports(n):
-    """Ports the kernel considers free right now; held open together so they differ."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _temp_root():
-    shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK):
-        return shm
-    return None
-
-
-def _pid_is_member(pid, data_dir):
-    """True when `pid` is still the etcd started on `data_dir` (PIDs get reused)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
-    except OSError:
-        return False
-    return data_dir.encode() in args
-
-
-def _pid_state(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
-
-
-class EtcdCluster:
+class EtcdCluster(base.Cluster):
     """A cluster of etcd members on loopback. State is kept in `dir`/cluster.json so separate
     CLI invocations can act on the same cluster."""
 
+    KIND = "etcd cluster"
+    PREFIX = "gnaming-etcd-"
+
     def __init__(self, members=3, dir=None, tls_dir=None):
-        self.members = members
+        super().__init__(members=members, dir=dir)
         self.tls_dir = os.path.abspath(tls_dir) if tls_dir else None
-        self._own_dir = dir is None
-        self.dir = os.path.abspath(dir) if dir else tempfile.mkdtemp(prefix="gnaming-etcd-", dir=_temp_root())
-        self.state = None
-        self._procs = {}
 
-    # ---- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    @classmethod
-    def load(cls, dir):
-        c = cls(dir=dir)
-        with open(os.path.join(c.dir, STATE_FILE)) as f:
-            c.state = json.load(f)
-        c.members = len(c.state["members"])
-        c.tls_dir = c.state.get("tls_dir")
-        c._own_dir = c.state.get("own_dir", False)
-        return c
-
-    def _save(self):
-        tmp = os.path.join(self.dir, STATE_FILE + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.state, f, indent=2)
-        os.replace(tmp, os.path.join(self.dir, STATE_FILE))
-
-    def start(self):
-        os.makedirs(self.dir, exist_ok=True)
-        # A port picked free can be taken before etcd binds it; try a few fresh sets.
-        last_error = None
-        for _ in range(3):
-            self._plan()
-            try:
-                for i in range(self.members):
-                    self._spawn(i)
-                self._wait_healthy(range(self.members))
-                return self
-            except Exception as e:
-                last_error = e
-                self._kill_all()
-                for m in self.state["members"]:
-                    shutil.rmtree(m["data_dir"], ignore_errors=True)
-        raise RuntimeError(f"etcd cluster did not start: {last_error}")
+    def _loaded(self):
+        self.tls_dir = self.state.get("tls_dir")
 
     def _plan(self):
-        ports = _free_ports(2 * self.members)
+        ports = base.free_ports(2 * self.members)
         scheme = "https" if self.tls_dir else "http"
-        members = []
+        planned = []
         for i in range(self.members):
-            members.append({
+            planned.append({
                 "name": f"m{i}",
                 "client_url": f"{scheme}://127.0.0.1:{ports[2 * i]}",
                 "peer_url": f"http://127.0.0.1:{ports[2 * i + 1]}",
@@ -155,7 +72,7 @@ class EtcdCluster:
                 "pid": None,
             })
         self.state = {
-            "members": members,
+            "members": planned,
             "token": f"gnaming-{os.getpid()}-{ports[0]}",
             "tls_dir": self.tls_dir,
             "own_dir": self._own_dir,
@@ -182,32 +99,6 @@ class EtcdCluster:
             ]
         return cmd
 
-    def _spawn(self, i):
-        m = self.state["members"][i]
-        with open(m["log"], "ab") as log:
-            # Own session: members outlive a CLI `start` and do not get the terminal's signals.
-            p = subprocess.Popen(self._command(m), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 start_new_session=True)
-        m["pid"] = p.pid
-        self._procs[p.pid] = p
-        self._save()
-
-    def _reload(self):
-        """Other CLI invocations may have restarted members: the file has the current PIDs."""
-        try:
-            with open(os.path.join(self.dir, STATE_FILE)) as f:
-                self.state = json.load(f)
-        except FileNotFoundError:
-            pass
-
-    def _alive(self, i):
-        m = self.state["members"][i]
-        p = self._procs.get(m["pid"])
-        if p is not None:
-            # Right after fork /proc still shows the harness's command line, so ask the child.
-            return p.poll() is None
-        return m["pid"] is not None and _pid_is_member(m["pid"], m["data_dir"]) and _pid_state(m["pid"]) not in (None, "Z")
-
     def _ssl_context(self):
         if not self.tls_dir:
             return None
@@ -225,92 +116,16 @@ class EtcdCluster:
         except Exception:
             return False
 
-    def _wait_healthy(self, indexes):
-        indexes = list(indexes)
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while time.monotonic() < deadline:
-            for i in indexes:
-                if not self._alive(i):
-                    raise RuntimeError(f"member {i} exited; see {self.state['members'][i]['log']}")
-            if all(self._healthy(i) for i in indexes):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"members {indexes} not healthy after {HEALTH_TIMEOUT_S}s")
-
-    def _kill(self, i):
-        m = self.state["members"][i]
-        pid = m["pid"]
-        p = self._procs.pop(pid, None)
-        if p is not None:
-            p.kill()
-            p.wait(timeout=10)
-        elif pid is not None and _pid_is_member(pid, m["data_dir"]):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            # Not our child: wait until it is gone or a zombie for its own parent to reap.
-            deadline = time.monotonic() + 10
-            while _pid_is_member(pid, m["data_dir"]) and time.monotonic() < deadline:
-                time.sleep(0.01)
-        m["pid"] = None
-        self._save()
-
-    def _kill_all(self):
-        if self.state:
-            for i in range(len(self.state["members"])):
-                self._kill(i)
-
-    def stop(self):
-        """Kills every member and removes the cluster's directory if the harness created it."""
-        self._reload()
-        self._kill_all()
-        if self._own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        else:
-            for m in (self.state or {}).get("members", []):
-                shutil.rmtree(m["data_dir"], ignore_errors=True)
-
-    # ---- breaking and healing ----------------------------------------------------------------
-
     @property
     def endpoints(self):
         return ",".join(m["client_url"].split("://", 1)[1] if not self.tls_dir else m["client_url"]
                         for m in self.state["members"])
 
-    def signal(self, i, sig):
-        self._reload()
-        m = self.state["members"][i]
-        if not self._alive(i):
-            raise RuntimeError(f"member {i} is not running")
-        os.kill(m["pid"], getattr(signal, "SIG" + sig.upper().removeprefix("SIG")))
-        if sig.upper().removeprefix("SIG") == "KILL":
-            self._kill(i)
-
-    def restart(self, i, wait=True):
-        self._reload()
-        self._kill(i)
-        self._spawn(i)
-        if wait:
-            self._wait_healthy([i])
-
-    def stop_all(self):
-        self._reload()
-        self._kill_all()
-
-    def start_all(self, wait=True):
-        self._reload()
-        for i in range(self.members):
-            if not self._alive(i):
-                self._spawn(i)
-        if wait:
-            self._wait_healthy(range(self.members))
-
     def _gateway(self, path, body):
         """Calls etcd's JSON gateway on the first healthy member."""
         last = None
         for i, m in enumerate(self.state["members"]):
-            if not self._alive(i) or _pid_state(m["pid"]) == "T":
+            if not self._alive(i) or pid_state(m["pid"]) == "T":
                 continue
             req = urllib.request.Request(m["client_url"] + path, data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
@@ -334,55 +149,6 @@ class EtcdCluster:
         return rev
 
 
-def _watch_parent(dir, pid):
-    """Runs in a detached child: stops the cluster once `pid` has exited or the cluster is gone."""
-    if os.fork() != 0:
-        return
-    os.setsid()
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    state = os.path.join(dir, STATE_FILE)
-    try:
-        while os.path.exists(state):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                EtcdCluster.load(dir).stop()
-                break
-            time.sleep(0.5)
-    finally:
-        os._exit(0)
-
-
-def _run(args):
-    cluster = EtcdCluster(members=args.members, tls_dir=args.tls_dir)
-
-    def terminate(signum, _frame):
-        raise KeyboardInterrupt(signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    child = None
-    code = 1
-    try:
-        cluster.start()
-        env = dict(os.environ, GNAMING_TEST_ETCD_ENDPOINTS=cluster.endpoints, GNAMING_TEST_ETCD_DIR=cluster.dir)
-        child = subprocess.Popen(args.cmd, env=env)
-        code = child.wait()
-    except KeyboardInterrupt:
-        if child and child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        code = 130
-    finally:
-        cluster.stop()
-    return code
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description="Real etcd clusters on loopback for tests.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -395,51 +161,23 @@ def main(argv=None):
     start.add_argument("--members", type=int, default=3)
     start.add_argument("--tls-dir")
     start.add_argument("--watch-pid", type=int)
-    for name in ("stop", "compact", "endpoints", "stop-all", "start-all"):
-        sub.add_parser(name).add_argument("--dir", required=True)
-    sig = sub.add_parser("signal")
-    sig.add_argument("--dir", required=True)
-    sig.add_argument("--member", type=int, required=True)
-    sig.add_argument("--signal", required=True, choices=["KILL", "STOP", "CONT", "TERM"])
-    rst = sub.add_parser("restart")
-    rst.add_argument("--dir", required=True)
-    rst.add_argument("--member", type=int, required=True)
+    base.add_member_commands(sub, "member", ("compact", "endpoints"))
     args = p.parse_args(argv)
 
     if args.command == "run":
-        if args.cmd and args.cmd[0] == "--":
-            args.cmd = args.cmd[1:]
-        if not args.cmd:
-            p.error("run needs a command after --")
-        return _run(args)
+        cluster = EtcdCluster(members=args.members, tls_dir=args.tls_dir)
+        return base.run_command(p, args, cluster, lambda c: {
+            "GNAMING_TEST_ETCD_ENDPOINTS": c.endpoints, "GNAMING_TEST_ETCD_DIR": c.dir})
     if args.command == "start":
-        if os.path.exists(os.path.join(args.dir, STATE_FILE)):
-            p.error(f"{args.dir} already holds a cluster; stop it first")
-        c = EtcdCluster(members=args.members, dir=args.dir, tls_dir=args.tls_dir)
-        c.start()
-        if args.watch_pid:
-            _watch_parent(c.dir, args.watch_pid)
-        print(c.endpoints, flush=True)
-        return 0
+        return base.start_command(p, EtcdCluster(members=args.members, dir=args.dir, tls_dir=args.tls_dir),
+                                  args.watch_pid)
     c = EtcdCluster.load(args.dir)
-    if args.command == "stop":
-        c.stop()
-        try:
-            os.remove(os.path.join(c.dir, STATE_FILE))
-        except FileNotFoundError:
-            pass
-    elif args.command == "endpoints":
+    if base.member_command(c, args, "member"):
+        return 0
+    if args.command == "endpoints":
         print(c.endpoints)
     elif args.command == "compact":
         print(c.compact())
-    elif args.command == "signal":
-        c.signal(args.member, args.signal)
-    elif args.command == "restart":
-        c.restart(args.member)
-    elif args.command == "stop-all":
-        c.stop_all()
-    elif args.command == "start-all":
-        c.start_all()
     return 0
 
 

@@ -1,0 +1,182 @@
+/* zk: targets through the C API against a real ZooKeeper server: a pull resolver sees children added
+ * (a bare host:port and a Curator ServiceDiscovery instance) and removed, skips a child holding
+ * garbage, a chroot in GNAMING_ZK_SERVERS roots the zk:/// targets, and bad zk: targets fail with
+ * GN_STATUS_INVALID_TARGET naming the part. The test starts
+ * its own single-server ensemble through tests/harness/zk_ensemble.py (run from the repository root,
+ * as make does) and changes it with ZooKeeper's own zkCli.sh; GNAMING_TEST_ZKCLI names zkCli.sh when
+ * it is not where Debian puts it. */
+#define _GNU_SOURCE
+#include <stdbool.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "gnaming.h"
+
+static char zk_dir[128];
+static char zk_servers[256];
+
+static const char *zkcli(void) {
+  const char *env = getenv("GNAMING_TEST_ZKCLI");
+  return env && *env ? env : "/usr/share/zookeeper/bin/zkCli.sh";
+}
+
+/* Starts the ensemble; it is stopped at the end, or by the harness when this process dies. */
+static bool start_ensemble(void) {
+  snprintf(zk_dir, sizeof zk_dir, "/tmp/gnaming-zk-c-%d", (int)getpid());
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "python3 tests/harness/zk_ensemble.py start --dir %s --servers 1 --watch-pid %d", zk_dir,
+           (int)getpid());
+  FILE *out = popen(cmd, "r");
+  if (!out) return false;
+  bool read = fgets(zk_servers, sizeof zk_servers, out) != NULL;
+  int status = pclose(out);
+  zk_servers[strcspn(zk_servers, "\n")] = 0;
+  return read && status == 0 && zk_servers[0];
+}
+
+static void stop_ensemble(void) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "python3 tests/harness/zk_ensemble.py stop --dir %s && rm -rf %s", zk_dir, zk_dir);
+  CHECK(system(cmd) == 0, "stopping the ensemble failed");
+}
+
+/* Runs zkCli.sh commands, one a line, read from a file so that no shell quoting touches the data. */
+static bool zk(const char *commands) {
+  char script[160];
+  snprintf(script, sizeof script, "%s/commands", zk_dir);
+  FILE *f = fopen(script, "w");
+  if (!f) return false;
+  fputs(commands, f);
+  fclose(f);
+  char cmd[768];
+  snprintf(cmd, sizeof cmd, "%s -server %s < %s > %s/zkcli.log 2>&1", zkcli(), zk_servers, script, zk_dir);
+  return system(cmd) == 0;
+}
+
+/* The update's addresses joined by ',' in list order, or "error: MESSAGE" for a transient error. */
+static void describe(const gn_update *u, char *out, size_t size) {
+  out[0] = 0;
+  if (gn_update_state(u) != GN_RESOLVER_STATE_OK) {
+    snprintf(out, size, "error: %s", gn_update_error_message(u));
+    return;
+  }
+  for (size_t i = 0; i < gn_update_address_count(u); i++) {
+    const gn_address *a = gn_update_address(u, i);
+    if (i) strncat(out, ",", size - strlen(out) - 1);
+    strncat(out, a->addr, size - strlen(out) - 1);
+  }
+}
+
+/* Takes updates until one reads `expected` (see describe), for at most `timeout_ms`. */
+static bool next_until(gn_resolver *r, const char *expected, double timeout_ms, char *last, size_t size) {
+  double end = now_ms() + timeout_ms;
+  snprintf(last, size, "(no update)");
+  while (now_ms() < end) {
+    gn_update *u = NULL;
+    gn_status s = gn_resolver_next(r, (int64_t)(end - now_ms()) + 1, &u, NULL);
+    if (s == GN_STATUS_TIMEOUT) break;
+    if (s != GN_STATUS_OK) {
+      snprintf(last, size, "next gave %s", gn_status_name(s));
+      return false;
+    }
+    describe(u, last, size);
+    gn_update_free(u);
+    if (strcmp(last, expected) == 0) return true;
+  }
+  return false;
+}
+
+static void children_added_and_removed_reach_a_pull_resolver_and_garbage_is_skipped(void) {
+  CHECK(zk("create /c\n"
+           "create /c/echo\n"
+           "create /c/echo/a 127.0.0.1:7101\n"
+           "create /c/echo/garbage not-an-address\n"
+           "create /c/echo/i-7c1a {\"name\":\"echo\",\"id\":\"i-7c1a\",\"address\":\"127.0.0.1\",\"port\":7102}\n"),
+        "zkCli.sh failed; see %s/zkcli.log", zk_dir);
+  char target[320];
+  snprintf(target, sizeof target, "zk://%s/c/echo", zk_servers);
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_status s = gn_resolver_start(target, NULL, pull, &r, &err);
+  CHECK(s == GN_STATUS_OK, "start(%s) gave %s: %s", target, gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
+  if (s != GN_STATUS_OK) return;
+
+  char last[512];
+  CHECK(next_until(r, "127.0.0.1:7101,127.0.0.1:7102", 10000, last, sizeof last),
+        "expected 127.0.0.1:7101,127.0.0.1:7102; last observed: %s", last);
+  CHECK(zk("delete /c/echo/a\n"), "zkCli.sh failed; see %s/zkcli.log", zk_dir);
+  CHECK(next_until(r, "127.0.0.1:7102", 10000, last, sizeof last), "expected 127.0.0.1:7102; last observed: %s",
+        last);
+  gn_resolver_free(r);
+}
+
+/* GNAMING_ZK_SERVERS is this ensemble with the chroot /apps/prod (set in main): zk:///echo is the node
+ * /apps/prod/echo, whose changes arrive through the watch, and /echo at the root is another node. */
+static void a_chroot_in_gnaming_zk_servers_roots_targets_without_servers(void) {
+  CHECK(zk("create /echo\n"
+           "create /echo/root 127.0.0.1:7201\n"
+           "create /apps\n"
+           "create /apps/prod\n"
+           "create /apps/prod/echo\n"
+           "create /apps/prod/echo/a 127.0.0.1:7202\n"),
+        "zkCli.sh failed; see %s/zkcli.log", zk_dir);
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_status s = gn_resolver_start("zk:///echo", NULL, pull, &r, &err);
+  CHECK(s == GN_STATUS_OK, "start(zk:///echo) gave %s: %s", gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
+  if (s != GN_STATUS_OK) return;
+
+  char last[512];
+  CHECK(next_until(r, "127.0.0.1:7202", 10000, last, sizeof last), "expected 127.0.0.1:7202; last observed: %s",
+        last);
+  CHECK(zk("create /apps/prod/echo/b 127.0.0.1:7203\n"
+           "delete /apps/prod/echo/a\n"
+           "create /echo/root2 127.0.0.1:7204\n"),
+        "zkCli.sh failed; see %s/zkcli.log", zk_dir);
+  CHECK(next_until(r, "127.0.0.1:7203", 10000, last, sizeof last), "expected 127.0.0.1:7203; last observed: %s",
+        last);
+  gn_resolver_free(r);
+}
+
+static void bad_zk_targets_fail_naming_the_part(void) {
+  const char *cases[][2] = {
+      {"zk://prod/echo", "server 'prod': needs a port"},
+      {"zk:///a//b", "path '/a//b' has an empty segment"},
+      {"zk://127.0.0.1:2181", "the node path is empty"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    gn_resolver *r = NULL;
+    gn_error *err = NULL;
+    gn_update_callback pull = {NULL, NULL, NULL};
+    gn_status s = gn_resolver_start(cases[i][0], NULL, pull, &r, &err);
+    CHECK(s == GN_STATUS_INVALID_TARGET, "%s gave %s", cases[i][0], gn_status_name(s));
+    CHECK(r == NULL, "%s: resolver_out written on failure", cases[i][0]);
+    CHECK(err && strstr(gn_error_message(err), cases[i][1]), "%s: message %s", cases[i][0],
+          err ? gn_error_message(err) : "(none)");
+    gn_error_free(err);
+  }
+}
+
+int main(void) {
+  bool started = start_ensemble();
+  if (started) {
+    /* Before the first library call: setenv must not race the threads that library calls start. */
+    char servers[320];
+    snprintf(servers, sizeof servers, "%s/apps/prod", zk_servers);
+    setenv("GNAMING_ZK_SERVERS", servers, 1);
+  }
+  RUN(bad_zk_targets_fail_naming_the_part);
+  if (!started) {
+    CHECK(false, "the ZooKeeper ensemble did not start (tests/harness/zk_ensemble.py)");
+    return check_summary();
+  }
+  RUN(children_added_and_removed_reach_a_pull_resolver_and_garbage_is_skipped);
+  RUN(a_chroot_in_gnaming_zk_servers_roots_targets_without_servers);
+  stop_ensemble();
+  gn_runtime_shutdown(5000, NULL);
+  return check_summary();
+}

@@ -936,6 +936,21 @@ def py_channel_runs(pc):
     return [(k, pc[k]) for k in ("xds", "swapping")] if pc else []
 
 
+def previous_figures(path, smoke):
+    """The target figures of the run recorded at `path` (of the same kind), to show next to the new ones."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            old = json.load(f)
+        if old.get("config", {}).get("smoke") != smoke:
+            return None
+        return {"date": old.get("date"), "figures": flat(old.get("results", {}))}
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"bench: the previous results in {path} cannot be read ({e}); no previous figures", flush=True)
+        return None
+
+
 def judge_targets(results, cfg):
     f = flat(results)
     out = []
@@ -1093,23 +1108,30 @@ def markdown(doc):
              f"shared machine drift from run to run, so the ratios matter more than the milliseconds. "
              f"Targets are recorded, never enforced.")
     L.append("")
-    L += ["## Targets", "", "| figure | value | target | met | missed by |", "|---|---|---|---|---|"]
+    prev = doc.get("previous") or {}
+    prev_figures = prev.get("figures", {})
+    L += ["## Targets", ""]
+    if prev:
+        L += [f"The previous run's figure ({prev.get('date')}) stands next to each new one.", ""]
+    L += [f"| figure | value | previous | target | met | missed by |", "|---|---|---|---|---|---|"]
     for t in doc["targets"]:
+        before = prev_figures.get(t["figure"])
+        was = "—" if before is None else f"{fmt(before, 3)} {t['unit']}"
         if t["met"] is None and t["value"] is None and t["figure"].startswith("scale."):
-            L.append(f"| {t['label']} | not converged in 300 s | ≤ {t['target']} {t['unit']} | no | more than "
+            L.append(f"| {t['label']} | not converged in 300 s | {was} | ≤ {t['target']} {t['unit']} | no | more than "
                      f"{300000 - t['target']} ms |")
             continue
         if t["met"] is None and t["figure"].startswith("large."):
-            L.append(f"| {t['label']} | not measured | ≤ {t['target']} {t['unit']} | — | the runs failed: see "
+            L.append(f"| {t['label']} | not measured | {was} | ≤ {t['target']} {t['unit']} | — | the runs failed: see "
                      f"section 6 |")
             continue
         if t["met"] is None:
-            L.append(f"| {t['label']} | undefined | ≤ {t['target']} {t['unit']} | — | etcd's resolver was not later "
+            L.append(f"| {t['label']} | undefined | {was} | ≤ {t['target']} {t['unit']} | — | etcd's resolver was not later "
                      f"than the raw watch there, so there is no overhead to divide by |")
             continue
         miss = "" if t["met"] else f"{fmt(t['missed_by'], 3)} {t['unit']}" + \
             ("" if t["missed_by_factor"] is None else f" ({fmt(t['missed_by_factor'])}× the target)")
-        L.append(f"| {t['label']} | {fmt(t['value'], 3)} {t['unit']} | ≤ {t['target']} {t['unit']} | "
+        L.append(f"| {t['label']} | {fmt(t['value'], 3)} {t['unit']} | {was} | ≤ {t['target']} {t['unit']} | "
                  f"{'yes' if t['met'] else 'no'} | {miss} |")
     L.append("")
     for k, v in r.get("errors", {}).items():
@@ -1499,6 +1521,7 @@ def main():
         Proc.kill_all()
         cluster.stop()
     results, dates = b.results, {k: time.strftime("%Y-%m-%d") for k in b.results}
+    previous = previous_figures(args.json, args.smoke)
     # A rerun of some sections keeps the other sections' figures from the last run of the same kind.
     if args.json and set(sections) != set(SECTIONS) and os.path.exists(args.json):
         with open(args.json) as f:
@@ -1520,6 +1543,7 @@ def main():
         "dates": dates,
         "results": results,
         "targets": judge_targets(results, cfg),
+        "previous": previous,
         "seconds": round(time.monotonic() - started, 1),
     }
     if args.json:

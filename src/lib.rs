@@ -22,4 +22,4 @@ mod ffi;
 pub use error::{Error, ErrorKind};
 pub use resolver::{Resolver, ResolverOptions, UpdateHandler};
 pub use target::Target;
-pub use update::{AddressFamily, Endpoint, EndpointKind, ResolverState, Update};
+pub use update::{Address, AddressFamily, AddressKind, ResolverState, Update};

@@ -21,7 +21,7 @@ pub enum AddressFamily {
 
 /// What an entry points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EndpointKind {
+pub enum AddressKind {
     /// A server that handles RPCs.
     Backend,
     /// A grpclb balancer (DNS `_grpclb._tcp` SRV records).
@@ -112,23 +112,30 @@ impl std::fmt::Debug for SharedStr {
 /// One entry of an address list. Entries that share an address differ in `copy`, so that stacks which
 /// merge identical addresses still open one connection per entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Endpoint {
+pub struct Address {
     pub address: SharedStr,
     pub family: AddressFamily,
-    pub kind: EndpointKind,
+    pub kind: AddressKind,
     /// Relative share of traffic; 1 unless the source says otherwise.
     pub weight: u32,
     /// 0..N-1 for an address asked for N times (`#N`).
-    pub copy: u32,
+    pub copy_index: u32,
     /// Metadata as JSON text: the same JSON value as the source had, written out compactly (key order
     /// and number forms may differ from the source's text).
     pub metadata: Option<SharedStr>,
 }
 
-impl Endpoint {
+impl Address {
     /// A backend with weight 1, copy 0 and no metadata.
     pub fn backend(address: String, family: AddressFamily) -> Self {
-        Endpoint { address: address.into(), family, kind: EndpointKind::Backend, weight: 1, copy: 0, metadata: None }
+        Address {
+            address: address.into(),
+            family,
+            kind: AddressKind::Backend,
+            weight: 1,
+            copy_index: 0,
+            metadata: None,
+        }
     }
 
     pub fn from_socket_addr(addr: SocketAddr) -> Self {
@@ -146,9 +153,9 @@ impl Endpoint {
     }
 
     /// This entry `copies` times, numbered 0..copies-1, appended to `out`.
-    pub fn push_copies(self, copies: u32, out: &mut Vec<Endpoint>) {
+    pub fn push_copies(self, copies: u32, out: &mut Vec<Address>) {
         for copy in 1..copies {
-            out.push(Endpoint { copy, ..self.clone() });
+            out.push(Address { copy_index: copy, ..self.clone() });
         }
         out.push(self);
         let n = out.len();
@@ -174,7 +181,7 @@ pub struct Update {
     pub sequence: u64,
     pub state: ResolverState,
     /// Shared with the resolver's last good list, which errors deliver again without a copy.
-    pub endpoints: Arc<Vec<Endpoint>>,
+    pub addresses: Arc<Vec<Address>>,
     /// The chosen service config as JSON text, if the source provides one.
     pub service_config: Option<String>,
 }
@@ -198,9 +205,9 @@ mod tests {
 
     #[test]
     fn push_copies_numbers_entries_from_zero() {
-        let mut out = vec![Endpoint::backend("x:1".into(), AddressFamily::Name)];
-        Endpoint::backend("a:1".into(), AddressFamily::Name).push_copies(3, &mut out);
-        let copies: Vec<_> = out.iter().map(|e| (e.address.as_str(), e.copy)).collect();
+        let mut out = vec![Address::backend("x:1".into(), AddressFamily::Name)];
+        Address::backend("a:1".into(), AddressFamily::Name).push_copies(3, &mut out);
+        let copies: Vec<_> = out.iter().map(|e| (e.address.as_str(), e.copy_index)).collect();
         assert_eq!(copies, vec![("x:1", 0), ("a:1", 0), ("a:1", 1), ("a:1", 2)]);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dns_server::{DnsServer, Mode};
-use gnaming::{EndpointKind, ErrorKind, Resolver, ResolverOptions, Update};
+use gnaming::{AddressKind, ErrorKind, Resolver, ResolverOptions, Update};
 use hickory_server::proto::rr::RecordType;
 
 const HOST: &str = "svc.gn.test";
@@ -33,7 +33,7 @@ fn start(target: &str, options: &ResolverOptions) -> Resolver {
 }
 
 fn addresses(update: &Update) -> Vec<String> {
-    update.endpoints.iter().map(|e| e.address.to_string()).collect()
+    update.addresses.iter().map(|e| e.address.to_string()).collect()
 }
 
 fn show(update: &Update) -> String {
@@ -65,7 +65,7 @@ fn a_and_aaaa_records_become_one_list_on_the_target_port_ipv6_first() {
     let resolver = start(&format!("dns:///{HOST}:8080"), &options(&server));
     let update = wait_for_list(&resolver, &["[fd00::1]:8080", "127.0.0.1:8080", "127.0.0.2:8080"]);
     assert_eq!(update.service_config, None);
-    assert!(update.endpoints.iter().all(|e| e.kind == EndpointKind::Backend && e.weight == 1 && e.copy == 0));
+    assert!(update.addresses.iter().all(|e| e.kind == AddressKind::Backend && e.weight == 1 && e.copy_index == 0));
 }
 
 #[test]
@@ -249,7 +249,7 @@ fn a_server_that_does_not_answer_at_start_gets_the_cached_list_then_the_live_one
 
     server.set_mode(Mode::Silent);
     let cold = start(&target, &options);
-    let update = wait_for(&cold, "the cached list", |u| !u.is_ok() && !u.endpoints.is_empty());
+    let update = wait_for(&cold, "the cached list", |u| !u.is_ok() && !u.addresses.is_empty());
     assert_eq!(addresses(&update), ["127.0.0.1:1", "127.0.0.2:1"], "{}", show(&update));
     let message = update.error_message().unwrap();
     assert!(
@@ -268,7 +268,7 @@ fn a_failing_first_lookup_reports_an_error_with_no_addresses_then_retries_with_b
     let server = DnsServer::start();
     let resolver = start(&format!("dns:///{HOST}:1"), &options(&server));
     let update = wait_for(&resolver, "an error with no addresses", |u| !u.is_ok());
-    assert!(update.endpoints.is_empty(), "{}", show(&update));
+    assert!(update.addresses.is_empty(), "{}", show(&update));
     assert!(update.error_message().unwrap().contains("NXDOMAIN"), "{}", show(&update));
 
     // Retries go on without resolve_now: 100 ms, then ×1.6 up to 400 ms, each ±20%.
@@ -302,15 +302,15 @@ fn srv_backend_mode_gives_targets_ports_priorities_and_weights() {
     o.dns.srv_backends = Some("_grpc._tcp".into());
     let resolver = start(&format!("dns:///{HOST}"), &o);
     let update = wait_for_list(&resolver, &["[fd00::12]:7002", "127.0.1.2:7002", "127.0.1.1:7001", "127.0.1.3:7003"]);
-    let weights: Vec<u32> = update.endpoints.iter().map(|e| e.weight).collect();
+    let weights: Vec<u32> = update.addresses.iter().map(|e| e.weight).collect();
     assert_eq!(weights, [20, 20, 5, 1], "{update:?}");
-    assert_eq!(update.endpoints[3].metadata.as_deref(), Some(r#"{"priority":20,"target":"b3.gn.test."}"#));
-    assert!(update.endpoints.iter().all(|e| e.kind == EndpointKind::Backend));
+    assert_eq!(update.addresses[3].metadata.as_deref(), Some(r#"{"priority":20,"target":"b3.gn.test."}"#));
+    assert!(update.addresses.iter().all(|e| e.kind == AddressKind::Backend));
 
     server.set_srv(&format!("_grpc._tcp.{HOST}"), &[(10, 50, 7001, "b1.gn.test"), (10, 0, 7002, "b2.gn.test")], 60);
     resolver.resolve_now();
     let update = wait_for_list(&resolver, &["127.0.1.1:7001", "[fd00::12]:7002", "127.0.1.2:7002"]);
-    let weights: Vec<u32> = update.endpoints.iter().map(|e| e.weight).collect();
+    let weights: Vec<u32> = update.addresses.iter().map(|e| e.weight).collect();
     assert_eq!(weights, [50, 1, 1], "weight 0 becomes 1: {update:?}");
     assert!(server.queries(HOST, Some(RecordType::A)).is_empty(), "SRV mode must not look up the host's own A records");
 }
@@ -325,7 +325,7 @@ fn srv_backend_mode_takes_a_configured_label_and_numbers_repeated_targets() {
     o.dns.srv_backends = Some("_echo._udp".into());
     let resolver = start(&format!("dns:///{HOST}"), &o);
     let update = wait_for_list(&resolver, &["127.0.2.1:9000", "127.0.2.1:9000"]);
-    let copies: Vec<u32> = update.endpoints.iter().map(|e| e.copy).collect();
+    let copies: Vec<u32> = update.addresses.iter().map(|e| e.copy_index).collect();
     assert_eq!(copies, [0, 1], "{update:?}");
 }
 
@@ -341,9 +341,9 @@ fn grpclb_mode_adds_balancers_after_the_backends() {
     o.dns.grpclb = true;
     let resolver = start(&format!("dns:///{HOST}:1"), &o);
     let update = wait_for_list(&resolver, &["127.0.0.1:1", "127.0.9.9:1234"]);
-    let kinds: Vec<EndpointKind> = update.endpoints.iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, [EndpointKind::Backend, EndpointKind::Balancer]);
-    assert_eq!(update.endpoints[1].metadata.as_deref(), Some(r#"{"priority":0,"target":"lb.gn.test."}"#));
+    let kinds: Vec<AddressKind> = update.addresses.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [AddressKind::Backend, AddressKind::Balancer]);
+    assert_eq!(update.addresses[1].metadata.as_deref(), Some(r#"{"priority":0,"target":"lb.gn.test."}"#));
 }
 
 const CONFIG_NAME: &str = "_grpc_config.svc.gn.test";

@@ -114,7 +114,7 @@ fn with_every_member_down_past_the_ttl_resolvers_keep_their_list_and_registratio
     let during_outage = updates.seen.len();
     let outage = &updates.seen[before_outage..];
     assert!(
-        outage.iter().all(|u| !u.endpoints.is_empty()),
+        outage.iter().all(|u| !u.addresses.is_empty()),
         "no empty list while etcd was down: {:?}",
         outage.iter().map(|u| common::addrs(u)).collect::<Vec<_>>()
     );

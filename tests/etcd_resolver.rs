@@ -67,10 +67,10 @@ fn both_value_formats_metadata_weight_and_copies_are_delivered_and_bad_values_sk
     });
     let mut updates = resolve("etcd://s8/fmt#2");
     let u = updates.wait_list(WAIT, &sorted(&["127.0.0.1:1", "127.0.0.1:1#1", "127.0.0.1:2", "127.0.0.1:2#1"]));
-    let json: Vec<_> = u.endpoints.iter().filter(|e| e.address == "127.0.0.1:2").collect();
-    assert_eq!(json.iter().map(|e| (e.copy, e.weight)).collect::<Vec<_>>(), vec![(0, 7), (1, 7)]);
+    let json: Vec<_> = u.addresses.iter().filter(|e| e.address == "127.0.0.1:2").collect();
+    assert_eq!(json.iter().map(|e| (e.copy_index, e.weight)).collect::<Vec<_>>(), vec![(0, 7), (1, 7)]);
     assert_eq!(json[0].metadata.as_deref(), Some(r#"{"weight":7,"zone":"a"}"#));
-    let raw = u.endpoints.iter().find(|e| e.address == "127.0.0.1:1").unwrap();
+    let raw = u.addresses.iter().find(|e| e.address == "127.0.0.1:1").unwrap();
     assert_eq!((raw.weight, raw.metadata.as_deref()), (1, None));
 
     // Written by the library: etcd's JSON by default, raw on request; both read back.
@@ -97,7 +97,7 @@ fn both_value_formats_metadata_weight_and_copies_are_delivered_and_bad_values_sk
     );
     let mut updates = resolve("etcd://s8/fmt2");
     let u = updates.wait_list(WAIT, &sorted(&["127.0.0.1:11", "127.0.0.1:12"]));
-    assert_eq!(u.endpoints.iter().map(|e| e.weight).collect::<Vec<_>>(), vec![3, 1]);
+    assert_eq!(u.addresses.iter().map(|e| e.weight).collect::<Vec<_>>(), vec![3, 1]);
 }
 
 #[test]
@@ -239,7 +239,7 @@ fn killing_the_member_serving_the_watch_during_500_changes_pushes_only_real_stat
     assert!(final_list.is_ok());
     updates.drain();
     for u in &updates.seen {
-        assert!(!u.endpoints.is_empty(), "an empty list was pushed (state {:?})", u.state);
+        assert!(!u.addresses.is_empty(), "an empty list was pushed (state {:?})", u.state);
         assert!(states.contains(&addrs(u)), "pushed list {:?} was never a state of etcd", addrs(u));
     }
     let in_etcd = rt.block_on(async {

@@ -136,7 +136,7 @@ fn with_client_certificates_and_a_password_registration_and_resolution_work_and_
     reg.wait(Some(WAIT)).expect("registered over TLS with a password");
     let mut good = resolve("etcd://tls-good/tls-svc");
     let u = good.wait_list(WAIT, &sorted(&["127.0.0.1:9901"]));
-    assert_eq!(u.endpoints[0].weight, 4, "the weight from the metadata");
+    assert_eq!(u.addresses[0].weight, 4, "the weight from the metadata");
 
     // A wrong password: the resolver reports why, the registration never gets in.
     let mut wrong = resolve("etcd://tls-wrong/tls-svc");
@@ -145,7 +145,7 @@ fn with_client_certificates_and_a_password_registration_and_resolution_work_and_
         "an error state saying authentication failed",
         |u| matches!(&u.state, ResolverState::TransientError(m) if m.contains("authentication failed")),
     );
-    assert!(failed.endpoints.is_empty(), "nothing was ever listed: {:?}", common::addrs(&failed));
+    assert!(failed.addresses.is_empty(), "nothing was ever listed: {:?}", common::addrs(&failed));
     let denied = Registration::start(
         "tls-svc",
         "127.0.0.1:9902",

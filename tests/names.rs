@@ -35,11 +35,11 @@ fn start(target: &str, options: &ResolverOptions) -> Resolver {
 /// Each entry as `address#copy weight=W family metadata`, in list order.
 fn entries(update: &Update) -> Vec<String> {
     update
-        .endpoints
+        .addresses
         .iter()
         .map(|e| {
             let meta = e.metadata.as_deref().unwrap_or("-");
-            format!("{}#{} weight={} {:?} {meta}", e.address, e.copy, e.weight, e.family)
+            format!("{}#{} weight={} {:?} {meta}", e.address, e.copy_index, e.weight, e.family)
         })
         .collect()
 }
@@ -71,7 +71,7 @@ fn names_in_an_etcd_list_become_addresses_with_the_name_s_weight_copies_and_meta
     });
     let resolver = start("etcd://names1/named#2", &options(&server));
     let meta = r#"{"weight":3,"zone":"a"}"#;
-    let update = wait_for(&resolver, "both keys, the name resolved", |u| u.is_ok() && u.endpoints.len() == 6);
+    let update = wait_for(&resolver, "both keys, the name resolved", |u| u.is_ok() && u.addresses.len() == 6);
     let mut got = entries(&update);
     got.sort();
     let mut expected = vec![
@@ -137,7 +137,7 @@ fn a_cold_start_from_the_cache_resolves_the_cached_names() {
     drop(live);
     etcd.stop_all();
     let cold = start("etcd://names-cache/cached", &options);
-    let update = wait_for(&cold, "the cached list, its name resolved", |u| !u.is_ok() && !u.endpoints.is_empty());
+    let update = wait_for(&cold, "the cached list, its name resolved", |u| !u.is_ok() && !u.addresses.is_empty());
     assert_eq!(entries(&update), ["127.0.0.3:7#0 weight=1 Ipv4 -"]);
     let message = update.error_message().unwrap();
     assert!(message.starts_with("serving the cached list written "), "{message}");
@@ -150,7 +150,7 @@ fn a_name_that_never_resolved_gives_an_error_naming_it_and_no_addresses() {
     let resolver = start("pass:///nowhere.gn.test:6,127.0.0.1:5", &options(&server));
     let update = wait_for(&resolver, "a transient error", |u| !u.is_ok());
     assert!(update.error_message().unwrap().contains("nowhere.gn.test"), "{}", show(&update));
-    assert!(update.endpoints.is_empty(), "no part of a list may be published: {}", show(&update));
+    assert!(update.addresses.is_empty(), "no part of a list may be published: {}", show(&update));
 }
 
 #[test]
@@ -177,5 +177,5 @@ fn without_the_option_and_for_passthrough_names_stay_names() {
     let update = wait_for(&resolver, "the first list", |u| u.is_ok());
     assert_eq!(entries(&update), [format!("{HOST}:6#0 weight=1 Name -")]);
     assert_eq!(server.query_count(), 0, "nothing may be looked up");
-    assert!(update.endpoints.iter().all(|e| e.family == AddressFamily::Name));
+    assert!(update.addresses.iter().all(|e| e.family == AddressFamily::Name));
 }

@@ -175,7 +175,7 @@ fn children_coming_going_and_changing_reach_the_resolver_even_before_the_node_ex
     let mut updates = resolve(&format!("zk://{}/services/echo", zk.servers));
     // No node yet: an empty list that is the registry's real state, not an error.
     let first = updates.wait_for(WAIT, "an empty OK list", |u| u.is_ok());
-    assert!(first.endpoints.is_empty(), "{}", show(&first));
+    assert!(first.addresses.is_empty(), "{}", show(&first));
 
     w.mkdir("/services/echo");
     w.create("/services/echo/a", "127.0.0.1:1001");
@@ -227,7 +227,7 @@ fn curator_plain_and_etcd_json_children_are_read_and_garbage_is_skipped_with_a_w
     w.create("/formats/garbage", "this is no address");
     let mut updates = resolve(&format!("zk://{}/formats", zk.servers));
     let u = updates.wait_list(WAIT, &sorted(&["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]));
-    let by_address = |a: &str| u.endpoints.iter().find(|e| e.address == a).expect("address listed").clone();
+    let by_address = |a: &str| u.addresses.iter().find(|e| e.address == a).expect("address listed").clone();
     let curator = by_address("127.0.0.1:7001");
     assert_eq!((curator.weight, curator.metadata.as_deref()), (4, Some(r#"{"weight":4,"zone":"a"}"#)));
     assert_eq!(by_address("127.0.0.1:7002").metadata, None);
@@ -331,7 +331,7 @@ fn killing_the_leader_during_200_changes_loses_none_and_pushes_no_empty_list() {
     updates.wait_list(Duration::from_secs(20), &in_zk);
     updates.drain();
     for u in &updates.seen {
-        assert!(!u.endpoints.is_empty(), "an empty list was pushed: {}", show(u));
+        assert!(!u.addresses.is_empty(), "an empty list was pushed: {}", show(u));
     }
     // One more change after the election: the watch still works.
     w.delete("/churn/0");
@@ -359,7 +359,7 @@ fn a_stopped_ensemble_keeps_the_last_list_as_a_transient_error_then_the_live_lis
     updates.drain();
     let last = updates.seen.last().expect("updates");
     assert!(!last.is_ok() && addrs(last) == addrs(&kept), "5 s into the outage: {}", show(last));
-    assert!(updates.seen.iter().all(|u| !u.endpoints.is_empty()), "an empty list was pushed");
+    assert!(updates.seen.iter().all(|u| !u.addresses.is_empty()), "an empty list was pushed");
 
     zk.start_all();
     let w = Writer::connect(&zk.servers);

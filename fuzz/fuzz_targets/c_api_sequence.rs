@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gnaming::resolver::static_list;
-use gnaming::{AddressFamily, Endpoint, Target};
+use gnaming::{AddressFamily, Address, Target};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
@@ -108,7 +108,7 @@ const CALL_WAIT: Duration = Duration::from_secs(5);
 
 /// One closure's user data: counters the callbacks bump and this thread checks.
 struct Closure {
-    expected: Vec<Endpoint>,
+    expected: Vec<Address>,
     calls: AtomicUsize,
     drops: AtomicUsize,
     calls_after_close: AtomicUsize,
@@ -151,7 +151,7 @@ unsafe extern "C" fn on_drop(user_data: *mut c_void) {
 }
 
 /// The update a static target publishes: its one list, state OK, sequence 1, nothing else.
-unsafe fn check_update(update: *const c_void, expected: &[Endpoint]) -> std::result::Result<(), String> {
+unsafe fn check_update(update: *const c_void, expected: &[Address]) -> std::result::Result<(), String> {
     if gn_update_state(update) != 0 || !gn_update_error_message(update).is_null() {
         return Err("a static update is not OK".into());
     }
@@ -182,7 +182,7 @@ unsafe fn check_update(update: *const c_void, expected: &[Endpoint]) -> std::res
         };
         let addr = CStr::from_ptr(a.addr).to_str().map_err(|_| format!("address {i} is not UTF-8"))?;
         let got = (addr, a.family, a.kind, a.weight, a.copy_index, a.metadata_json.is_null());
-        if got != (want.address.as_str(), family, 0, 1, want.copy, true) {
+        if got != (want.address.as_str(), family, 0, 1, want.copy_index, true) {
             return Err(format!("address {i}: got {got:?}, expected {want:?}"));
         }
     }

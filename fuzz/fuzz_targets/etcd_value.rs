@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let json = format(&endpoint.address, metadata.as_ref(), false);
         assert_eq!(parse(json.as_bytes()), Ok(Entry::Add(endpoint.clone())), "{data:?}: written as {json:?}");
         let raw = format(&endpoint.address, None, true);
-        let bare = gnaming::Endpoint { weight: 1, metadata: None, ..endpoint };
+        let bare = gnaming::Address { weight: 1, metadata: None, ..endpoint };
         assert_eq!(parse(raw.as_bytes()), Ok(Entry::Add(bare)), "{data:?}: written as {raw:?}");
     }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{CommandFactory, Parser};
 use gnaming::etcd::{ClusterConfig, Registration, RegistrationOptions};
-use gnaming::update::{AddressFamily, EndpointKind};
+use gnaming::update::{AddressFamily, AddressKind};
 use gnaming::xds::{XdsOptions, XdsServer};
 use gnaming::{Error, ErrorKind, Resolver, ResolverOptions, Update};
 use serde_json::{json, Value};
@@ -351,15 +351,15 @@ impl Signals {
 fn print_update(target: &str, update: &Update, json: bool) {
     if json {
         let addresses: Vec<Value> = update
-            .endpoints
+            .addresses
             .iter()
             .map(|e| {
                 json!({
                     "addr": e.address.as_str(),
                     "family": family(e.family),
-                    "kind": match e.kind { EndpointKind::Backend => "backend", EndpointKind::Balancer => "balancer" },
+                    "kind": match e.kind { AddressKind::Backend => "backend", AddressKind::Balancer => "balancer" },
                     "weight": e.weight,
-                    "copy": e.copy,
+                    "copy_index": e.copy_index,
                     "metadata": e.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
                 })
             })
@@ -380,11 +380,17 @@ fn print_update(target: &str, update: &Update, json: bool) {
         None => "ok".to_string(),
         Some(m) => format!("transient error (keeping the last list): {m}"),
     };
-    println!("{} {target}: {} addresses, {state}", timestamp(), update.endpoints.len());
-    for e in update.endpoints.iter() {
-        let kind = if e.kind == EndpointKind::Balancer { " balancer" } else { "" };
+    println!("{} {target}: {} addresses, {state}", timestamp(), update.addresses.len());
+    for e in update.addresses.iter() {
+        let kind = if e.kind == AddressKind::Balancer { " balancer" } else { "" };
         let metadata = e.metadata.as_deref().map(|m| format!(" metadata={m}")).unwrap_or_default();
-        println!("  {:<28} {:<4} weight={} copy={}{kind}{metadata}", e.address, family(e.family), e.weight, e.copy);
+        println!(
+            "  {:<28} {:<4} weight={} copy={}{kind}{metadata}",
+            e.address,
+            family(e.family),
+            e.weight,
+            e.copy_index
+        );
     }
     if let Some(config) = &update.service_config {
         println!("  service config: {config}");

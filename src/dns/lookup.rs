@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use super::service_config::{self, Chooser};
 use super::DnsOptions;
 use crate::error::{Error, ErrorKind};
-use crate::update::{Endpoint, EndpointKind};
+use crate::update::{Address, AddressKind};
 
 /// The most SRV records one name may contribute; more are ignored, so a huge answer cannot turn into
 /// thousands of follow-up lookups.
@@ -71,7 +71,7 @@ pub(crate) struct Client {
 /// What one round found.
 #[derive(Debug)]
 pub(crate) struct Answer {
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: Vec<Address>,
     pub service_config: Option<String>,
     /// The shortest TTL of the records used.
     pub ttl: Option<Duration>,
@@ -135,7 +135,7 @@ impl Client {
         let host = plan.host.as_str();
         let backends = async {
             match &plan.srv_backends {
-                Some(label) => self.srv_endpoints(&format!("{label}.{host}"), EndpointKind::Backend).await,
+                Some(label) => self.srv_endpoints(&format!("{label}.{host}"), AddressKind::Backend).await,
                 None => self.host_endpoints(host, plan.port).await,
             }
         };
@@ -143,7 +143,7 @@ impl Client {
             if !plan.grpclb {
                 return Ok(None);
             }
-            match self.srv_endpoints(&format!("{GRPCLB_LABEL}.{host}"), EndpointKind::Balancer).await {
+            match self.srv_endpoints(&format!("{GRPCLB_LABEL}.{host}"), AddressKind::Balancer).await {
                 Ok(found) => Ok(Some(found)),
                 Err(Missing(_)) => Ok(None),
                 Err(Failed(message)) => Err(message),
@@ -175,18 +175,18 @@ impl Client {
     }
 
     /// The host's A and AAAA records as backends on `port`.
-    async fn host_endpoints(&self, host: &str, port: u16) -> Result<(Vec<Endpoint>, Option<u32>), Shortfall> {
+    async fn host_endpoints(&self, host: &str, port: u16) -> Result<(Vec<Address>, Option<u32>), Shortfall> {
         let found = self.addresses(host).await.map_err(Failed)?;
         if found.ips.is_empty() {
             return Err(Missing(self.missing_message(host, "A or AAAA", found.nxdomain)));
         }
         let endpoints =
-            order_addresses(found.ips).into_iter().map(|ip| Endpoint::from_socket_addr(SocketAddr::new(ip, port)));
+            order_addresses(found.ips).into_iter().map(|ip| Address::from_socket_addr(SocketAddr::new(ip, port)));
         Ok((endpoints.collect(), found.ttl))
     }
 
     /// SRV records at `name`, each target resolved to its addresses, ordered by priority then weight.
-    async fn srv_endpoints(&self, name: &str, kind: EndpointKind) -> Result<(Vec<Endpoint>, Option<u32>), Shortfall> {
+    async fn srv_endpoints(&self, name: &str, kind: AddressKind) -> Result<(Vec<Address>, Option<u32>), Shortfall> {
         let found = self.lookup(name, RecordType::SRV).await.map_err(Failed)?;
         let mut srvs: Vec<_> = found
             .records
@@ -239,7 +239,7 @@ impl Client {
             ttl = min_ttl(ttl, addresses.ttl);
             let metadata = serde_json::json!({ "target": target, "priority": srv.priority }).to_string();
             for ip in order_addresses(addresses.ips.clone()) {
-                let mut endpoint = Endpoint::from_socket_addr(SocketAddr::new(ip, srv.port));
+                let mut endpoint = Address::from_socket_addr(SocketAddr::new(ip, srv.port));
                 endpoint.kind = kind;
                 // Weight 0 means "rarely" in RFC 2782; the list's weights start at 1.
                 endpoint.weight = u32::from(srv.weight.max(1));
@@ -350,11 +350,11 @@ pub(crate) fn order_addresses(mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
 
 /// Entries that share an address and kind (two SRV records naming one server) get copy numbers
 /// 0, 1, ... so that stacks which merge equal addresses still keep them apart.
-fn number_copies(endpoints: &mut [Endpoint]) {
-    let mut seen: HashMap<(String, EndpointKind), u32> = HashMap::new();
+fn number_copies(endpoints: &mut [Address]) {
+    let mut seen: HashMap<(String, AddressKind), u32> = HashMap::new();
     for endpoint in endpoints {
         let count = seen.entry((endpoint.address.to_string(), endpoint.kind)).or_insert(0);
-        endpoint.copy = *count;
+        endpoint.copy_index = *count;
         *count += 1;
     }
 }
@@ -376,11 +376,11 @@ mod tests {
 
     #[test]
     fn equal_addresses_get_increasing_copy_numbers() {
-        let mut list: Vec<Endpoint> = ["1.1.1.1:1", "2.2.2.2:1", "1.1.1.1:1"]
+        let mut list: Vec<Address> = ["1.1.1.1:1", "2.2.2.2:1", "1.1.1.1:1"]
             .iter()
-            .map(|a| Endpoint::from_socket_addr(a.parse().unwrap()))
+            .map(|a| Address::from_socket_addr(a.parse().unwrap()))
             .collect();
         number_copies(&mut list);
-        assert_eq!(list.iter().map(|e| e.copy).collect::<Vec<_>>(), vec![0, 0, 1]);
+        assert_eq!(list.iter().map(|e| e.copy_index).collect::<Vec<_>>(), vec![0, 0, 1]);
     }
 }

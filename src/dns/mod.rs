@@ -15,7 +15,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::error::Error;
 use crate::resolver::{BackendTask, ResolverContext};
 use crate::target::{DnsTarget, Host, DNS_SERVER_DEFAULT_PORT};
-use crate::update::Endpoint;
+use crate::update::Address;
 use lookup::{Client, ClientConfig, Plan};
 use service_config::Chooser;
 
@@ -164,7 +164,7 @@ pub(crate) fn resolver_task(target: &DnsTarget, mut ctx: ResolverContext) -> Res
     let name = match &target.host {
         Host::Ip(ip) => {
             // An IP literal stands for itself: nothing to look up, ever.
-            let endpoint = Endpoint::from_socket_addr(SocketAddr::new(*ip, target.port));
+            let endpoint = Address::from_socket_addr(SocketAddr::new(*ip, target.port));
             return Ok(Box::pin(async move { ctx.publish(vec![endpoint], None) }));
         }
         Host::Name(name) => name.clone(),

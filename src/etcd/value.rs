@@ -4,13 +4,13 @@
 use serde_json::Value;
 
 use crate::target::Target;
-use crate::update::Endpoint;
+use crate::update::Address;
 
 /// What one key says.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Entry {
     /// An address to dial.
-    Add(Endpoint),
+    Add(Address),
     /// etcd's `Op: 1`: the writer withdrew the address but left the key.
     Withdrawn,
 }
@@ -40,7 +40,7 @@ fn parse_json(text: &str) -> Result<Entry, String> {
 
 /// The endpoint for `addr` with `metadata` (its `weight`, when a number from 1 up, is the weight); also
 /// how other registries' formats (ZooKeeper's Curator JSON) become endpoints.
-pub(crate) fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Endpoint, String> {
+pub(crate) fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Address, String> {
     let mut endpoint = address(addr)?;
     if let Some(metadata) = metadata {
         if let Some(weight) = metadata.get("weight").and_then(Value::as_f64) {
@@ -54,14 +54,14 @@ pub(crate) fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Endpo
 }
 
 /// Parses `host:port` with the same rules as a `pass:` target, so families agree everywhere.
-fn address(addr: &str) -> Result<Endpoint, String> {
+fn address(addr: &str) -> Result<Address, String> {
     if addr.is_empty() || addr.contains(['/', ',', '#', '?', ' ']) {
         return Err(format!("'{addr}' is not a host:port address"));
     }
     match Target::parse(&format!("pass:///{addr}")) {
         Ok(Target::Pass(entries)) if entries.len() == 1 => {
             let e = &entries[0];
-            Ok(Endpoint::from_host_port(&e.host, e.port))
+            Ok(Address::from_host_port(&e.host, e.port))
         }
         _ => Err(format!("'{addr}' is not a host:port address")),
     }
@@ -90,7 +90,7 @@ mod tests {
     use super::*;
     use crate::update::AddressFamily;
 
-    fn add(value: &str) -> Endpoint {
+    fn add(value: &str) -> Address {
         match parse(value.as_bytes()) {
             Ok(Entry::Add(e)) => e,
             other => panic!("{value}: expected an address, got {other:?}"),

@@ -21,7 +21,7 @@ use super::stats::{bump, Gauge, STATS};
 use super::value::{self, Entry};
 use super::watch_stream::{self, Heard};
 use crate::error::{Error, ErrorKind};
-use crate::update::Endpoint;
+use crate::update::Address;
 
 /// `resolve_now` re-lists at most this often per watch.
 const RELIST_INTERVAL: Duration = Duration::from_secs(1);
@@ -47,7 +47,7 @@ pub struct Snapshot {
     /// The store revision the entries reflect.
     pub revision: i64,
     /// Key → its address; `None` for a withdrawn or unreadable value.
-    pub entries: Arc<BTreeMap<String, Option<Endpoint>>>,
+    pub entries: Arc<BTreeMap<String, Option<Address>>>,
     /// True once a list succeeded: before that, `entries` means nothing.
     pub listed: bool,
     /// Set while etcd cannot be read; `entries` are then the last known.
@@ -56,7 +56,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The addresses in key order.
-    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+    pub fn endpoints(&self) -> impl Iterator<Item = &Address> {
         self.entries.values().flatten()
     }
 }
@@ -249,7 +249,7 @@ struct Watcher {
     guards: Guards,
     /// Shared with the published snapshot, which the hub gives up before a change so that the
     /// change is made in place (except while a fragmented response is half applied).
-    entries: Arc<BTreeMap<String, Option<Endpoint>>>,
+    entries: Arc<BTreeMap<String, Option<Address>>>,
     revision: i64,
     /// Set while a fragmented watch response is half applied: the revision before it, from which a
     /// new watch must start again (a revision's events may span fragments).
@@ -698,7 +698,7 @@ enum Applied {
 
 /// One key's entry; `None` when the key is not UTF-8 (never produced by a registrar), and a logged
 /// `Some((key, None))` when the value cannot be read.
-fn read(kv: &KeyValue) -> Option<(String, Option<Endpoint>)> {
+fn read(kv: &KeyValue) -> Option<(String, Option<Address>)> {
     let key = kv.key_str().ok()?.to_string();
     let entry = match value::parse(kv.value()) {
         Ok(Entry::Add(endpoint)) => Some(endpoint),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::plumbing::{free_handle, on_handle};
-use crate::update::{AddressFamily, EndpointKind, ResolverState, Update};
+use crate::update::{AddressFamily, AddressKind, ResolverState, Update};
 
 /// How to dial an address string.
 #[repr(C)]
@@ -145,11 +145,11 @@ impl Text {
 impl gn_update {
     pub(crate) fn new(update: Arc<Update>) -> Self {
         let texts =
-            update.endpoints.iter().flat_map(|e| std::iter::once(e.address.as_str()).chain(e.metadata.as_deref()));
+            update.addresses.iter().flat_map(|e| std::iter::once(e.address.as_str()).chain(e.metadata.as_deref()));
         let size = texts.chain(update.error_message()).chain(update.service_config.as_deref()).map(Text::size).sum();
         let mut text = Text::with_size(size);
-        let mut addresses = Vec::with_capacity(update.endpoints.len());
-        for e in update.endpoints.iter() {
+        let mut addresses = Vec::with_capacity(update.addresses.len());
+        for e in update.addresses.iter() {
             let (ip, port, scope_id) = socket_fields(&e.address, e.family);
             addresses.push(gn_address {
                 addr: text.push(&e.address),
@@ -160,11 +160,11 @@ impl gn_update {
                     AddressFamily::Name => gn_address_family::Name,
                 },
                 kind: match e.kind {
-                    EndpointKind::Backend => gn_address_kind::Backend,
-                    EndpointKind::Balancer => gn_address_kind::Balancer,
+                    AddressKind::Backend => gn_address_kind::Backend,
+                    AddressKind::Balancer => gn_address_kind::Balancer,
                 },
                 weight: e.weight.max(1),
-                copy_index: e.copy,
+                copy_index: e.copy_index,
                 metadata_json: text.push_opt(e.metadata.as_deref()),
                 ip,
                 port,

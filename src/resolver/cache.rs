@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::target::{Host, Target};
-use crate::update::{AddressFamily, Endpoint, EndpointKind};
+use crate::update::{Address, AddressFamily, AddressKind};
 
 /// The environment variable that gives the cache directory when the resolver options do not.
 pub const CACHE_DIR_ENV: &str = "GNAMING_CACHE_DIR";
@@ -121,7 +121,7 @@ fn fnv1a_128(bytes: &[u8]) -> u128 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cached {
     pub written: SystemTime,
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: Vec<Address>,
     pub service_config: Option<String>,
 }
 
@@ -167,22 +167,22 @@ const FAMILIES: [(AddressFamily, &str); 4] = [
     (AddressFamily::Unix, "unix"),
     (AddressFamily::Name, "name"),
 ];
-const KINDS: [(EndpointKind, &str); 2] = [(EndpointKind::Backend, "backend"), (EndpointKind::Balancer, "balancer")];
+const KINDS: [(AddressKind, &str); 2] = [(AddressKind::Backend, "backend"), (AddressKind::Balancer, "balancer")];
 
 impl Entry {
-    fn of(e: &Endpoint) -> Self {
+    fn of(e: &Address) -> Self {
         Entry {
             address: e.address.to_string(),
             family: FAMILIES.iter().find(|(f, _)| *f == e.family).expect("every family is named").1.into(),
             kind: KINDS.iter().find(|(k, _)| *k == e.kind).expect("every kind is named").1.into(),
             weight: e.weight,
-            copy: e.copy,
+            copy: e.copy_index,
             metadata: e.metadata.as_ref().map(|m| m.to_string()),
         }
     }
 
     /// The endpoint, if the entry is one the library could have written.
-    fn endpoint(self) -> Result<Endpoint, String> {
+    fn endpoint(self) -> Result<Address, String> {
         let family = FAMILIES.iter().find(|(_, n)| *n == self.family).map(|(f, _)| *f);
         let family = family.ok_or_else(|| format!("entry '{}': unknown family '{}'", self.address, self.family))?;
         let kind = KINDS.iter().find(|(_, n)| *n == self.kind).map(|(k, _)| *k);
@@ -199,12 +199,12 @@ impl Entry {
         if let Some(m) = &self.metadata {
             serde_json::from_str::<Value>(m).map_err(|e| format!("entry '{}': metadata: {e}", self.address))?;
         }
-        Ok(Endpoint {
+        Ok(Address {
             address: self.address.into(),
             family,
             kind,
             weight: self.weight,
-            copy: self.copy,
+            copy_index: self.copy,
             metadata: self.metadata.map(Into::into),
         })
     }
@@ -292,7 +292,7 @@ impl CacheFile {
     /// reader sees the old list or the new one, never a part. Creates the directory (mode 0700).
     pub fn write(
         &self,
-        endpoints: &[Endpoint],
+        endpoints: &[Address],
         service_config: Option<&str>,
         written: SystemTime,
     ) -> Result<(), String> {
@@ -343,7 +343,7 @@ pub struct Writer {
 
 #[derive(Default)]
 struct WriterState {
-    pending: Option<(Vec<Endpoint>, Option<String>, SystemTime)>,
+    pending: Option<(Vec<Address>, Option<String>, SystemTime)>,
     running: bool,
 }
 
@@ -357,7 +357,7 @@ impl Writer {
     }
 
     /// Queues `endpoints` for writing; never blocks on the file system.
-    pub fn store(self: &Arc<Self>, endpoints: Vec<Endpoint>, service_config: Option<String>) {
+    pub fn store(self: &Arc<Self>, endpoints: Vec<Address>, service_config: Option<String>) {
         let mut state = self.state.lock();
         state.pending = Some((endpoints, service_config, SystemTime::now()));
         if state.running {
@@ -438,15 +438,15 @@ mod tests {
         Source { target: format!("etcd:///{name}"), against: "http://127.0.0.1:2379".into() }
     }
 
-    fn list() -> Vec<Endpoint> {
-        let mut weighted = Endpoint::backend("127.0.0.1:7001".into(), AddressFamily::Ipv4);
+    fn list() -> Vec<Address> {
+        let mut weighted = Address::backend("127.0.0.1:7001".into(), AddressFamily::Ipv4);
         weighted.weight = 5;
         weighted.metadata = Some(r#"{"version":"v2","weight":5,"zone":"a"}"#.into());
-        let mut copy = Endpoint::backend("[::1]:7002".into(), AddressFamily::Ipv6);
-        copy.copy = 1;
-        let mut balancer = Endpoint::backend("lb.test:9000".into(), AddressFamily::Name);
-        balancer.kind = EndpointKind::Balancer;
-        vec![weighted, copy, balancer, Endpoint::backend("unix:/run/echo.sock".into(), AddressFamily::Unix)]
+        let mut copy = Address::backend("[::1]:7002".into(), AddressFamily::Ipv6);
+        copy.copy_index = 1;
+        let mut balancer = Address::backend("lb.test:9000".into(), AddressFamily::Name);
+        balancer.kind = AddressKind::Balancer;
+        vec![weighted, copy, balancer, Address::backend("unix:/run/echo.sock".into(), AddressFamily::Unix)]
     }
 
     /// The warnings logged while `f` runs on this thread.

@@ -362,7 +362,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     fn update(sequence: u64) -> Update {
-        Update { sequence, state: ResolverState::Ok, endpoints: Default::default(), service_config: None }
+        Update { sequence, state: ResolverState::Ok, addresses: Default::default(), service_config: None }
     }
 
     /// Counts calls and drops, and notices overlapping or out-of-order calls.
@@ -606,7 +606,7 @@ mod model {
     use std::sync::OnceLock;
 
     fn update(sequence: u64) -> Update {
-        Update { sequence, state: ResolverState::Ok, endpoints: Default::default(), service_config: None }
+        Update { sequence, state: ResolverState::Ok, addresses: Default::default(), service_config: None }
     }
 
     /// What happened to one handler, for the model's own thread to check.

@@ -27,7 +27,7 @@ pub use delivery::UpdateHandler;
 use crate::error::{Error, ErrorKind};
 use crate::runtime::{self, Closable};
 use crate::target::Target;
-use crate::update::{Endpoint, ResolverState, Update};
+use crate::update::{Address, ResolverState, Update};
 use cache::{CacheFile, CacheOptions, Cached, Source, Writer};
 use delivery::{Delivery, Jobs};
 use policy::{EmptyPolicy, Policy};
@@ -91,7 +91,7 @@ pub struct ResolverContext {
 struct ColdStart {
     writer: Arc<Writer>,
     /// The source's list last handed to the writer, so that an unchanged re-list writes nothing.
-    stored: Option<(Vec<Endpoint>, Option<String>)>,
+    stored: Option<(Vec<Address>, Option<String>)>,
     /// The cached list, read before the backend runs; served until the source first answers.
     cached: Arc<Mutex<Option<Cached>>>,
     /// The source error the cached list was last served with: the same error again changes nothing.
@@ -108,7 +108,7 @@ impl ResolverContext {
     /// With `health`, the service config handed on asks the stack to check health.
     /// With a cache, the source's list (before the policy) is written behind the delivery when it
     /// differs from the last one written and the consumer gets it as a good list.
-    pub fn publish(&mut self, endpoints: Vec<Endpoint>, service_config: Option<String>) {
+    pub fn publish(&mut self, endpoints: Vec<Address>, service_config: Option<String>) {
         let reported = endpoints.len();
         let mut to_store = None;
         if let Some(cold) = &mut self.cold {
@@ -198,7 +198,7 @@ pub(crate) struct Publisher {
     sink: Sink,
     sequence: u64,
     /// Shared with the updates that carry it.
-    last_good: Option<(Arc<Vec<Endpoint>>, Option<String>)>,
+    last_good: Option<(Arc<Vec<Address>>, Option<String>)>,
     last_state: Option<ResolverState>,
 }
 
@@ -208,7 +208,7 @@ impl Publisher {
     }
 
     /// Publishes a fresh complete list, unless it equals the last one published.
-    pub fn publish(&mut self, endpoints: Vec<Endpoint>, service_config: Option<String>) {
+    pub fn publish(&mut self, endpoints: Vec<Address>, service_config: Option<String>) {
         let unchanged = self.last_state == Some(ResolverState::Ok)
             && self.last_good.as_ref().is_some_and(|(e, c)| **e == endpoints && *c == service_config);
         if unchanged {
@@ -226,7 +226,7 @@ impl Publisher {
 
     /// Publishes a list that is not the source's current one (the cold-start cache) in a transient
     /// error: later errors keep it, as they keep a good list, until the source gives one.
-    pub fn publish_stale(&mut self, endpoints: Vec<Endpoint>, service_config: Option<String>, message: String) {
+    pub fn publish_stale(&mut self, endpoints: Vec<Address>, service_config: Option<String>, message: String) {
         let endpoints = Arc::new(endpoints);
         self.last_good = Some((Arc::clone(&endpoints), service_config.clone()));
         self.send(ResolverState::TransientError(message), endpoints, service_config);
@@ -242,10 +242,10 @@ impl Publisher {
         self.send(state, endpoints, service_config);
     }
 
-    fn send(&mut self, state: ResolverState, endpoints: Arc<Vec<Endpoint>>, service_config: Option<String>) {
+    fn send(&mut self, state: ResolverState, endpoints: Arc<Vec<Address>>, service_config: Option<String>) {
         self.sequence += 1;
         self.last_state = Some(state.clone());
-        let update = Update { sequence: self.sequence, state, endpoints, service_config };
+        let update = Update { sequence: self.sequence, state, addresses: endpoints, service_config };
         match &self.sink {
             Sink::Delivery(delivery) => {
                 crate::etcd::stats::bump(&crate::etcd::stats::STATS.updates_delivered);
@@ -566,7 +566,7 @@ mod tests {
         let (mut ctx, d, _, dir) = cached_context("policy", selected, Some((&["1.1.1.1:1"], Duration::ZERO)));
         ctx.publish_error("down");
         let u = d.next(SHORT).unwrap();
-        assert_eq!((u.error_message(), u.endpoints.len()), (Some("down"), 0), "nothing selected is nothing served");
+        assert_eq!((u.error_message(), u.addresses.len()), (Some("down"), 0), "nothing selected is nothing served");
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -575,7 +575,7 @@ mod tests {
         let keep = Policy { empty: Some(EmptyPolicy::Keep), ..Policy::default() };
         let (mut ctx, d, writer, dir) = cached_context("writes", keep, None);
         ctx.publish_error("down");
-        assert!(d.next(SHORT).unwrap().endpoints.is_empty(), "no cache, no list");
+        assert!(d.next(SHORT).unwrap().addresses.is_empty(), "no cache, no list");
         ctx.publish(list(&["1.1.1.1:1"]), None);
         assert!(writer.flush(cache::FLUSH_TIMEOUT));
         let path = writer.file().path().to_path_buf();
@@ -591,12 +591,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    fn list(addrs: &[&str]) -> Vec<Endpoint> {
-        addrs.iter().map(|a| Endpoint::backend(a.to_string(), AddressFamily::Ipv4)).collect()
+    fn list(addrs: &[&str]) -> Vec<Address> {
+        addrs.iter().map(|a| Address::backend(a.to_string(), AddressFamily::Ipv4)).collect()
     }
 
     fn addrs(u: &Update) -> Vec<&str> {
-        u.endpoints.iter().map(|e| e.address.as_str()).collect()
+        u.addresses.iter().map(|e| e.address.as_str()).collect()
     }
 
     const SHORT: Duration = Duration::from_millis(20);
@@ -618,7 +618,7 @@ mod tests {
         let (mut ctx, d) = pull_context();
         ctx.publish_error("no answer");
         let u = d.next(SHORT).unwrap();
-        assert!(u.endpoints.is_empty() && !u.is_ok());
+        assert!(u.addresses.is_empty() && !u.is_ok());
     }
 
     #[test]

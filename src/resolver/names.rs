@@ -12,7 +12,7 @@ use tokio::time::{sleep_until, Instant};
 use super::Publisher;
 use crate::dns::lookup::{Client, ClientConfig, Plan};
 use crate::dns::DnsOptions;
-use crate::update::{AddressFamily, Endpoint, ResolverState, Update};
+use crate::update::{Address, AddressFamily, ResolverState, Update};
 
 /// `host:port` → (host, port), for host names only: IP literals and opaque strings give `None`.
 pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
@@ -51,7 +51,7 @@ impl NameLookup {
     /// with the name's weight, copy, kind and metadata. Other entries (IPs, unix sockets, opaque
     /// strings) stay as they are. One name that cannot be resolved fails the whole list, so that the
     /// caller keeps the last good one rather than publishing part of it; the error names the host.
-    pub(crate) async fn resolve_list(&mut self, list: &[Endpoint]) -> Result<Vec<Endpoint>, String> {
+    pub(crate) async fn resolve_list(&mut self, list: &[Address]) -> Result<Vec<Address>, String> {
         let mut found: HashMap<&str, Vec<SocketAddr>> = HashMap::new();
         let mut out = Vec::with_capacity(list.len());
         for entry in list {
@@ -67,8 +67,8 @@ impl NameLookup {
                 found.insert(&entry.address, ips);
             }
             for ip in &found[entry.address.as_str()] {
-                let at = Endpoint::from_socket_addr(*ip);
-                out.push(Endpoint { address: at.address, family: at.family, ..entry.clone() });
+                let at = Address::from_socket_addr(*ip);
+                out.push(Address { address: at.address, family: at.family, ..entry.clone() });
             }
         }
         Ok(out)
@@ -116,8 +116,8 @@ pub(crate) async fn run(mut input: Input, resolve_now: Arc<Notify>, mut out: Pub
         match &update.state {
             // A list in an error before any good one is the cold-start cache's: its names are looked
             // up as a live list's are.
-            ResolverState::TransientError(message) if !out.has_list() && !update.endpoints.is_empty() => {
-                match lookup.resolve_list(&update.endpoints).await {
+            ResolverState::TransientError(message) if !out.has_list() && !update.addresses.is_empty() => {
+                match lookup.resolve_list(&update.addresses).await {
                     Ok(list) => out.publish_stale(list, update.service_config.clone(), message.clone()),
                     Err(why) => out.publish_error(format!("{message}; {why}")),
                 }
@@ -125,7 +125,7 @@ pub(crate) async fn run(mut input: Input, resolve_now: Arc<Notify>, mut out: Pub
             ResolverState::TransientError(message) => out.publish_error(message.clone()),
             ResolverState::Ok => {
                 last_round = Some(Instant::now());
-                match lookup.resolve_list(&update.endpoints).await {
+                match lookup.resolve_list(&update.addresses).await {
                     Ok(list) => out.publish(list, update.service_config.clone()),
                     Err(message) => {
                         tracing::debug!("{message}");

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{health, subset};
 use crate::error::{Error, ErrorKind};
-use crate::update::Endpoint;
+use crate::update::Address;
 
 /// The metadata key that holds an entry's zone.
 pub const ZONE_KEY: &str = "zone";
@@ -109,8 +109,8 @@ impl Policy {
     /// zone's alone if at least `min-zone` of them are left, else all of them, then this client's
     /// subset of those. The result depends on the list only, so an update that leaves the local count
     /// on the same side of `min-zone` never switches between the two.
-    pub fn select(&self, endpoints: Vec<Endpoint>) -> Vec<Endpoint> {
-        let mut kept: Vec<Endpoint> = if self.selectors.is_empty() {
+    pub fn select(&self, endpoints: Vec<Address>) -> Vec<Address> {
+        let mut kept: Vec<Address> = if self.selectors.is_empty() {
             endpoints
         } else {
             endpoints.into_iter().filter(|e| self.selectors.iter().all(|(k, v)| has(e, k, v))).collect()
@@ -148,7 +148,7 @@ fn merge_one<T: PartialEq + Clone>(
 
 /// Whether the entry's metadata has `key` equal to `value`: a string equal to it, or a number or
 /// boolean written as it. A missing key, or metadata that is no JSON object, does not match.
-fn has(endpoint: &Endpoint, key: &str, value: &str) -> bool {
+fn has(endpoint: &Address, key: &str, value: &str) -> bool {
     let Some(text) = &endpoint.metadata else { return false };
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else { return false };
     match map.get(key) {
@@ -164,17 +164,17 @@ mod tests {
     use super::*;
     use crate::update::AddressFamily;
 
-    fn entry(addr: &str, metadata: &str) -> Endpoint {
-        let mut e = Endpoint::backend(addr.into(), AddressFamily::Ipv4);
+    fn entry(addr: &str, metadata: &str) -> Address {
+        let mut e = Address::backend(addr.into(), AddressFamily::Ipv4);
         e.metadata = (!metadata.is_empty()).then(|| metadata.into());
         e
     }
 
-    fn addrs(list: &[Endpoint]) -> Vec<&str> {
+    fn addrs(list: &[Address]) -> Vec<&str> {
         list.iter().map(|e| e.address.as_str()).collect()
     }
 
-    fn fleet() -> Vec<Endpoint> {
+    fn fleet() -> Vec<Address> {
         vec![
             entry("1.0.0.1:1", r#"{"version":"v1","zone":"a"}"#),
             entry("1.0.0.2:1", r#"{"version":"v2","zone":"a","canary":true}"#),
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn the_subset_is_taken_after_the_selectors_and_the_zone() {
-        let fleet: Vec<Endpoint> = (1..=12)
+        let fleet: Vec<Address> = (1..=12)
             .map(|i| entry(&format!("1.0.0.{i}:1"), &format!(r#"{{"zone":"{}","v":{}}}"#, ["a", "b"][i % 2], i % 3)))
             .collect();
         let mut p = Policy { subset: Some(2), client_id: Some("c1".into()), ..Policy::default() };

@@ -3,18 +3,18 @@
 
 use crate::resolver::{BackendTask, ResolverContext};
 use crate::target::Target;
-use crate::update::{AddressFamily, Endpoint};
+use crate::update::{Address, AddressFamily};
 
 /// The list a static target stands for; empty for the schemes served elsewhere.
-pub fn endpoints(target: &Target) -> Vec<Endpoint> {
+pub fn endpoints(target: &Target) -> Vec<Address> {
     let mut out = Vec::new();
     match target {
-        Target::Ipv4(addrs) | Target::Ipv6(addrs) => out.extend(addrs.iter().copied().map(Endpoint::from_socket_addr)),
-        Target::Unix(path) => out.push(Endpoint::backend(format!("unix:{path}"), AddressFamily::Unix)),
-        Target::Passthrough(name) => out.push(Endpoint::backend(name.clone(), AddressFamily::Name)),
+        Target::Ipv4(addrs) | Target::Ipv6(addrs) => out.extend(addrs.iter().copied().map(Address::from_socket_addr)),
+        Target::Unix(path) => out.push(Address::backend(format!("unix:{path}"), AddressFamily::Unix)),
+        Target::Passthrough(name) => out.push(Address::backend(name.clone(), AddressFamily::Name)),
         Target::Pass(entries) => {
             for entry in entries {
-                Endpoint::from_host_port(&entry.host, entry.port).push_copies(entry.copies, &mut out);
+                Address::from_host_port(&entry.host, entry.port).push_copies(entry.copies, &mut out);
             }
         }
         Target::Etcd(_) | Target::Dns(_) | Target::Zk(_) => {}
@@ -34,7 +34,7 @@ mod tests {
     #[test]
     fn pass_expands_copies_in_order() {
         let t = Target::parse("pass:///127.0.0.1:50051#2,[::1]:50052,name.test:7").unwrap();
-        let got: Vec<_> = endpoints(&t).into_iter().map(|e| (e.address.to_string(), e.family, e.copy)).collect();
+        let got: Vec<_> = endpoints(&t).into_iter().map(|e| (e.address.to_string(), e.family, e.copy_index)).collect();
         assert_eq!(
             got,
             vec![

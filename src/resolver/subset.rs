@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use crate::update::Endpoint;
+use crate::update::Address;
 
 /// The environment variable that gives the client id when neither the target nor the options do.
 pub const CLIENT_ID_ENV: &str = "GNAMING_CLIENT_ID";
@@ -42,7 +42,7 @@ pub fn score(client_id: &str, address: &str) -> u64 {
 /// The entries of the `n` distinct addresses `client_id` ranks highest, in the list's order; every
 /// entry of a kept address stays (the `#N` copies of an address go together). A list with at most `n`
 /// distinct addresses is returned whole.
-pub fn subset(endpoints: Vec<Endpoint>, n: usize, client_id: &str) -> Vec<Endpoint> {
+pub fn subset(endpoints: Vec<Address>, n: usize, client_id: &str) -> Vec<Address> {
     let mut seen = HashSet::new();
     let mut ranked: Vec<(u64, &str)> = endpoints
         .iter()
@@ -62,8 +62,8 @@ mod tests {
     use super::*;
     use crate::update::AddressFamily;
 
-    fn list(addresses: &[String]) -> Vec<Endpoint> {
-        addresses.iter().map(|a| Endpoint::backend(a.clone(), AddressFamily::Ipv4)).collect()
+    fn list(addresses: &[String]) -> Vec<Address> {
+        addresses.iter().map(|a| Address::backend(a.clone(), AddressFamily::Ipv4)).collect()
     }
 
     fn backends(m: usize) -> Vec<String> {
@@ -91,7 +91,7 @@ mod tests {
     fn copies_of_an_address_stay_together_and_a_short_list_is_kept_whole() {
         let mut entries = Vec::new();
         for (i, address) in backends(6).into_iter().enumerate() {
-            Endpoint::backend(address, AddressFamily::Ipv4).push_copies(i as u32 % 3 + 1, &mut entries);
+            Address::backend(address, AddressFamily::Ipv4).push_copies(i as u32 % 3 + 1, &mut entries);
         }
         let kept = subset(entries.clone(), 2, "c");
         let addresses: HashSet<&str> = kept.iter().map(|e| e.address.as_str()).collect();

@@ -194,12 +194,12 @@ fn empty_entry(target: &str) -> Entry {
 /// Before the `first` assignment, a transient error's list (the cold-start cache's) is sent.
 async fn snapshot_of(update: &Update, names: &mut NameLookup, first: bool) -> Option<Snapshot> {
     if let Some(error) = update.error_message() {
-        if !first || update.endpoints.is_empty() {
+        if !first || update.addresses.is_empty() {
             tracing::debug!("xds: keeping the last assignment through a transient error: {error}");
             return None;
         }
     }
-    let mut converted = resources::convert(&update.endpoints);
+    let mut converted = resources::convert(&update.addresses);
     if !converted.skipped.is_empty() {
         tracing::warn!("xds: entries an xDS client cannot dial were left out: {}", converted.skipped.join(", "));
     }

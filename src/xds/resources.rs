@@ -9,8 +9,8 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
 };
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address, AggregatedConfigSource,
-    ApiVersion, ConfigSource, Locality, Metadata, SocketAddress,
+    address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address as CoreAddress,
+    AggregatedConfigSource, ApiVersion, ConfigSource, Locality, Metadata, SocketAddress,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint as XdsEndpointProto, LbEndpoint, LocalityLbEndpoints,
@@ -27,7 +27,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::google::protobuf::{value::Kind, Any, ListValue, Struct, UInt32Value, Value};
 use prost::{Message, Name};
 
-use crate::update::{AddressFamily, Endpoint, EndpointKind};
+use crate::update::{Address, AddressFamily, AddressKind};
 
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
@@ -56,18 +56,18 @@ pub struct XdsEndpoint {
 pub struct Converted {
     pub endpoints: Vec<XdsEndpoint>,
     /// Host names to resolve before they can be sent (xDS clients take IP literals only).
-    pub names: Vec<(String, Endpoint)>,
+    pub names: Vec<(String, Address)>,
     /// Entries xDS cannot carry (unix sockets, opaque passthrough strings, grpclb balancers).
     pub skipped: Vec<String>,
 }
 
 /// Splits a libgnaming list into IP endpoints, names still to resolve, and the rest. Copies of one
 /// address (`#N`) become one endpoint: xDS clients reject an address listed twice.
-pub fn convert(list: &[Endpoint]) -> Converted {
+pub fn convert(list: &[Address]) -> Converted {
     let mut out = Converted::default();
     let mut seen = HashSet::new();
     for entry in list {
-        if entry.kind == EndpointKind::Balancer {
+        if entry.kind == AddressKind::Balancer {
             out.skipped.push(format!("{} (a grpclb balancer)", entry.address));
             continue;
         }
@@ -81,7 +81,7 @@ pub fn convert(list: &[Endpoint]) -> Converted {
                 Err(_) => out.skipped.push(format!("{} (not an IP address and port)", entry.address)),
             },
             AddressFamily::Name if split_host_port(&entry.address).is_some() => {
-                if entry.copy == 0 {
+                if entry.copy_index == 0 {
                     out.names.push((entry.address.to_string(), entry.clone()));
                 }
             }
@@ -95,7 +95,7 @@ pub fn convert(list: &[Endpoint]) -> Converted {
 }
 
 /// The endpoint for `address`, carrying `entry`'s weight and metadata.
-pub fn endpoint_at(address: SocketAddr, entry: &Endpoint) -> XdsEndpoint {
+pub fn endpoint_at(address: SocketAddr, entry: &Address) -> XdsEndpoint {
     let metadata = entry.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok());
     XdsEndpoint { address, weight: entry.weight.max(1), metadata }
 }
@@ -222,7 +222,7 @@ pub fn assignment(name: &str, endpoints: &[XdsEndpoint]) -> ClusterLoadAssignmen
                 locality: Some(Locality { sub_zone: e.address.to_string(), ..Default::default() }),
                 lb_endpoints: vec![LbEndpoint {
                     host_identifier: Some(HostIdentifier::Endpoint(XdsEndpointProto {
-                        address: Some(Address {
+                        address: Some(CoreAddress {
                             address: Some(address::Address::SocketAddress(SocketAddress {
                                 address: e.address.ip().to_string(),
                                 port_specifier: Some(PortSpecifier::PortValue(u32::from(e.address.port()))),
@@ -282,8 +282,8 @@ fn as_value(json: &serde_json::Value) -> Value {
 mod tests {
     use super::*;
 
-    fn entry(address: &str, family: AddressFamily, weight: u32) -> Endpoint {
-        Endpoint { weight, ..Endpoint::backend(address.to_string(), family) }
+    fn entry(address: &str, family: AddressFamily, weight: u32) -> Address {
+        Address { weight, ..Address::backend(address.to_string(), family) }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::etcd::backoff::Backoff;
 use crate::etcd::value::Entry;
 use crate::resolver::{BackendTask, ResolverContext};
 use crate::target::ZkTarget;
-use crate::update::Endpoint;
+use crate::update::Address;
 
 /// The ensemble when neither the target nor `GNAMING_ZK_SERVERS` names one.
 pub const DEFAULT_SERVERS: &str = "127.0.0.1:2181";
@@ -59,7 +59,7 @@ struct Node {
     servers: String,
     path: String,
     copies: u32,
-    children: BTreeMap<String, Option<Endpoint>>,
+    children: BTreeMap<String, Option<Address>>,
 }
 
 /// What a session has still to do after the events applied so far.
@@ -300,7 +300,7 @@ impl Node {
         Ok(())
     }
 
-    fn read(&self, child: &str, data: &[u8]) -> Option<Endpoint> {
+    fn read(&self, child: &str, data: &[u8]) -> Option<Address> {
         match node::parse(data) {
             Ok(Entry::Add(endpoint)) => Some(endpoint),
             Ok(Entry::Withdrawn) => None,

@@ -46,9 +46,9 @@ fn curator(instance: &Map<String, Value>) -> Result<Entry, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::update::{AddressFamily, Endpoint};
+    use crate::update::{Address, AddressFamily};
 
-    fn add(data: &str) -> Endpoint {
+    fn add(data: &str) -> Address {
         match parse(data.as_bytes()) {
             Ok(Entry::Add(e)) => e,
             other => panic!("{data}: expected an address, got {other:?}"),

@@ -155,9 +155,9 @@ pub fn next_until(
 /// The addresses of an update, sorted, with `#copy` when there are copies.
 pub fn addrs(u: &Update) -> Vec<String> {
     let mut v: Vec<String> = u
-        .endpoints
+        .addresses
         .iter()
-        .map(|e| if e.copy > 0 { format!("{}#{}", e.address, e.copy) } else { e.address.to_string() })
+        .map(|e| if e.copy_index > 0 { format!("{}#{}", e.address, e.copy_index) } else { e.address.to_string() })
         .collect();
     v.sort();
     v

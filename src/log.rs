@@ -8,9 +8,10 @@ use std::sync::{Arc, Once};
 
 use parking_lot::RwLock;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::filter::{self, LevelFilter, Targets};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::Registry;
 
 /// Severity, most severe first; a sink with maximum `Info` receives Error, Warn and Info.
@@ -56,8 +57,7 @@ pub fn init() {
             });
             tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)
         });
-        let host = HostLayer
-            .with_filter(filter::filter_fn(|meta| Level::of(meta.level()) as u8 <= SINK_LEVEL.load(Ordering::Relaxed)));
+        let host = HostLayer.with_filter(SinkLevel);
         let _ = tracing::subscriber::set_global_default(Registry::default().with(stderr).with(host));
     });
 }
@@ -73,6 +73,43 @@ pub fn set_sink(sink: Option<Arc<dyn LogSink>>, max_level: Level) {
 }
 
 struct HostLayer;
+
+/// Lets through the events up to the host sink's level, and tells `tracing` that level: with no sink
+/// (or a low level) every callsite above it is then switched off where it stands, once, instead of
+/// being asked on every hit. h2 and hyper hit trace-level callsites on every frame of every stream.
+/// `set_sink` rebuilds the callsites' interest whenever the level changes.
+struct SinkLevel;
+
+impl SinkLevel {
+    fn passes(meta: &Metadata<'_>) -> bool {
+        Level::of(meta.level()) as u8 <= SINK_LEVEL.load(Ordering::Relaxed)
+    }
+}
+
+impl<S> Filter<S> for SinkLevel {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        Self::passes(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if Self::passes(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(match SINK_LEVEL.load(Ordering::Relaxed) {
+            0 => LevelFilter::OFF,
+            1 => LevelFilter::ERROR,
+            2 => LevelFilter::WARN,
+            3 => LevelFilter::INFO,
+            4 => LevelFilter::DEBUG,
+            _ => LevelFilter::TRACE,
+        })
+    }
+}
 
 impl<S: Subscriber> Layer<S> for HostLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gnaming::resolver::static_list;
-use gnaming::{AddressFamily, Address, Target};
+use gnaming::{Address, AddressFamily, Target};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,6 +1,7 @@
 //! Registration in ZooKeeper against a real 3-server ensemble on loopback (tests/harness/zk_ensemble.py):
-//! the node a `zk://` service registration writes is what a `zk:` resolver reads, a close deletes it,
-//! and after its session expires it is put back, replacing a stale node in the way.
+//! the node a `zk://` service registration writes is what a `zk:` resolver reads, a close or drain
+//! deletes it, a warm-up delays it, and after its session expires it is put back, replacing a stale
+//! node in the way.
 
 mod common;
 mod zk_support;
@@ -25,7 +26,7 @@ fn wait_state(reg: &Registration, state: RegistrationState) {
 }
 
 #[test]
-fn a_registration_is_a_curator_node_a_zk_resolver_reads_put_back_when_deleted_and_gone_after_close() {
+fn a_registration_is_a_curator_node_the_resolver_reads_put_back_when_deleted_and_removed_by_close_or_drain() {
     let zk = Ensemble::start(3);
     let w = Writer::connect(&zk.servers);
     let options = RegistrationOptions {
@@ -61,6 +62,21 @@ fn a_registration_is_a_curator_node_a_zk_resolver_reads_put_back_when_deleted_an
     reg.close(Duration::from_secs(5)).expect("ZooKeeper confirms the deletion");
     assert_eq!(reg.state(), RegistrationState::Closed);
     assert_eq!(w.node(reg.path()), None, "the node outlived the close");
+    updates.wait_list(WAIT, &[]);
+
+    // A warm-up writes nothing until it ends; a drain deletes, then waits.
+    let options = RegistrationOptions { warmup: Duration::from_millis(500), ..RegistrationOptions::default() };
+    let warm = Registration::start(&format!("zk://{}/services/echo", zk.servers), "127.0.0.1:7011", &options)
+        .expect("registration starts");
+    assert_eq!(warm.state(), RegistrationState::WarmingUp);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(w.node(warm.path()), None, "written during the warm-up");
+    warm.wait(Some(WAIT)).expect("registered after the warm-up");
+    updates.wait_list(WAIT, &sorted(&["127.0.0.1:7011"]));
+    let draining = Instant::now();
+    warm.drain(Duration::from_millis(300), Duration::from_secs(5)).expect("drained");
+    assert!(draining.elapsed() >= Duration::from_millis(300), "the drain returned after {:?}", draining.elapsed());
+    assert_eq!(w.node(warm.path()), None, "the node outlived the drain");
     updates.wait_list(WAIT, &[]);
 }
 

@@ -139,7 +139,9 @@ impl Writer {
     }
 
     /// The node's data and the session that owns it (0: not ephemeral); `None` when it does not exist.
+    /// Synced first: this client's server may not have applied a write another server took yet.
     pub fn node(&self, path: &str) -> Option<(String, i64)> {
+        self.retry(path, |c| self.rt.block_on(c.sync("/")));
         self.retry(path, |c| match self.rt.block_on(c.get_data(path)) {
             Ok((data, stat)) => Ok(Some((String::from_utf8(data).unwrap(), stat.ephemeral_owner))),
             Err(zookeeper_client::Error::NoNode) => Ok(None),

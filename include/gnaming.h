@@ -664,13 +664,27 @@ enum gn_status gn_registration_options_set_warmup_ms(struct gn_registration_opti
  * TTL, key deleted by someone) grants a new lease and puts the key again, forever, with jittered
  * backoff. Registrations with the same cluster and TTL share one lease and keep-alive stream.
  *
+ * A `service` written as a zk: target, "zk://host:port[,host:port]/path/to/service" or
+ * "zk:///path/to/service" (servers from `GNAMING_ZK_SERVERS`, chroot included, else
+ * "127.0.0.1:2181"), registers in ZooKeeper instead: an ephemeral node
+ * "/path/to/service/<random UUID>" holding Curator ServiceDiscovery's instance JSON
+ * (`{"name","id","address","port","sslPort":null,"payload":<metadata>,"registrationTimeUTC",
+ * "serviceType":"DYNAMIC"}`; a bare "host:port" with the raw value option), which the same zk:
+ * target resolves. Missing parent nodes are created (persistent). The TTL is the session timeout
+ * asked of the ensemble; the cluster option must stay "" (else `GN_STATUS_INVALID_ARGUMENT`). The
+ * state goes `GN_REGISTRATION_STATE_RETRYING` while the connection is lost and back to
+ * `GN_REGISTRATION_STATE_REGISTERED` once the node is checked or, after the session expired,
+ * created on a new session (a node of an earlier session still at the path is deleted first); a
+ * node deleted by someone is created again. Closing deletes the node and closes the session.
+ *
  * - `options`: NULL for defaults; copied.
  * - `registration_out`: receives the new registration on success; untouched on error.
  * - `err_out`: NULL, or receives an error on failure (free it with `gn_error_free`).
  *
- * Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service or address, `GN_STATUS_NOT_FOUND` for an
- * unknown cluster name and `GN_STATUS_CLOSED` while `gn_runtime_shutdown` runs; never because etcd is
- * unreachable (that is retried). Thread-safe.
+ * Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service (a zk: one with a query or "#N" too) or
+ * address, `GN_STATUS_NOT_FOUND` for an unknown cluster name and `GN_STATUS_CLOSED` while
+ * `gn_runtime_shutdown` runs; never because etcd or ZooKeeper is unreachable (that is retried).
+ * Thread-safe.
  */
 enum gn_status gn_registration_start(const char *service,
                                      const char *address,

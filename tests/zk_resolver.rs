@@ -3,9 +3,8 @@
 //! ensemble and a server cut off while the others take changes.
 
 mod common;
+mod zk_support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,156 +12,10 @@ use common::{addrs, resolve, sorted};
 use gnaming::log::{Level, LogSink};
 use gnaming::Update;
 use parking_lot::Mutex;
-use zookeeper_client::{Acls, Client, CreateMode, SessionState};
+use zk_support::{Ensemble, Writer};
+use zookeeper_client::{Client, SessionState};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A real ZooKeeper ensemble on loopback, torn down on drop (and by the harness if this process dies).
-struct Ensemble {
-    dir: PathBuf,
-    servers: String,
-}
-
-fn harness() -> String {
-    format!("{}/tests/harness/zk_ensemble.py", env!("CARGO_MANIFEST_DIR"))
-}
-
-impl Ensemble {
-    fn start(servers: usize) -> Self {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("gnaming-zk-test-{}-{n}", std::process::id()));
-        let out = Command::new("python3")
-            .arg(harness())
-            .args(["start", "--dir"])
-            .arg(&dir)
-            .args(["--servers", &servers.to_string(), "--watch-pid", &std::process::id().to_string()])
-            .output()
-            .expect("python3 runs the ZooKeeper harness");
-        assert!(out.status.success(), "ensemble did not start: {}", String::from_utf8_lossy(&out.stderr));
-        Ensemble { dir, servers: String::from_utf8(out.stdout).unwrap().trim().to_string() }
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("python3")
-            .arg(harness())
-            .arg(args[0])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(&args[1..])
-            .output()
-            .expect("python3 runs the ZooKeeper harness");
-        assert!(out.status.success(), "harness {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn server(&self, i: usize) -> &str {
-        self.servers.split(',').nth(i).expect("server index")
-    }
-
-    fn others(&self, i: usize) -> String {
-        self.servers.split(',').enumerate().filter(|(j, _)| *j != i).map(|(_, s)| s).collect::<Vec<_>>().join(",")
-    }
-
-    fn leader(&self) -> usize {
-        self.cli(&["leader"]).trim().parse().expect("leader prints an index")
-    }
-
-    /// Sends server `i` a signal: KILL, STOP, CONT or TERM.
-    fn signal(&self, i: usize, signal: &str) {
-        self.cli(&["signal", "--server", &i.to_string(), "--signal", signal]);
-    }
-
-    fn kill(&self, i: usize) {
-        self.signal(i, "KILL");
-    }
-
-    fn restart(&self, i: usize) {
-        self.cli(&["restart", "--server", &i.to_string()]);
-    }
-
-    fn stop_all(&self) {
-        self.cli(&["stop-all"]);
-    }
-
-    fn start_all(&self) {
-        self.cli(&["start-all"]);
-    }
-}
-
-impl Drop for Ensemble {
-    fn drop(&mut self) {
-        let _ = Command::new("python3").arg(harness()).arg("stop").arg("--dir").arg(&self.dir).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The "someone else" side: a plain ZooKeeper client on a runtime of its own, whose writes retry
-/// through leader elections (bounded), taking an earlier attempt that did land as done.
-struct Writer {
-    rt: tokio::runtime::Runtime,
-    client: Client,
-}
-
-impl Writer {
-    fn connect(servers: &str) -> Self {
-        // A worker thread keeps the session's pings going while the test thread sleeps.
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let client = rt.block_on(Client::connect(servers)).expect("test client connects");
-        Writer { rt, client }
-    }
-
-    fn retry<T>(&self, what: &str, op: impl Fn(&Client) -> Result<T, zookeeper_client::Error>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for attempt in 0.. {
-            match op(&self.client) {
-                Ok(v) => return v,
-                Err(e) if Instant::now() < deadline && attempt < 200 => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => panic!("{what}: {e}"),
-            }
-        }
-        unreachable!()
-    }
-
-    fn mkdir(&self, path: &str) {
-        let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
-        self.retry(path, |c| self.rt.block_on(c.mkdir(path, &options)));
-    }
-
-    fn create(&self, path: &str, data: &str) {
-        let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
-        self.retry(path, |c| match self.rt.block_on(c.create(path, data.as_bytes(), &options)) {
-            Err(zookeeper_client::Error::NodeExists) => Ok(()),
-            other => other.map(|_| ()),
-        });
-    }
-
-    fn delete(&self, path: &str) {
-        self.retry(path, |c| match self.rt.block_on(c.delete(path, None)) {
-            Err(zookeeper_client::Error::NoNode) => Ok(()),
-            other => other,
-        });
-    }
-
-    fn set(&self, path: &str, data: &str) {
-        self.retry(path, |c| self.rt.block_on(c.set_data(path, data.as_bytes(), None)).map(|_| ()));
-    }
-
-    /// The addresses ZooKeeper holds under `path` (children's data as bare `host:port`), sorted.
-    fn addresses(&self, path: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        for child in self.retry(path, |c| self.rt.block_on(c.list_children(path))) {
-            let (data, _) = self.retry(path, |c| self.rt.block_on(c.get_data(&format!("{path}/{child}"))));
-            out.push(String::from_utf8(data).unwrap());
-        }
-        out.sort();
-        out
-    }
-}
 
 fn show(u: &Update) -> String {
     format!("{:?} {:?}", u.state, addrs(u))

@@ -151,7 +151,7 @@ pub extern "C" fn gn_registration_options_set_warmup_ms(
 /// `gn_registration_get_state` and `gn_registration_close` may be called from any thread, also at
 /// the same time; `gn_registration_free` must be the last call on it.
 pub struct gn_registration {
-    inner: Registration,
+    inner: AnyRegistration,
 }
 
 /// Registers `address` ("host:port", "[v6]:port") under `service` in etcd, as key
@@ -160,13 +160,27 @@ pub struct gn_registration {
 /// TTL, key deleted by someone) grants a new lease and puts the key again, forever, with jittered
 /// backoff. Registrations with the same cluster and TTL share one lease and keep-alive stream.
 ///
+/// A `service` written as a zk: target, "zk://host:port[,host:port]/path/to/service" or
+/// "zk:///path/to/service" (servers from `GNAMING_ZK_SERVERS`, chroot included, else
+/// "127.0.0.1:2181"), registers in ZooKeeper instead: an ephemeral node
+/// "/path/to/service/<random UUID>" holding Curator ServiceDiscovery's instance JSON
+/// (`{"name","id","address","port","sslPort":null,"payload":<metadata>,"registrationTimeUTC",
+/// "serviceType":"DYNAMIC"}`; a bare "host:port" with the raw value option), which the same zk:
+/// target resolves. Missing parent nodes are created (persistent). The TTL is the session timeout
+/// asked of the ensemble; the cluster option must stay "" (else `GN_STATUS_INVALID_ARGUMENT`). The
+/// state goes `GN_REGISTRATION_STATE_RETRYING` while the connection is lost and back to
+/// `GN_REGISTRATION_STATE_REGISTERED` once the node is checked or, after the session expired,
+/// created on a new session (a node of an earlier session still at the path is deleted first); a
+/// node deleted by someone is created again. Closing deletes the node and closes the session.
+///
 /// - `options`: NULL for defaults; copied.
 /// - `registration_out`: receives the new registration on success; untouched on error.
 /// - `err_out`: NULL, or receives an error on failure (free it with `gn_error_free`).
 ///
-/// Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service or address, `GN_STATUS_NOT_FOUND` for an
-/// unknown cluster name and `GN_STATUS_CLOSED` while `gn_runtime_shutdown` runs; never because etcd is
-/// unreachable (that is retried). Thread-safe.
+/// Fails with `GN_STATUS_INVALID_ARGUMENT` for a bad service (a zk: one with a query or "#N" too) or
+/// address, `GN_STATUS_NOT_FOUND` for an unknown cluster name and `GN_STATUS_CLOSED` while
+/// `gn_runtime_shutdown` runs; never because etcd or ZooKeeper is unreachable (that is retried).
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn gn_registration_start(
     service: *const c_char,
@@ -181,7 +195,7 @@ pub extern "C" fn gn_registration_start(
         let address = unsafe { borrow_str(address, "address") }?;
         let options = unsafe { options.as_ref() }.map(|o| o.inner.clone()).unwrap_or_default();
         let out = unsafe { Out::new(registration_out, "registration_out") }?;
-        out.put(gn_registration { inner: Registration::start(service, address, &options)? })
+        out.put(gn_registration { inner: AnyRegistration::start(service, address, &options)? })
     })
 }
 
@@ -275,4 +289,53 @@ pub extern "C" fn gn_registration_drain(
             None => Ok(()),
         }
     })
+}
+
+// ZooKeeper registrations. A service written as a zk: target ("zk://host:port,.../path/to/service" or
+// "zk:///path/to/service") registers in ZooKeeper, so that a server registers under the very string
+// its clients resolve, the servers named the one way zk: targets name them; everything else is an etcd
+// prefix. The same handle and calls serve both.
+
+/// The registration behind a `gn_registration`: etcd's or ZooKeeper's.
+enum AnyRegistration {
+    Etcd(Registration),
+    Zk(crate::zk::registration::Registration),
+}
+
+impl AnyRegistration {
+    fn start(service: &str, address: &str, options: &RegistrationOptions) -> Result<Self, Error> {
+        if crate::zk::registration::is_zk_service(service) {
+            crate::zk::registration::Registration::start(service, address, options).map(AnyRegistration::Zk)
+        } else {
+            Registration::start(service, address, options).map(AnyRegistration::Etcd)
+        }
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        match self {
+            AnyRegistration::Etcd(r) => r.wait(timeout),
+            AnyRegistration::Zk(r) => r.wait(timeout),
+        }
+    }
+
+    fn state(&self) -> RegistrationState {
+        match self {
+            AnyRegistration::Etcd(r) => r.state(),
+            AnyRegistration::Zk(r) => r.state(),
+        }
+    }
+
+    fn close(&self, timeout: Duration) -> Result<(), Error> {
+        match self {
+            AnyRegistration::Etcd(r) => r.close(timeout),
+            AnyRegistration::Zk(r) => r.close(timeout),
+        }
+    }
+
+    fn drain(&self, drain: Duration, timeout: Duration) -> Result<(), Error> {
+        match self {
+            AnyRegistration::Etcd(r) => r.drain(drain, timeout),
+            AnyRegistration::Zk(r) => r.drain(drain, timeout),
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! recursive watch, re-listed after every reconnect and on a new session after expiry.
 
 pub mod node;
+pub mod registration;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

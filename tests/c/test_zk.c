@@ -1,7 +1,8 @@
 /* zk: targets through the C API against a real ZooKeeper server: a pull resolver sees children added
  * (a bare host:port and a Curator ServiceDiscovery instance) and removed, skips a child holding
  * garbage, a chroot in GNAMING_ZK_SERVERS roots the zk:/// targets, and bad zk: targets fail with
- * GN_STATUS_INVALID_TARGET naming the part. The test starts
+ * GN_STATUS_INVALID_TARGET naming the part. Registrations with a zk:// service are resolved and gone
+ * once closed; bad ones fail with GN_STATUS_INVALID_ARGUMENT naming the part. The test starts
  * its own single-server ensemble through tests/harness/zk_ensemble.py (run from the repository root,
  * as make does) and changes it with ZooKeeper's own zkCli.sh; GNAMING_TEST_ZKCLI names zkCli.sh when
  * it is not where Debian puts it. */
@@ -161,6 +162,113 @@ static void bad_zk_targets_fail_naming_the_part(void) {
   }
 }
 
+/* Starts a registration of `address` under `service`; NULL on failure (checked). */
+static gn_registration *register_at(const char *service, const char *address) {
+  gn_registration_options *o = gn_registration_options_new();
+  CHECK(gn_registration_options_set_metadata_json(o, "{\"zone\":\"a\"}", NULL) == GN_STATUS_OK, "metadata");
+  gn_registration *reg = NULL;
+  gn_error *err = NULL;
+  gn_status s = gn_registration_start(service, address, o, &reg, &err);
+  gn_registration_options_free(o);
+  CHECK(s == GN_STATUS_OK, "register(%s) gave %s: %s", service, gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
+  if (s != GN_STATUS_OK) return NULL;
+  err = NULL;
+  s = gn_registration_wait(reg, 10000, &err);
+  CHECK(s == GN_STATUS_OK, "wait(%s) gave %s: %s", service, gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
+  CHECK(gn_registration_get_state(reg) == GN_REGISTRATION_STATE_REGISTERED, "%s: state %d", service,
+        (int)gn_registration_get_state(reg));
+  return reg;
+}
+
+static gn_resolver *pull_resolver(const char *target) {
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_status s = gn_resolver_start(target, NULL, pull, &r, &err);
+  CHECK(s == GN_STATUS_OK, "start(%s) gave %s: %s", target, gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
+  return s == GN_STATUS_OK ? r : NULL;
+}
+
+/* A zk:// service registers in ZooKeeper: with servers in the service at the ensemble's root, and with
+ * zk:/// on GNAMING_ZK_SERVERS below its chroot /apps/prod. Each is what the zk: target of its node
+ * resolves, metadata included, and gone from it once closed. */
+static void zk_service_registrations_are_resolved_and_gone_after_close(void) {
+  char service[320], target[320];
+  snprintf(service, sizeof service, "zk://%s/reg/echo", zk_servers);
+  gn_registration *root = register_at(service, "127.0.0.1:7301");
+  gn_registration *chrooted = register_at("zk:///reg/echo", "127.0.0.1:7302");
+  gn_resolver *r = pull_resolver(service);
+  snprintf(target, sizeof target, "zk://%s/apps/prod/reg/echo", zk_servers);
+  gn_resolver *below = pull_resolver(target);
+  if (!root || !chrooted || !r || !below) goto out;
+
+  /* The registration's metadata is the Curator payload, which the resolver hands on. */
+  char last[512], meta[128] = "(no update with 127.0.0.1:7301)";
+  bool seen = false;
+  double end = now_ms() + 10000;
+  while (!seen && now_ms() < end) {
+    gn_update *u = NULL;
+    if (gn_resolver_next(r, (int64_t)(end - now_ms()) + 1, &u, NULL) != GN_STATUS_OK) break;
+    describe(u, last, sizeof last);
+    if (strcmp(last, "127.0.0.1:7301") == 0) {
+      const char *m = gn_update_address(u, 0)->metadata_json;
+      snprintf(meta, sizeof meta, "%s", m ? m : "(none)");
+      seen = true;
+    }
+    gn_update_free(u);
+  }
+  CHECK(seen && strcmp(meta, "{\"zone\":\"a\"}") == 0, "expected 127.0.0.1:7301 with {\"zone\":\"a\"}; observed %s",
+        meta);
+  CHECK(next_until(below, "127.0.0.1:7302", 10000, last, sizeof last), "expected 127.0.0.1:7302; last observed: %s",
+        last);
+
+  gn_error *err = NULL;
+  gn_status s = gn_registration_close(root, 5000, &err);
+  CHECK(s == GN_STATUS_OK, "close gave %s: %s", gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
+  CHECK(gn_registration_get_state(root) == GN_REGISTRATION_STATE_CLOSED, "state after close");
+  CHECK(gn_registration_close(root, 5000, NULL) == GN_STATUS_OK, "a second close");
+  CHECK(gn_registration_wait(root, 0, NULL) == GN_STATUS_CLOSED, "wait after close");
+  CHECK(next_until(r, "", 10000, last, sizeof last), "expected an empty list; last observed: %s", last);
+  gn_registration_free(chrooted);
+  chrooted = NULL;
+  CHECK(next_until(below, "", 10000, last, sizeof last), "expected an empty list; last observed: %s", last);
+out:
+  gn_resolver_free(r);
+  gn_resolver_free(below);
+  gn_registration_free(root);
+  gn_registration_free(chrooted);
+}
+
+static void bad_zk_registrations_fail_naming_the_part(void) {
+  gn_registration_options *prod = gn_registration_options_new();
+  CHECK(gn_registration_options_set_cluster(prod, "prod", NULL) == GN_STATUS_OK, "set_cluster");
+  struct {
+    const char *service;
+    const gn_registration_options *options;
+    const char *part;
+  } cases[] = {
+      {"zk:///reg/echo#2", NULL, "without '?' or '#'"},
+      {"zk:///reg/echo?select.zone=a", NULL, "without '?' or '#'"},
+      {"zk://prod/reg/echo", NULL, "needs a port"},
+      {"zk:///reg/echo", prod, "cluster 'prod' names an etcd cluster"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    gn_registration *reg = NULL;
+    gn_error *err = NULL;
+    gn_status s = gn_registration_start(cases[i].service, "127.0.0.1:7399", cases[i].options, &reg, &err);
+    CHECK(s == GN_STATUS_INVALID_ARGUMENT, "%s gave %s", cases[i].service, gn_status_name(s));
+    CHECK(reg == NULL, "%s: registration_out written on failure", cases[i].service);
+    CHECK(err && strstr(gn_error_message(err), cases[i].part), "%s: message %s", cases[i].service,
+          err ? gn_error_message(err) : "(none)");
+    gn_error_free(err);
+  }
+  gn_registration_options_free(prod);
+}
+
 int main(void) {
   bool started = start_ensemble();
   if (started) {
@@ -170,12 +278,14 @@ int main(void) {
     setenv("GNAMING_ZK_SERVERS", servers, 1);
   }
   RUN(bad_zk_targets_fail_naming_the_part);
+  RUN(bad_zk_registrations_fail_naming_the_part);
   if (!started) {
     CHECK(false, "the ZooKeeper ensemble did not start (tests/harness/zk_ensemble.py)");
     return check_summary();
   }
   RUN(children_added_and_removed_reach_a_pull_resolver_and_garbage_is_skipped);
   RUN(a_chroot_in_gnaming_zk_servers_roots_targets_without_servers);
+  RUN(zk_service_registrations_are_resolved_and_gone_after_close);
   stop_ensemble();
   gn_runtime_shutdown(5000, NULL);
   return check_summary();

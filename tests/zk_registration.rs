@@ -51,7 +51,7 @@ fn a_registration_is_a_curator_node_the_resolver_reads_put_back_when_deleted_and
 
     let mut updates = resolve(&format!("zk://{}/services/echo", zk.servers));
     let u = updates.wait_list(WAIT, &sorted(&["127.0.0.1:7001"]));
-    assert_eq!((u.endpoints[0].weight, u.endpoints[0].metadata.as_deref()), (2, Some(r#"{"weight":2,"zone":"a"}"#)));
+    assert_eq!((u.addresses[0].weight, u.addresses[0].metadata.as_deref()), (2, Some(r#"{"weight":2,"zone":"a"}"#)));
 
     // Deleted by someone else: put back.
     w.delete(reg.path());

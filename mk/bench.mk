@@ -6,10 +6,10 @@
 # produced and sane, so the suite cannot rot.
 # The Go programs (bench/go) use the Go binding through a replace directive and etcd's client from
 # the Go module proxy. The xds section (xDS vs native) also runs `gnaming xds-agent`, grpc-go's xDS
-# client (bench/go/grpcbench), grpcio from the Python venv (mk/python.mk), a C++ client built twice:
-# on Debian's libgrpc++ alone and linked with the grpc-core plugin (mk/cpp.mk), the demo's Java and
-# Node xDS clients (mk/xds-agent.mk), and the Python package's xDS and swapping channels side by side
-# with 20 backends (bench/xds_python.py, same venv).
+# client (bench/go/grpcbench), grpcio from the Python venv (mk/python.mk), a C++ client compiled once
+# and linked twice: on Debian's libgrpc++ alone and with the grpc-core plugin (mk/cpp.mk), the demo's
+# Java and Node xDS clients (mk/xds-agent.mk), and the Python package's xDS and swapping channels side
+# by side with 20 backends (bench/xds_python.py, same venv).
 TEST_TARGETS += test-bench-smoke
 APT_PACKAGES += etcd-server gcc binutils g++ libgrpc++-dev python3-venv maven nodejs openjdk-17-jdk-headless
 
@@ -26,10 +26,10 @@ bench-build: lib cli cpp python-install xds-clients
 	$(CC) -std=c11 -O2 $(C_WARN) -Iinclude -pthread bench/gn_bench.c -o $(BENCH_DIR)/gn_bench $(C_LINK)
 	cd bench/go && CGO_ENABLED=1 $(GO) build -buildvcs=false -o $(abspath $(BENCH_DIR))/gobench .
 	cd bench/go && CGO_ENABLED=1 $(GO) build -buildvcs=false -o $(abspath $(BENCH_DIR))/grpcbench ./grpcbench
-	$(CXX) $(BENCH_CXX_FLAGS) bench/cpp_grpc_client.cc -o $(BENCH_DIR)/cpp_grpc_client_xds \
-	  $$(pkg-config --cflags --libs grpc++)
-	$(CXX) $(BENCH_CXX_FLAGS) bench/cpp_grpc_client.cc -o $(BENCH_DIR)/cpp_grpc_client_native \
-	  $$(pkg-config --cflags --libs grpc++) -L$(CPP_BUILD) -Wl,--no-as-needed -lgnaming_grpc -Wl,--as-needed \
+	$(CXX) $(BENCH_CXX_FLAGS) -c bench/cpp_grpc_client.cc -o $(BENCH_DIR)/cpp_grpc_client.o $$(pkg-config --cflags grpc++)
+	$(CXX) $(BENCH_DIR)/cpp_grpc_client.o -o $(BENCH_DIR)/cpp_grpc_client_xds $$(pkg-config --libs grpc++)
+	$(CXX) $(BENCH_DIR)/cpp_grpc_client.o -o $(BENCH_DIR)/cpp_grpc_client_native \
+	  $$(pkg-config --libs grpc++) -L$(CPP_BUILD) -Wl,--no-as-needed -lgnaming_grpc -Wl,--as-needed \
 	  -Wl,-rpath,$(abspath $(CPP_BUILD)) -Wl,-rpath,$(abspath $(RELEASE_DIR))
 
 bench: bench-build

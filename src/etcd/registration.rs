@@ -69,6 +69,70 @@ pub enum RegistrationState {
     WarmingUp,
 }
 
+/// A registration's state and the wake-up of those waiting on it, shared by the etcd and ZooKeeper
+/// registrations: `Closed` is final, and the `registrations_registered` gauge follows every move in
+/// and out of `Registered`.
+pub(crate) struct StateCell {
+    state: Mutex<RegistrationState>,
+    changed: Condvar,
+}
+
+impl StateCell {
+    /// Starts in `WarmingUp` when there is a warm-up, else in `Registering`.
+    pub(crate) fn new(warmup: Duration) -> Self {
+        let first = if warmup.is_zero() { RegistrationState::Registering } else { RegistrationState::WarmingUp };
+        StateCell { state: Mutex::new(first), changed: Condvar::new() }
+    }
+
+    pub(crate) fn get(&self) -> RegistrationState {
+        *self.state.lock()
+    }
+
+    /// The state, locked: a closer waits for what is done under it.
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, RegistrationState> {
+        self.state.lock()
+    }
+
+    pub(crate) fn set(&self, new: RegistrationState) {
+        let mut state = self.state.lock();
+        if *state == new || *state == RegistrationState::Closed {
+            return;
+        }
+        if new == RegistrationState::Registered {
+            STATS.registrations_registered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else if *state == RegistrationState::Registered {
+            STATS.registrations_registered.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        *state = new;
+        self.changed.notify_all();
+    }
+
+    /// Waits until registered (`Ok`), closed (`Closed`) or `timeout` passes (`Timeout`, naming
+    /// `what`; `None` waits without limit).
+    pub(crate) fn wait(&self, timeout: Option<Duration>, what: &str) -> Result<(), Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.state.lock();
+        loop {
+            match *state {
+                RegistrationState::Registered => return Ok(()),
+                RegistrationState::Closed => return Err(Error::new(ErrorKind::Closed, "the registration is closed")),
+                _ => {}
+            }
+            match deadline {
+                None => self.changed.wait(&mut state),
+                Some(deadline) => {
+                    if self.changed.wait_until(&mut state, deadline).timed_out() {
+                        return match *state {
+                            RegistrationState::Registered => Ok(()),
+                            _ => Err(Error::new(ErrorKind::Timeout, format!("'{what}' is not registered yet"))),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A registered address. Dropping it closes it.
 pub struct Registration {
     core: Arc<Core>,
@@ -78,8 +142,7 @@ struct Core {
     key: String,
     cluster: Arc<Cluster>,
     group: Mutex<Option<Arc<LeaseGroup>>>,
-    state: Mutex<RegistrationState>,
-    changed: Condvar,
+    state: StateCell,
     task: Mutex<Option<AbortHandle>>,
     /// The prefix's shared watch, told of the deletion at close so that resolvers starting after it
     /// do not first see the key (the task that holds the watch is gone by then).
@@ -113,12 +176,7 @@ impl Registration {
             key: format!("{prefix}{address}"),
             cluster,
             group: Mutex::new(None),
-            state: Mutex::new(if options.warmup.is_zero() {
-                RegistrationState::Registering
-            } else {
-                RegistrationState::WarmingUp
-            }),
-            changed: Condvar::new(),
+            state: StateCell::new(options.warmup),
             task: Mutex::new(None),
             watch: Arc::downgrade(&watch),
             closing: Mutex::new(()),
@@ -152,35 +210,13 @@ impl Registration {
     }
 
     pub fn state(&self) -> RegistrationState {
-        *self.core.state.lock()
+        self.core.state.get()
     }
 
     /// Waits until registered (`Ok`), closed (`Closed`) or `timeout` passes (`Timeout`; `None`
     /// waits without limit).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.core.state.lock();
-        loop {
-            match *state {
-                RegistrationState::Registered => return Ok(()),
-                RegistrationState::Closed => return Err(Error::new(ErrorKind::Closed, "the registration is closed")),
-                _ => {}
-            }
-            match deadline {
-                None => self.core.changed.wait(&mut state),
-                Some(deadline) => {
-                    if self.core.changed.wait_until(&mut state, deadline).timed_out() {
-                        return match *state {
-                            RegistrationState::Registered => Ok(()),
-                            _ => Err(Error::new(
-                                ErrorKind::Timeout,
-                                format!("'{}' is not registered yet", self.core.key),
-                            )),
-                        };
-                    }
-                }
-            }
-        }
+        self.core.state.wait(timeout, &self.core.key)
     }
 
     /// Removes the key (and the lease, when no other registration shares it) and waits up to
@@ -230,17 +266,7 @@ impl Closable for Core {
 
 impl Core {
     fn set_state(&self, new: RegistrationState) {
-        let mut state = self.state.lock();
-        if *state == new || *state == RegistrationState::Closed {
-            return;
-        }
-        if new == RegistrationState::Registered {
-            STATS.registrations_registered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        } else if *state == RegistrationState::Registered {
-            STATS.registrations_registered.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        *state = new;
-        self.changed.notify_all();
+        self.state.set(new)
     }
 
     fn close_with(&self, timeout: Duration) -> Result<(), Error> {
@@ -339,7 +365,7 @@ async fn warm_up(core: Arc<Core>, warmup: Duration, ttl: Duration, watch: Arc<Sh
     let Ok(home) = runtime::home() else { return };
     let group = {
         let _serial = core.closing.lock();
-        if *core.state.lock() == RegistrationState::Closed {
+        if core.state.get() == RegistrationState::Closed {
             return;
         }
         let group = LeaseGroup::join(&core.cluster, ttl, &home);

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use tokio::task::AbortHandle;
 use zookeeper_client::{Acls, Client, CreateMode, EventType, OneshotWatcher, SessionInfo, SessionState};
 
 use crate::error::{Error, ErrorKind};
 use crate::etcd::backoff::Backoff;
-use crate::etcd::registration::{RegistrationOptions, RegistrationState, DEFAULT_CLOSE_TIMEOUT, MIN_TTL};
+use crate::etcd::registration::{RegistrationOptions, RegistrationState, StateCell, DEFAULT_CLOSE_TIMEOUT, MIN_TTL};
 use crate::etcd::stats::{bump, Gauge, STATS};
 use crate::etcd::value;
 use crate::runtime::{self, Closable};
@@ -38,8 +38,7 @@ struct Core {
     path: String,
     data: Vec<u8>,
     session_timeout: Duration,
-    state: Mutex<RegistrationState>,
-    changed: Condvar,
+    state: StateCell,
     task: Mutex<Option<AbortHandle>>,
     /// The current session's client, which a close deletes the node with.
     client: Mutex<Option<Client>>,
@@ -82,12 +81,7 @@ impl Registration {
             path: format!("{}/{id}", target.path),
             data: data.into_bytes(),
             session_timeout: options.ttl,
-            state: Mutex::new(if options.warmup.is_zero() {
-                RegistrationState::Registering
-            } else {
-                RegistrationState::WarmingUp
-            }),
-            changed: Condvar::new(),
+            state: StateCell::new(options.warmup),
             task: Mutex::new(None),
             client: Mutex::new(None),
             closing: Mutex::new(()),
@@ -111,7 +105,7 @@ impl Registration {
     }
 
     pub fn state(&self) -> RegistrationState {
-        *self.core.state.lock()
+        self.core.state.get()
     }
 
     /// The current session, for tests that expire it as ZooKeeper does.
@@ -123,29 +117,7 @@ impl Registration {
     /// Waits until registered (`Ok`), closed (`Closed`) or `timeout` passes (`Timeout`; `None`
     /// waits without limit).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.core.state.lock();
-        loop {
-            match *state {
-                RegistrationState::Registered => return Ok(()),
-                RegistrationState::Closed => return Err(Error::new(ErrorKind::Closed, "the registration is closed")),
-                _ => {}
-            }
-            match deadline {
-                None => self.core.changed.wait(&mut state),
-                Some(deadline) => {
-                    if self.core.changed.wait_until(&mut state, deadline).timed_out() {
-                        return match *state {
-                            RegistrationState::Registered => Ok(()),
-                            _ => Err(Error::new(
-                                ErrorKind::Timeout,
-                                format!("'{}' is not registered yet", self.core.path),
-                            )),
-                        };
-                    }
-                }
-            }
-        }
+        self.core.state.wait(timeout, &self.core.path)
     }
 
     /// Deletes the node and closes the session, waiting up to `timeout` for ZooKeeper to confirm the
@@ -191,23 +163,12 @@ impl Closable for Core {
 
 impl Core {
     fn set_state(&self, new: RegistrationState) {
-        let mut state = self.state.lock();
-        if *state == new || *state == RegistrationState::Closed {
-            return;
-        }
-        if new == RegistrationState::Registered {
-            STATS.registrations_registered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        } else if *state == RegistrationState::Registered {
-            STATS.registrations_registered.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        *state = new;
-        self.changed.notify_all();
+        self.state.set(new)
     }
 
     /// The node may be gone or unreachable: `Retrying` once it had been registered.
     fn lost(&self) {
-        let registered_before =
-            matches!(*self.state.lock(), RegistrationState::Registered | RegistrationState::Retrying);
+        let registered_before = matches!(self.state.get(), RegistrationState::Registered | RegistrationState::Retrying);
         if registered_before {
             self.set_state(RegistrationState::Retrying);
         }
@@ -354,7 +315,7 @@ async fn hold(core: &Core, client: &Client, backoff: &mut Backoff) -> String {
                 continue;
             }
         };
-        if registered_before || *core.state.lock() == RegistrationState::Retrying {
+        if registered_before || core.state.get() == RegistrationState::Retrying {
             bump(&STATS.reregistrations);
             tracing::info!("'{}' registered again", core.path);
         }

@@ -35,6 +35,11 @@ static STREAMS: Mutex<Option<HashMap<(usize, usize), Slot>>> = Mutex::new(None);
 
 /// An etcd progress report is asked for at most this often per stream, however many watches ask.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// The stream itself asks for a progress report this often, whatever its watches do (one may be
+/// busy in a callback run on its task): etcd then has something to send, and a member (grpc-go's
+/// keep-alive policy) that receives our one-second HTTP/2 pings with no data of its own sent in
+/// between counts them as abuse and closes the connection after the third.
+const PROGRESS_UNASKED: Duration = Duration::from_secs(2);
 
 struct Stream {
     /// Where each watch's responses go, by watch id.
@@ -42,7 +47,6 @@ struct Stream {
     /// Requests (create, cancel, progress) go through clones of this one.
     requests: WatchRequestSender,
     next_id: AtomicI64,
-    last_progress_request: Mutex<Option<Instant>>,
     router: AbortHandle,
     _active: Gauge,
 }
@@ -52,6 +56,20 @@ struct Routes {
     watches: Mutex<HashMap<i64, mpsc::UnboundedSender<Heard>>>,
     /// Set once the stream failed: no watch joins it any more.
     ended: AtomicBool,
+    last_progress_request: Mutex<Option<Instant>>,
+}
+
+impl Routes {
+    /// Whether a progress request may go out now (none went out very recently); if so, it counts as
+    /// sent.
+    fn progress_due(&self) -> bool {
+        let mut last = self.last_progress_request.lock();
+        if last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
 }
 
 impl Drop for Stream {
@@ -102,12 +120,12 @@ pub(super) async fn join(
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => return Err(format!("no answer in {timeout:?}")),
     };
-    let router = tokio::spawn(route(Arc::clone(&routes), responses)).abort_handle();
+    let progress = WatchRequestSender(requests.0.clone());
+    let router = tokio::spawn(route(Arc::clone(&routes), responses, progress)).abort_handle();
     let stream = Arc::new(Stream {
         routes,
         requests,
         next_id: AtomicI64::new(id + 1),
-        last_progress_request: Mutex::new(None),
         router,
         _active: Gauge::up(&STATS.watch_streams_active),
     });
@@ -135,11 +153,24 @@ impl Stream {
     }
 }
 
-/// Hands each response to its watch (a stream-wide progress report to all), then tells every watch
-/// why the stream ended.
-async fn route(routes: Arc<Routes>, mut responses: WatchResponseStream) {
+/// Hands each response to its watch (a stream-wide progress report to all) and asks for a progress
+/// report every [`PROGRESS_UNASKED`], then tells every watch why the stream ended.
+async fn route(routes: Arc<Routes>, mut responses: WatchResponseStream, mut requests: WatchRequestSender) {
+    let mut unasked = tokio::time::interval(PROGRESS_UNASKED);
+    unasked.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    unasked.tick().await;
     let why = loop {
-        match responses.message().await {
+        // `message` is cancel safe: a response half read when the tick wins is read on.
+        let message = tokio::select! {
+            message = responses.message() => message,
+            _ = unasked.tick() => {
+                if routes.progress_due() && requests.request_progress().await.is_err() {
+                    break "the watch stream takes no more requests".to_string();
+                }
+                continue;
+            }
+        };
+        match message {
             Ok(Some(response)) => {
                 let watches = routes.watches.lock();
                 // etcd answers a progress request with watch id -1, meant for every watch.
@@ -175,12 +206,8 @@ impl StreamWatch {
     /// Asks etcd for a progress report on the stream (unless one was asked for very recently); its
     /// answer reaches every watch as [`Heard::Alive`]. False when the stream cannot take requests.
     pub(super) async fn request_progress(&mut self) -> bool {
-        {
-            let mut last = self.stream.last_progress_request.lock();
-            if last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
-                return true;
-            }
-            *last = Some(Instant::now());
+        if !self.stream.routes.progress_due() {
+            return true;
         }
         self.stream.sender().request_progress().await.is_ok()
     }

@@ -21,6 +21,7 @@ use super::stats::{bump, Gauge, STATS};
 use super::value::{self, Entry};
 use super::watch_stream::{self, Heard};
 use crate::error::{Error, ErrorKind};
+use crate::resolver::delivery::deliver_here;
 use crate::update::Address;
 
 /// `resolve_now` re-lists at most this often per watch.
@@ -410,21 +411,27 @@ impl Watcher {
     }
 
     /// Hands the current state to every subscriber, on this task, and keeps it for those who attach.
+    /// The only subscriber's callback may run right here, once the hub is unlocked (see
+    /// `deliver_here`): until it returns, this watch applies nothing, and what etcd sends meanwhile
+    /// waits to be applied and published as one.
     fn publish(&self, error: Option<String>) {
         let mut hub = self.hub.lock();
-        let snapshot = if self.fragment_base.is_some() {
-            // Half a fragmented response is no state etcd was ever in: only an error goes out, with
-            // the list last published (which the hub kept: see `change_in_place`).
-            let Some(error) = error else { return };
-            let last = hub.current.as_deref().cloned().unwrap_or_default();
-            Snapshot { error: Some(error), ..last }
-        } else {
-            Snapshot { revision: self.revision, entries: Arc::clone(&self.entries), listed: true, error }
-        };
-        for (_, subscriber) in hub.subscribers.iter_mut() {
-            subscriber(&snapshot);
-        }
-        hub.current = Some(Arc::new(snapshot));
+        let only_one = hub.subscribers.len() == 1;
+        deliver_here(only_one, move || {
+            let snapshot = if self.fragment_base.is_some() {
+                // Half a fragmented response is no state etcd was ever in: only an error goes out,
+                // with the list last published (which the hub kept: see `change_in_place`).
+                let Some(error) = error else { return };
+                let last = hub.current.as_deref().cloned().unwrap_or_default();
+                Snapshot { error: Some(error), ..last }
+            } else {
+                Snapshot { revision: self.revision, entries: Arc::clone(&self.entries), listed: true, error }
+            };
+            for (_, subscriber) in hub.subscribers.iter_mut() {
+                subscriber(&snapshot);
+            }
+            hub.current = Some(Arc::new(snapshot));
+        })
     }
 
     /// Before changing the entries: the hub gives up its snapshot, so that (with no subscriber keeping
@@ -510,6 +517,8 @@ impl Watcher {
             }
             if changed {
                 self.publish(None);
+                // A callback run on this task is time this watch did not listen, not silence.
+                heard = Instant::now();
             }
         }
     }

@@ -2,8 +2,9 @@
 //! calls are serialised and in order, the latest state wins when the consumer is slower than the
 //! source, `close` waits for a running call (unless made from inside it) and no call starts after it,
 //! every `close` returns only once the handler has been dropped (except from inside the last call or
-//! the drop itself), and the handler is dropped exactly once, after its last call. Callbacks run on
-//! the runtime's blocking pool, never on an async worker and never while a lock is held.
+//! the drop itself), and the handler is dropped exactly once, after its last call. Callbacks never run
+//! on an async worker and never while a lock is held: on the runtime's blocking pool, or on the very
+//! thread that received the change (see [`deliver_here`]), which first hands its worker duties over.
 //!
 //! The state machine is model-checked with loom (`make test-loom`): under `--cfg gnaming_loom` its
 //! locks, thread ids and job threads come from loom, and the `model` tests explore every interleaving.
@@ -38,8 +39,15 @@ struct State {
     closed: bool,
     /// A delivery job is scheduled or running.
     scheduled: bool,
+    /// How long the last call took; only a handler whose last call was quick is called on the
+    /// publishing thread (see [`deliver_here`]).
+    last_call: Option<Duration>,
     handler: Slot,
 }
+
+/// A handler whose last call took less than this may be called on the thread that received the
+/// change; a slower one (a busy host, a blocking callback) goes to the blocking pool.
+const QUICK_CALL: Duration = Duration::from_millis(1);
 
 /// Where the handler is. Every thread that must wait for it (a closer on another thread) waits until
 /// it is `Dropped`; the thread that moves it to `Dropped` wakes them.
@@ -63,6 +71,7 @@ impl Delivery {
                 pending: None,
                 closed: false,
                 scheduled: false,
+                last_call: None,
                 handler: handler.map_or(Slot::Dropped, Slot::Idle),
             }),
             changed: Condvar::new(),
@@ -83,9 +92,16 @@ impl Delivery {
         }
         if !state.scheduled {
             state.scheduled = true;
+            let quick = state.last_call.is_some_and(|took| took < QUICK_CALL);
             drop(state);
             let this = Arc::clone(self);
-            self.jobs.spawn(move || this.run_calls());
+            if quick {
+                if let Err(this) = here::defer(this) {
+                    self.jobs.spawn(move || this.run_calls());
+                }
+            } else {
+                self.jobs.spawn(move || this.run_calls());
+            }
         }
     }
 
@@ -104,6 +120,7 @@ impl Delivery {
             };
             drop(state);
 
+            let started = sync::now();
             let outcome = {
                 let _scope = sync::CallbackScope::enter();
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.on_update(&update)))
@@ -111,8 +128,10 @@ impl Delivery {
             if outcome.is_err() {
                 tracing::error!("an update handler panicked; the panic was contained");
             }
+            let took = sync::since(started);
 
             state = self.state.lock();
+            state.last_call = Some(took);
             if state.closed {
                 // That was the last call, whoever closed (this call itself or another thread, now
                 // waiting): this job drops the handler, then wakes every waiting closer.
@@ -207,6 +226,96 @@ impl Delivery {
     }
 }
 
+/// Runs `publishes` and then, once it has returned (so with none of its locks held), the calls its
+/// publishes need. With `here` set, the last delivery that needs a call and whose handler was quick
+/// last time is called on this thread, which hands its async worker duties to another thread for the
+/// call (`tokio::task::block_in_place`): the change reaches the callback with no thread hand-off in
+/// between, as etcd's Go resolver calls `UpdateState` in its watch goroutine. Every other call goes
+/// to the blocking pool. A watch with one subscriber sets `here`: the call then holds up only that
+/// subscriber's next update, which the watch coalesces meanwhile.
+pub(crate) fn deliver_here<R>(here: bool, publishes: impl FnOnce() -> R) -> R {
+    here::collect(here, publishes)
+}
+
+#[cfg(not(gnaming_loom))]
+mod here {
+    use super::Delivery;
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    thread_local! {
+        /// The deliveries waiting for their call, while [`collect`] runs on this thread.
+        static WAITING: RefCell<Option<Waiting>> = const { RefCell::new(None) };
+    }
+
+    struct Waiting {
+        here: bool,
+        deliveries: Vec<Arc<Delivery>>,
+    }
+
+    /// Takes a delivery whose call should start after the publishes; gives it back when no
+    /// [`collect`] runs on this thread.
+    pub(super) fn defer(delivery: Arc<Delivery>) -> Result<(), Arc<Delivery>> {
+        WAITING.with(|waiting| match waiting.borrow_mut().as_mut() {
+            Some(waiting) => {
+                waiting.deliveries.push(delivery);
+                Ok(())
+            }
+            None => Err(delivery),
+        })
+    }
+
+    pub(super) fn collect<R>(here: bool, publishes: impl FnOnce() -> R) -> R {
+        let outer = WAITING.with(|w| w.borrow_mut().replace(Waiting { here, deliveries: Vec::new() }));
+        // Publishes may panic (a bug): the deliveries collected so far still get their calls.
+        struct Run(Option<Waiting>);
+        impl Drop for Run {
+            fn drop(&mut self) {
+                let mine = WAITING.with(|w| std::mem::replace(&mut *w.borrow_mut(), self.0.take()));
+                if let Some(mine) = mine {
+                    call(mine);
+                }
+            }
+        }
+        let _run = Run(outer);
+        publishes()
+    }
+
+    fn call(waiting: Waiting) {
+        let mut deliveries = waiting.deliveries;
+        let last = if waiting.here && on_a_worker() { deliveries.pop() } else { None };
+        for delivery in deliveries {
+            let job = Arc::clone(&delivery);
+            delivery.jobs.spawn(move || job.run_calls());
+        }
+        if let Some(delivery) = last {
+            tokio::task::block_in_place(|| delivery.run_calls());
+        }
+    }
+
+    /// Whether this thread runs a multi-threaded runtime's tasks, whose duties `block_in_place` can
+    /// hand to another thread (it cannot on a single-threaded runtime).
+    fn on_a_worker() -> bool {
+        tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+    }
+}
+
+/// The model checker has no async workers: every call goes to a job.
+#[cfg(gnaming_loom)]
+mod here {
+    use super::Delivery;
+    use std::sync::Arc;
+
+    pub(super) fn defer(delivery: Arc<Delivery>) -> Result<(), Arc<Delivery>> {
+        Err(delivery)
+    }
+
+    pub(super) fn collect<R>(_here: bool, publishes: impl FnOnce() -> R) -> R {
+        publishes()
+    }
+}
+
 /// Where delivery jobs run: the runtime's blocking pool (or, under the model checker, loom threads).
 #[derive(Clone)]
 pub(crate) struct Jobs {
@@ -252,6 +361,14 @@ mod sync {
         std::thread::current().id()
     }
 
+    pub(super) fn now() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    pub(super) fn since(start: std::time::Instant) -> std::time::Duration {
+        start.elapsed()
+    }
+
     pub(super) struct Mutex<T>(parking_lot::Mutex<T>);
     pub(super) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
@@ -292,6 +409,13 @@ mod sync {
 
     pub(super) fn current_thread() -> ThreadId {
         loom::thread::current().id()
+    }
+
+    /// loom does not model time: every call is as slow as can be, so none is deferred.
+    pub(super) fn now() {}
+
+    pub(super) fn since(_start: ()) -> std::time::Duration {
+        std::time::Duration::MAX
     }
 
     /// Host callbacks are plain closures in the model; nothing refuses to run inside them.
@@ -575,6 +699,72 @@ mod tests {
         *slot.lock() = Some(d.clone());
         within("close whose drop closes again", Duration::from_secs(10), move || d.close());
         assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+
+    /// Where each call ran, and for how long each call sleeps.
+    struct Where(Arc<parking_lot::Mutex<Vec<std::thread::ThreadId>>>, Arc<parking_lot::Mutex<Duration>>);
+
+    impl UpdateHandler for Where {
+        fn on_update(&mut self, _: &Arc<Update>) {
+            self.0.lock().push(std::thread::current().id());
+            std::thread::sleep(*self.1.lock());
+        }
+    }
+
+    #[test]
+    fn a_quick_handler_is_called_on_the_publishing_worker_and_a_slow_or_unknown_one_on_the_pool() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let calls: Arc<parking_lot::Mutex<Vec<std::thread::ThreadId>>> = Default::default();
+        let sleep = Arc::new(parking_lot::Mutex::new(Duration::ZERO));
+        let d = Delivery::new(Some(Box::new(Where(calls.clone(), sleep.clone()))), Jobs::on(rt.handle().clone()));
+        // Publishes from a task, as a watch does; gives the task's thread and the calls made by the
+        // time `deliver_here` returned.
+        let publish = |sequence: u64, here: bool| {
+            let (d, calls) = (d.clone(), calls.clone());
+            rt.block_on(rt.spawn(async move {
+                deliver_here(here, || d.publish(update(sequence)));
+                (std::thread::current().id(), calls.lock().len())
+            }))
+            .unwrap()
+        };
+        let settled =
+            |n: usize| wait_until("the call returned", || calls.lock().len() == n && !d.state.lock().scheduled);
+
+        let (worker, made) = publish(1, true);
+        settled(1);
+        assert_eq!(made, 0, "a handler never called before must go to the pool");
+        assert_ne!(calls.lock()[0], worker);
+
+        let (worker, made) = publish(2, true);
+        assert_eq!(made, 2, "a quick handler's call must have run before deliver_here returned");
+        assert_eq!(calls.lock()[1], worker, "a quick handler's call must run on the publishing worker");
+
+        let (worker, _) = publish(3, false);
+        settled(3);
+        assert_ne!(calls.lock()[2], worker, "without `here`, calls go to the pool");
+
+        // Quick last time, so called here, but slow this time: the next call goes to the pool.
+        *sleep.lock() = Duration::from_millis(5);
+        let (worker, made) = publish(4, true);
+        assert_eq!((made, calls.lock()[3]), (4, worker));
+        *sleep.lock() = Duration::ZERO;
+        let (worker, _) = publish(5, true);
+        settled(5);
+        assert_ne!(calls.lock()[4], worker, "a handler slow last time must go to the pool");
+
+        // Outside `deliver_here` (another backend publishing), a quick handler goes to the pool too.
+        let (worker, _) = rt
+            .block_on(rt.spawn({
+                let d = d.clone();
+                async move {
+                    d.publish(update(6));
+                    (std::thread::current().id(), ())
+                }
+            }))
+            .unwrap();
+        settled(6);
+        assert_ne!(calls.lock()[5], worker);
+        d.close();
     }
 
     #[test]

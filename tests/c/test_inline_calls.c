@@ -1,7 +1,8 @@
 /* Calls made on the thread that received the change: an etcd resolver whose calls are quick gets its
  * later calls on the watch's own thread (the library hands that thread's async duties over first).
- * Closing or freeing the resolver from inside such a call, and closing it from another thread while
- * changes flow, keep the closure contract: no call after close returns, the drop exactly once. Runs
+ * Closing or freeing the resolver from inside such a call, closing it from another thread while
+ * changes flow, and shutting the runtime down while such a call blocks keep the closure contract: no
+ * call after close returns, the drop exactly once. Runs
  * under tests/harness/etcd_cluster.py run (GNAMING_TEST_ETCD_ENDPOINTS); built with -Wall -Wextra
  * -Werror, run under ASan+UBSan and valgrind. */
 #define _GNU_SOURCE
@@ -16,11 +17,13 @@
 #define WAIT_MS 20000
 #define ROUNDS 8
 #define CHANGES 6
+#define BLOCK_US 300000
 
 typedef struct {
   atomic_int calls, drops, calls_after_close, in_call, overlaps;
   atomic_bool closed;
   int close_on_call; /* 0: never; else close (or free) from inside this call */
+  int block_on_call; /* 0: never; else this call sleeps BLOCK_US */
   bool free_inside;
   long sleep_us;
   _Atomic(gn_resolver *) resolver;
@@ -33,6 +36,7 @@ static void on_update(void *user_data, const gn_update *u) {
   if (atomic_load(&p->closed)) atomic_fetch_add(&p->calls_after_close, 1);
   int n = atomic_fetch_add(&p->calls, 1) + 1;
   if (p->sleep_us) sleep_us(p->sleep_us);
+  if (p->block_on_call && n == p->block_on_call) sleep_us(BLOCK_US);
   if (p->close_on_call && n == p->close_on_call) {
     gn_resolver *r = atomic_load(&p->resolver);
     if (p->free_inside) {
@@ -155,6 +159,37 @@ static void a_close_from_another_thread_racing_calls_on_the_watch_thread(void) {
   }
 }
 
+/* gn_runtime_shutdown while a call blocks on the watch's thread: the shutdown closes the resolver,
+ * which waits for that call; it returns OK with the drop run once and no call after it. */
+static void a_shutdown_while_a_call_blocks_on_the_watch_thread(void) {
+  const char *service = "cinline-shutdown";
+  probe p = {0};
+  p.block_on_call = 4;
+  gn_resolver *r = start_resolver(service, &p);
+  CHECK(wait_for(&p.calls, 1, WAIT_MS), "no first list");
+  gn_registration *regs[3] = {0};
+  for (int i = 0; i < 3; i++) {
+    int before = atomic_load(&p.calls);
+    regs[i] = register_address(service, 7300 + i);
+    CHECK(wait_for(&p.calls, before + 1, WAIT_MS), "change %d not delivered", i);
+  }
+  CHECK(atomic_load(&p.in_call) == 1, "the fourth call is not running");
+  double t0 = now_ms();
+  gn_error *err = NULL;
+  gn_status s = gn_runtime_shutdown(10000, &err);
+  CHECK(s == GN_STATUS_OK, "shutdown: %s %s", gn_status_name(s), gn_error_message(err));
+  gn_error_free(err);
+  atomic_store(&p.closed, true);
+  CHECK(atomic_load(&p.in_call) == 0, "the shutdown returned while a call ran");
+  CHECK(now_ms() - t0 < 5000, "the shutdown took %.0f ms", now_ms() - t0);
+  CHECK(atomic_load(&p.drops) == 1, "drops %d after the shutdown", atomic_load(&p.drops));
+  sleep_us(100000);
+  CHECK(atomic_load(&p.calls_after_close) == 0, "calls after the shutdown");
+  gn_resolver_free(r);
+  CHECK(atomic_load(&p.drops) == 1, "drops %d after free", atomic_load(&p.drops));
+  close_registrations(regs, 3);
+}
+
 int main(void) {
   const char *endpoints = getenv("GNAMING_TEST_ETCD_ENDPOINTS");
   CHECK(endpoints != NULL && *endpoints, "GNAMING_TEST_ETCD_ENDPOINTS is not set: run under tests/harness/etcd_cluster.py run");
@@ -165,6 +200,7 @@ int main(void) {
   gn_cluster_options_free(o);
   RUN(closing_or_freeing_inside_a_call_on_the_watch_thread);
   RUN(a_close_from_another_thread_racing_calls_on_the_watch_thread);
+  RUN(a_shutdown_while_a_call_blocks_on_the_watch_thread);
   gn_runtime_shutdown(5000, NULL);
   return check_summary();
 }

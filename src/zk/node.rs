@@ -1,6 +1,6 @@
 //! What a child of a ZooKeeper service node holds: Curator ServiceDiscovery's JSON instance
-//! (`{"name","id","address","port","sslPort","payload",...}`), or any value an etcd registration takes
-//! (etcd's Go naming JSON, a bare `host:port`), read with the etcd reader.
+//! (`{"name","id","address","port","sslPort","payload",...}`), or any value the etcd reader takes
+//! (etcd's Go naming JSON, a bare `host:port`, a Kratos instance, a go-micro service).
 
 use std::net::Ipv6Addr;
 

@@ -76,6 +76,15 @@ mod tests {
     }
 
     #[test]
+    fn kratos_instances_from_its_zookeeper_registry_give_every_grpc_endpoint() {
+        let data = br#"{"id":"k1","name":"echo","version":"v1","metadata":null,
+            "endpoints":["grpc://10.0.0.1:9000?isSecure=false","http://10.0.0.1:8000","grpc://10.0.0.1:9001"]}"#;
+        let entry = parse(data).expect("a Kratos instance");
+        let read: Vec<_> = entry.addresses().iter().map(|a| a.address.to_string()).collect();
+        assert_eq!(read, ["10.0.0.1:9000", "10.0.0.1:9001"]);
+    }
+
+    #[test]
     fn disabled_curator_instances_are_withdrawn_and_garbage_is_an_error() {
         assert_eq!(parse(br#"{"address":"10.0.0.1","port":1,"enabled":false}"#), Ok(Entry::Withdrawn));
         let bad: &[&str] = &[

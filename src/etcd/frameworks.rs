@@ -93,14 +93,9 @@ fn string_map(value: Option<&Value>, what: &str) -> Result<Map<String, Value>, S
     }
 }
 
-/// The address with `metadata`; a `weight` the frameworks write as a string ("10") is read as a number.
+/// The address with `metadata` (whose string `weight`, as the frameworks write it, is read as a number).
 fn with_metadata(host_port: &str, metadata: Map<String, Value>) -> Result<Address, String> {
-    let weight = metadata.get("weight").and_then(Value::as_str).and_then(|w| w.parse::<u32>().ok()).filter(|w| *w >= 1);
-    let mut address = value::endpoint_for(host_port, Some(&Value::Object(metadata)))?;
-    if let Some(weight) = weight {
-        address.weight = weight;
-    }
-    Ok(address)
+    value::endpoint_for(host_port, Some(&Value::Object(metadata)))
 }
 
 /// A registration in a framework's layout: its key under the service's prefix and its value.

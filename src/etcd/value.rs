@@ -100,12 +100,18 @@ fn parse_json(text: &str) -> Result<Entry, String> {
     endpoint_for(addr, metadata).map(Entry::Add)
 }
 
-/// The endpoint for `addr` with `metadata` (its `weight`, when a number from 1 up, is the weight); also
-/// how other registries' formats (ZooKeeper's Curator JSON) become endpoints.
+/// The endpoint for `addr` with `metadata` (its `weight`, when a number from 1 up, is the weight: a JSON
+/// number, or a string of digits as Go frameworks write their `map[string]string`); also how other
+/// registries' formats (ZooKeeper's Curator JSON, the frameworks' documents) become endpoints.
 pub(crate) fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Address, String> {
     let mut endpoint = address(addr)?;
     if let Some(metadata) = metadata {
-        if let Some(weight) = metadata.get("weight").and_then(Value::as_f64) {
+        let weight = match metadata.get("weight") {
+            Some(Value::String(digits)) if digits.bytes().all(|b| b.is_ascii_digit()) => digits.parse::<f64>().ok(),
+            Some(number) => number.as_f64(),
+            None => None,
+        };
+        if let Some(weight) = weight {
             if weight >= 1.0 && weight <= u32::MAX as f64 {
                 endpoint.weight = weight as u32;
             }
@@ -213,6 +219,12 @@ mod tests {
         assert_eq!(e.address, "10.0.0.1:80");
         assert_eq!(e.weight, 5);
         assert_eq!(e.metadata.as_deref(), Some(r#"{"weight":5,"zone":"b"}"#));
+        // Go frameworks write every metadata value as a string.
+        assert_eq!(add(r#"{"Addr":"10.0.0.1:80","Metadata":{"weight":"12"}}"#).weight, 12);
+        for not_a_weight in [r#""1.5""#, r#""+3""#, r#""""#, r#""0""#, r#""99999999999""#] {
+            let e = add(&format!(r#"{{"Addr":"10.0.0.1:80","Metadata":{{"weight":{not_a_weight}}}}}"#));
+            assert_eq!(e.weight, 1, "{not_a_weight}");
+        }
         let e = add(r#"{"Addr":"10.0.0.1:80","Metadata":"plain"}"#);
         assert_eq!((e.weight, e.metadata.as_deref()), (1, Some(r#""plain""#)));
     }

@@ -101,6 +101,8 @@ fn with_metadata(host_port: &str, metadata: Map<String, Value>) -> Result<Addres
 /// A registration in a framework's layout: its key under the service's prefix and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
+    /// The prefix the key lies under, with its trailing '/': what a resolver of the service watches.
+    pub prefix: String,
     pub key: String,
     pub value: String,
 }
@@ -130,10 +132,11 @@ pub fn document(
     metadata: Option<&Value>,
 ) -> Result<Document, String> {
     let prefix = prefix(format, service);
-    let name = prefix.rsplit('/').next().unwrap_or(&prefix).to_string();
-    if name.is_empty() {
-        return Err(format!("service '{service}' names no service"));
+    // As a target's service: no empty segment, so that `etcd:///` and the prefix resolves it.
+    if prefix.strip_prefix('/').unwrap_or(&prefix).split('/').any(str::is_empty) {
+        return Err(format!("service '{service}' has an empty path segment"));
     }
+    let name = prefix.rsplit('/').next().unwrap_or(&prefix).to_string();
     let metadata = strings_only(metadata)?;
     let version = metadata.get("version").cloned().unwrap_or_else(|| Value::String(String::new()));
     let id = random_id();
@@ -148,7 +151,7 @@ pub fn document(
                 "metadata": metadata,
                 "endpoints": [format!("grpc://{address}?isSecure=false")],
             });
-            Ok(Document { key: format!("{prefix}/{id}"), value: json(instance) })
+            Ok(Document { key: format!("{prefix}/{id}"), prefix: format!("{prefix}/"), value: json(instance) })
         }
         ValueFormat::GoMicro => {
             // go-micro names a node after its service and server id.
@@ -160,7 +163,7 @@ pub fn document(
                 "endpoints": [],
                 "nodes": [{"id": node_id, "address": address, "metadata": metadata}],
             });
-            Ok(Document { key: format!("{prefix}/{node_id}"), value: json(service) })
+            Ok(Document { key: format!("{prefix}/{node_id}"), prefix: format!("{prefix}/"), value: json(service) })
         }
     }
 }
@@ -300,6 +303,17 @@ mod tests {
         let own = document(ValueFormat::Kratos, "/apps/echo", "127.0.0.1:1", None).unwrap();
         assert!(own.key.starts_with("/apps/echo/"));
         assert_ne!(own.key, document(ValueFormat::Kratos, "/apps/echo", "127.0.0.1:1", None).unwrap().key);
+    }
+
+    #[test]
+    fn framework_services_must_be_resolvable_prefixes() {
+        for service in ["/", "a//b", "/apps//echo", "echo/"] {
+            let err = document(ValueFormat::Kratos, service, "127.0.0.1:1", None).unwrap_err();
+            assert!(err.contains("empty path segment"), "{service}: {err}");
+        }
+        let doc = document(ValueFormat::GoMicro, "team/echo", "127.0.0.1:1", None).unwrap();
+        assert_eq!(doc.prefix, "/micro/registry/team/echo/");
+        assert!(doc.key.starts_with("/micro/registry/team/echo/echo-"), "{}", doc.key);
     }
 
     #[test]

@@ -173,9 +173,10 @@ impl Registration {
         if options.ttl < MIN_TTL {
             return Err(Error::invalid_argument(format!("TTL {:?} is below the minimum {MIN_TTL:?}", options.ttl)));
         }
-        let (key, value) = match options.format {
+        let (prefix, key, value) = match options.format {
             ValueFormat::Etcd => {
-                (format!("{service}/{address}"), value::format(address, options.metadata.as_ref(), options.raw_value))
+                let value = value::format(address, options.metadata.as_ref(), options.raw_value);
+                (format!("{service}/"), format!("{service}/{address}"), value)
             }
             _ if options.raw_value => {
                 return Err(Error::invalid_argument("a bare host:port value is etcd's format, not a framework's"))
@@ -183,12 +184,11 @@ impl Registration {
             framework => {
                 let doc = frameworks::document(framework, service, address, options.metadata.as_ref())
                     .map_err(Error::invalid_argument)?;
-                (doc.key, doc.value)
+                (doc.prefix, doc.key, doc.value)
             }
         };
         let home = runtime::home()?;
         let cluster = cluster::for_name(&options.cluster)?;
-        let prefix = key[..key.rfind('/').expect("a key has a '/'") + 1].to_string();
         let watch = watcher::subscribe(&cluster, &prefix)?;
         let core = Arc::new(Core {
             key,

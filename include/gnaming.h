@@ -647,6 +647,32 @@ enum gn_status gn_registration_options_set_raw_value(struct gn_registration_opti
                                                      struct gn_error **err_out);
 
 /**
+ * The document and key layout the registration writes, by name, so that a Go framework's own
+ * discovery finds the server:
+ * - "etcd" (the default): key "<service>/<address>", etcd's naming JSON (or the raw value).
+ * - "kratos": key "<prefix>/<id>", a Kratos `registry.ServiceInstance`
+ *   `{"id","name","version","metadata","endpoints":["grpc://<address>?isSecure=false"]}`.
+ * - "go-micro": key "<prefix>/<name>-<id>", a go-micro `registry.Service` with one node
+ *   `{"name","version","metadata":null,"endpoints":[],"nodes":[{"id","address","metadata"}]}`.
+ *
+ * For "kratos" and "go-micro" the `service` of `gn_registration_start` is a name placed under the
+ * framework's default prefix ("echo": "/microservices/echo" for Kratos, "/micro/registry/echo" for
+ * go-micro) or, when it starts with '/', the prefix itself (a Kratos namespace of one's own); the
+ * name the framework sees is its last segment, `<id>` a random UUID per registration. The metadata
+ * must then be a JSON object of strings, numbers or booleans (written as strings, since both
+ * frameworks read `map[string]string`; else `gn_registration_start` fails with
+ * `GN_STATUS_INVALID_ARGUMENT`); its "version" is also the document's version. Such registrations
+ * resolve with the target "etcd:///" followed by the prefix, e.g. "etcd:////microservices/echo".
+ * They are etcd's only: with a zk: service, or with the raw value option, `gn_registration_start`
+ * fails with `GN_STATUS_INVALID_ARGUMENT`.
+ *
+ * Fails with `GN_STATUS_INVALID_ARGUMENT` for NULL or another name; the options are then unchanged.
+ */
+enum gn_status gn_registration_options_set_format(struct gn_registration_options *options,
+                                                  const char *format,
+                                                  struct gn_error **err_out);
+
+/**
  * Writes nothing to etcd (not even the lease) until `warmup_ms` milliseconds after
  * `gn_registration_start`, so that clients reach the server only once it is ready to serve fast
  * (default 0: at once). Meanwhile the state is `GN_REGISTRATION_STATE_WARMING_UP` and

@@ -470,7 +470,9 @@ fn parse_etcd(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
     if service.ends_with('/') {
         return bad(format!("etcd: service '{service}' ends with '/'; keys are <service>/<address>"));
     }
-    if service.split('/').any(str::is_empty) {
+    // One leading '/' is the root of etcd's key space, where Kratos and go-micro keep their keys
+    // (`etcd:////microservices/echo` reads `/microservices/echo/<id>`).
+    if service.strip_prefix('/').unwrap_or(service).split('/').any(str::is_empty) {
         return bad(format!("etcd: service '{service}' has an empty path segment"));
     }
     if service.contains('#') {
@@ -673,6 +675,10 @@ mod tests {
             ok("etcd://prod/echo"),
             Target::Etcd(EtcdTarget { cluster: ClusterRef::Named("prod".into()), service: "echo".into(), copies: 1 })
         );
+        assert_eq!(
+            ok("etcd:////microservices/echo"),
+            Target::Etcd(EtcdTarget { cluster: ClusterRef::Default, service: "/microservices/echo".into(), copies: 1 })
+        );
         let Target::Etcd(t) = ok("etcd://[::1]:2379/echo") else { panic!() };
         assert_eq!(t.cluster, ClusterRef::Endpoint("[::1]:2379".into()));
     }
@@ -753,6 +759,7 @@ mod tests {
             ("etcd:///#2", ErrorKind::InvalidTarget, "service name is empty"),
             ("etcd:///svc/", ErrorKind::InvalidTarget, "ends with '/'"),
             ("etcd:///a//b", ErrorKind::InvalidTarget, "empty path segment"),
+            ("etcd://///microservices/echo", ErrorKind::InvalidTarget, "empty path segment"),
             ("etcd:///svc#0", ErrorKind::InvalidTarget, "from 1 to 1000"),
             ("etcd://bad@name/svc", ErrorKind::InvalidTarget, "cluster name"),
             ("etcd://host:99999/svc", ErrorKind::InvalidTarget, "larger than 65535"),

@@ -194,6 +194,7 @@ fn bad_input_exits_2_with_the_reason() {
         (&["stats", "nope:x"], "unknown scheme 'nope'"),
         (&["stats", "--wait", "0"], "for '--wait <SECONDS>': takes a number of seconds"),
         (&["completions", "tcsh"], "invalid value 'tcsh' for '<SHELL>'"),
+        (&["register", "svc", "127.0.0.1:1", "--format", "micro"], "unknown registration format 'micro'"),
     ];
     for (args, needle) in cases {
         let out = gnaming(args);
@@ -316,6 +317,21 @@ fn watch_sees_a_registration_made_by_register_and_its_removal_on_sigterm() {
     assert!(status.success(), "register exited with {status}");
     watch.wait_line(Duration::from_secs(2), "with the address removed", |l| addresses(l).is_empty());
     assert!(watch.terminate().success());
+}
+
+#[test]
+fn register_in_the_kratos_format_writes_kratos_key_layout_which_resolves() {
+    let cluster = EtcdCluster::start(1);
+    let etcd = cluster.endpoints.join(",");
+    let args = ["register", "cli-kratos", "127.0.0.1:7003", "--format", "kratos", "--etcd", &etcd];
+    let register = Running::start(&args);
+    register.wait_line(Duration::from_secs(10), "saying registered under Kratos's layout", |l| {
+        l.contains("registered /microservices/cli-kratos/")
+    });
+    let out = gnaming(&["resolve", "etcd:////microservices/cli-kratos", "--etcd", &etcd, "--json"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(addresses(&text(&out.stdout)), vec![("127.0.0.1:7003".to_string(), 1)]);
+    assert!(register.terminate().success());
 }
 
 #[test]

@@ -63,12 +63,26 @@ const waitSlice = 100 * time.Millisecond
 // RegisterOption changes how Register registers.
 type RegisterOption func(*registerConfig)
 
-type registerConfig struct{ warmup time.Duration }
+type registerConfig struct {
+	warmup time.Duration
+	format string
+}
 
 // WithWarmup makes Register write nothing to etcd until d has passed (state WarmingUp meanwhile), so
 // that clients reach the server only once it is warm. Close or Drain during the warm-up writes nothing.
 func WithWarmup(d time.Duration) RegisterOption {
 	return func(c *registerConfig) { c.warmup = d }
+}
+
+// WithFormat writes the registration in another framework's document and key layout, so that its
+// own discovery finds the server: "etcd" (the default), "kratos" or "go-micro". With "kratos" and
+// "go-micro" the service is a name under the framework's default prefix ("echo" becomes
+// "/microservices/echo" or "/micro/registry/echo") or, starting with '/', the prefix itself; the
+// metadata must be a flat object of strings, numbers or booleans; clients resolve
+// "etcd:///" + prefix, e.g. "etcd:////microservices/echo". libgnaming checks the name: another one
+// makes Register fail with StatusInvalidArgument.
+func WithFormat(name string) RegisterOption {
+	return func(c *registerConfig) { c.format = name }
 }
 
 // Registration is a server's entry in etcd, kept alive by libgnaming until Close or Drain.
@@ -129,6 +143,13 @@ func Register(ctx context.Context, cluster, service, addr string, metadata any, 
 			return nil, &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("warm-up %v is out of range", config.warmup)}
 		}
 		if st := C.gn_registration_options_set_warmup_ms(opts, C.uint32_t(ms), &cerr); st != C.GN_STATUS_OK {
+			return nil, takeError(st, cerr)
+		}
+	}
+	if config.format != "" {
+		cf := C.CString(config.format)
+		defer C.free(unsafe.Pointer(cf))
+		if st := C.gn_registration_options_set_format(opts, cf, &cerr); st != C.GN_STATUS_OK {
 			return nil, takeError(st, cerr)
 		}
 	}

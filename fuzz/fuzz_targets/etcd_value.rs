@@ -1,25 +1,38 @@
-//! The etcd value parser (`etcd::value::parse`) on any bytes: etcd's Go naming JSON and bare
-//! `host:port`. Never panics; what it reads is a valid entry that `value::format` writes back to the
-//! same entry in both formats; and an address `validate_address` accepts reads back from both formats.
+//! The etcd value parser (`etcd::value::parse`) on any bytes: etcd's Go naming JSON, bare `host:port`
+//! and the Kratos and go-micro documents. Never panics; every address it reads is a valid entry that
+//! `value::format` writes back to the same entry in both formats; and an address `validate_address`
+//! accepts reads back from both formats.
 #![no_main]
 
 use gnaming::etcd::value::{format, parse, validate_address, Entry};
+use gnaming::Address;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
+fn reads_back_when_written(data: &[u8], endpoint: &Address) {
+    assert!(endpoint.weight >= 1, "{data:?}: weight {}", endpoint.weight);
+    assert!(validate_address(&endpoint.address).is_ok(), "{data:?}: read an invalid address {endpoint:?}");
+    let metadata: Option<Value> = endpoint
+        .metadata
+        .as_deref()
+        .map(|m| serde_json::from_str(m).unwrap_or_else(|e| panic!("{data:?}: metadata {m:?} is not JSON: {e}")));
+    let json = format(&endpoint.address, metadata.as_ref(), false);
+    assert_eq!(parse(json.as_bytes()), Ok(Entry::Add(endpoint.clone())), "{data:?}: written as {json:?}");
+    let raw = format(&endpoint.address, None, true);
+    let bare = Address { weight: 1, metadata: None, ..endpoint.clone() };
+    assert_eq!(parse(raw.as_bytes()), Ok(Entry::Add(bare)), "{data:?}: written as {raw:?}");
+}
+
 fuzz_target!(|data: &[u8]| {
-    if let Ok(Entry::Add(endpoint)) = parse(data) {
-        assert!(endpoint.weight >= 1, "{data:?}: weight {}", endpoint.weight);
-        assert!(validate_address(&endpoint.address).is_ok(), "{data:?}: read an invalid address {endpoint:?}");
-        let metadata: Option<Value> = endpoint
-            .metadata
-            .as_deref()
-            .map(|m| serde_json::from_str(m).unwrap_or_else(|e| panic!("{data:?}: metadata {m:?} is not JSON: {e}")));
-        let json = format(&endpoint.address, metadata.as_ref(), false);
-        assert_eq!(parse(json.as_bytes()), Ok(Entry::Add(endpoint.clone())), "{data:?}: written as {json:?}");
-        let raw = format(&endpoint.address, None, true);
-        let bare = gnaming::Address { weight: 1, metadata: None, ..endpoint };
-        assert_eq!(parse(raw.as_bytes()), Ok(Entry::Add(bare)), "{data:?}: written as {raw:?}");
+    match parse(data) {
+        Ok(Entry::Add(endpoint)) => reads_back_when_written(data, &endpoint),
+        Ok(Entry::Several(endpoints)) => {
+            assert!(endpoints.len() >= 2, "{data:?}: Several with {} addresses", endpoints.len());
+            for endpoint in &endpoints {
+                reads_back_when_written(data, endpoint);
+            }
+        }
+        _ => {}
     }
 
     // The same bytes as an address to register: the check before registering and the reader agree.

@@ -86,9 +86,9 @@ fn main() -> ExitCode {
         }
         Some(Command::Resolve { target, json, timeout, common }) => resolve(&target, json, timeout, &common),
         Some(Command::Watch { target, json, metrics, common }) => watch(target, json, &metrics, &common),
-        Some(Command::Register { service, address, ttl, metadata, wait, warmup, drain, metrics, common }) => {
+        Some(Command::Register { service, address, ttl, metadata, wait, format, warmup, drain, metrics, common }) => {
             let options =
-                RegistrationOptions { ttl, metadata, warmup: warmup.unwrap_or_default(), ..Default::default() };
+                RegistrationOptions { ttl, metadata, format, warmup: warmup.unwrap_or_default(), ..Default::default() };
             common.apply().and_then(|_| register(&service, &address, options, wait, drain, &metrics))
         }
         Some(Command::XdsAgent {

@@ -2,6 +2,7 @@
 
 pub(crate) mod backoff;
 pub mod cluster;
+pub mod frameworks;
 pub mod registration;
 pub mod stats;
 pub mod value;

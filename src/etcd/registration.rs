@@ -1,6 +1,6 @@
-//! Registration: a server's `<service>/<addr>` key under a lease kept alive in the background,
-//! written after an optional warm-up, re-granted and re-put forever when the lease or the key is lost,
-//! removed at close or drain.
+//! Registration: a server's `<service>/<addr>` key (or a Go framework's key and document) under a lease
+//! kept alive in the background, written after an optional warm-up, re-granted and re-put forever when
+//! the lease or the key is lost, removed at close or drain.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -13,8 +13,9 @@ use tokio::task::AbortHandle;
 
 use super::backoff::Backoff;
 use super::cluster::{self, Cluster};
+use super::frameworks;
 use super::stats::{bump, Gauge, STATS};
-use super::value;
+use super::value::{self, ValueFormat};
 use super::watcher::{self, SharedWatch};
 use crate::error::{Error, ErrorKind};
 use crate::runtime::{self, Closable};
@@ -37,6 +38,9 @@ pub struct RegistrationOptions {
     pub metadata: Option<serde_json::Value>,
     /// Write a bare `host:port` instead of etcd's naming JSON.
     pub raw_value: bool,
+    /// The document and key layout: etcd's (`<service>/<addr>`), or a Go framework's so that its own
+    /// discovery finds the server (src/etcd/frameworks.rs).
+    pub format: ValueFormat,
     /// How long to wait before writing anything to etcd, so clients reach the server only once it is
     /// warm (caches filled, connections made).
     pub warmup: Duration,
@@ -49,6 +53,7 @@ impl Default for RegistrationOptions {
             ttl: DEFAULT_TTL,
             metadata: None,
             raw_value: false,
+            format: ValueFormat::Etcd,
             warmup: Duration::ZERO,
         }
     }
@@ -168,12 +173,25 @@ impl Registration {
         if options.ttl < MIN_TTL {
             return Err(Error::invalid_argument(format!("TTL {:?} is below the minimum {MIN_TTL:?}", options.ttl)));
         }
+        let (prefix, key, value) = match options.format {
+            ValueFormat::Etcd => {
+                let value = value::format(address, options.metadata.as_ref(), options.raw_value);
+                (format!("{service}/"), format!("{service}/{address}"), value)
+            }
+            _ if options.raw_value => {
+                return Err(Error::invalid_argument("a bare host:port value is etcd's format, not a framework's"))
+            }
+            framework => {
+                let doc = frameworks::document(framework, service, address, options.metadata.as_ref())
+                    .map_err(Error::invalid_argument)?;
+                (doc.prefix, doc.key, doc.value)
+            }
+        };
         let home = runtime::home()?;
         let cluster = cluster::for_name(&options.cluster)?;
-        let prefix = format!("{service}/");
         let watch = watcher::subscribe(&cluster, &prefix)?;
         let core = Arc::new(Core {
-            key: format!("{prefix}{address}"),
+            key,
             cluster,
             group: Mutex::new(None),
             state: StateCell::new(options.warmup),
@@ -185,7 +203,6 @@ impl Registration {
             pid: std::process::id(),
             _active: Gauge::up(&STATS.registrations_active),
         });
-        let value = value::format(address, options.metadata.as_ref(), options.raw_value);
         // Closers wait while the registration is tracked, joins its group and spawns its task: a
         // shutdown, which may close it as soon as it is tracked, then finds it whole. Tracking fails
         // once a shutdown has begun (it would never close this one); nothing has started by then.

@@ -1,18 +1,70 @@
-//! The values stored under `<service>/<addr>`: etcd's Go naming JSON
-//! (`{"Op":0,"Addr":"host:port","Metadata":...}`) or a bare `host:port`, read and written.
+//! The values stored under a service's keys, read and written: etcd's Go naming JSON
+//! (`{"Op":0,"Addr":"host:port","Metadata":...}`), a bare `host:port`, and the documents of the Go
+//! frameworks (src/etcd/frameworks.rs), told apart by their shape.
 
 use serde_json::Value;
 
+use super::frameworks;
 use crate::target::Target;
 use crate::update::Address;
 
 /// What one key says.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     /// An address to dial.
     Add(Address),
-    /// etcd's `Op: 1`: the writer withdrew the address but left the key.
+    /// The addresses of a document that names more than one (every `grpc` endpoint of a Kratos
+    /// instance, every node of a go-micro service), in the document's order.
+    Several(Vec<Address>),
+    /// etcd's `Op: 1`: the writer withdrew the address but left the key. Also what the watcher keeps
+    /// for a key whose value it could not read.
     Withdrawn,
+}
+
+impl Entry {
+    /// One address as `Add`, so that the usual key costs no list of its own.
+    pub(crate) fn of(mut addresses: Vec<Address>) -> Entry {
+        match addresses.len() {
+            0 => Entry::Withdrawn,
+            1 => Entry::Add(addresses.remove(0)),
+            _ => Entry::Several(addresses),
+        }
+    }
+
+    /// The addresses to dial: none when withdrawn.
+    pub fn addresses(&self) -> &[Address] {
+        match self {
+            Entry::Add(address) => std::slice::from_ref(address),
+            Entry::Several(addresses) => addresses,
+            Entry::Withdrawn => &[],
+        }
+    }
+}
+
+/// The document a registration writes (see [`format`] and src/etcd/frameworks.rs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ValueFormat {
+    /// etcd's Go naming JSON (or a bare `host:port`) under `<service>/<addr>`.
+    #[default]
+    Etcd,
+    /// A Kratos `registry.ServiceInstance` under `/microservices/<name>/<id>`.
+    Kratos,
+    /// A go-micro `registry.Service` with one node under `/micro/registry/<name>/<node id>`.
+    GoMicro,
+}
+
+impl ValueFormat {
+    /// The names the C API, the bindings and the CLI take.
+    pub const NAMES: &'static str = "etcd, kratos, go-micro";
+
+    pub fn from_name(name: &str) -> Result<ValueFormat, String> {
+        match name {
+            "etcd" => Ok(ValueFormat::Etcd),
+            "kratos" => Ok(ValueFormat::Kratos),
+            "go-micro" => Ok(ValueFormat::GoMicro),
+            _ => Err(format!("unknown registration format '{name}' (formats: {})", Self::NAMES)),
+        }
+    }
 }
 
 /// Reads a value in either format; `Err` names what is wrong (the caller logs and skips it).
@@ -27,6 +79,16 @@ pub fn parse(value: &[u8]) -> Result<Entry, String> {
 fn parse_json(text: &str) -> Result<Entry, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("value is not valid JSON: {e}"))?;
     let obj = doc.as_object().ok_or("value is not a JSON object")?;
+    // etcd's naming JSON always has "Addr"; go-micro's services have "nodes", Kratos's instances
+    // (and only they) a list of endpoint URLs.
+    if !obj.contains_key("Addr") {
+        if obj.contains_key("nodes") {
+            return frameworks::read_go_micro(obj).map(Entry::of);
+        }
+        if obj.get("endpoints").and_then(Value::as_array).is_some_and(|e| e.iter().all(Value::is_string)) {
+            return frameworks::read_kratos(obj).map(Entry::of);
+        }
+    }
     match obj.get("Op") {
         None | Some(Value::Null) => {}
         Some(op) if op.as_u64() == Some(0) => {}
@@ -38,12 +100,18 @@ fn parse_json(text: &str) -> Result<Entry, String> {
     endpoint_for(addr, metadata).map(Entry::Add)
 }
 
-/// The endpoint for `addr` with `metadata` (its `weight`, when a number from 1 up, is the weight); also
-/// how other registries' formats (ZooKeeper's Curator JSON) become endpoints.
+/// The endpoint for `addr` with `metadata` (its `weight`, when a number from 1 up, is the weight: a JSON
+/// number, or a string of digits as Go frameworks write their `map[string]string`); also how other
+/// registries' formats (ZooKeeper's Curator JSON, the frameworks' documents) become endpoints.
 pub(crate) fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Address, String> {
     let mut endpoint = address(addr)?;
     if let Some(metadata) = metadata {
-        if let Some(weight) = metadata.get("weight").and_then(Value::as_f64) {
+        let weight = match metadata.get("weight") {
+            Some(Value::String(digits)) if digits.bytes().all(|b| b.is_ascii_digit()) => digits.parse::<f64>().ok(),
+            Some(number) => number.as_f64(),
+            None => None,
+        };
+        if let Some(weight) = weight {
             if weight >= 1.0 && weight <= u32::MAX as f64 {
                 endpoint.weight = weight as u32;
             }
@@ -56,7 +124,7 @@ pub(crate) fn endpoint_for(addr: &str, metadata: Option<&Value>) -> Result<Addre
 /// Parses `host:port` with the same rules as a `pass:` target, so families agree everywhere. An IP
 /// address already written the way the target parser writes it back (what registrars write) is taken
 /// as it is: going through the target parser and back costs a fifth of listing 100,000 keys.
-fn address(addr: &str) -> Result<Address, String> {
+pub(crate) fn address(addr: &str) -> Result<Address, String> {
     if let Some(ip) = canonical_ip_address(addr) {
         return Ok(Address::from_socket_addr(ip));
     }
@@ -151,6 +219,12 @@ mod tests {
         assert_eq!(e.address, "10.0.0.1:80");
         assert_eq!(e.weight, 5);
         assert_eq!(e.metadata.as_deref(), Some(r#"{"weight":5,"zone":"b"}"#));
+        // Go frameworks write every metadata value as a string.
+        assert_eq!(add(r#"{"Addr":"10.0.0.1:80","Metadata":{"weight":"12"}}"#).weight, 12);
+        for not_a_weight in [r#""1.5""#, r#""+3""#, r#""""#, r#""0""#, r#""99999999999""#] {
+            let e = add(&format!(r#"{{"Addr":"10.0.0.1:80","Metadata":{{"weight":{not_a_weight}}}}}"#));
+            assert_eq!(e.weight, 1, "{not_a_weight}");
+        }
         let e = add(r#"{"Addr":"10.0.0.1:80","Metadata":"plain"}"#);
         assert_eq!((e.weight, e.metadata.as_deref()), (1, Some(r#""plain""#)));
     }

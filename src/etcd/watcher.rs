@@ -47,8 +47,9 @@ const LIST_STARTS: usize = 5;
 pub struct Snapshot {
     /// The store revision the entries reflect.
     pub revision: i64,
-    /// Key → its address; `None` for a withdrawn or unreadable value.
-    pub entries: Arc<BTreeMap<String, Option<Address>>>,
+    /// Key → what its value says (one address, or several for a framework's document); `Withdrawn`
+    /// also for a value that could not be read.
+    pub entries: Arc<BTreeMap<String, Entry>>,
     /// True once a list succeeded: before that, `entries` means nothing.
     pub listed: bool,
     /// Set while etcd cannot be read; `entries` are then the last known.
@@ -56,9 +57,9 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The addresses in key order.
+    /// The addresses in key order (a key's own in its value's order).
     pub fn endpoints(&self) -> impl Iterator<Item = &Address> {
-        self.entries.values().flatten()
+        self.entries.values().flat_map(Entry::addresses)
     }
 }
 
@@ -250,7 +251,7 @@ struct Watcher {
     guards: Guards,
     /// Shared with the published snapshot, which the hub gives up before a change so that the
     /// change is made in place (except while a fragmented response is half applied).
-    entries: Arc<BTreeMap<String, Option<Address>>>,
+    entries: Arc<BTreeMap<String, Entry>>,
     revision: i64,
     /// Set while a fragmented watch response is half applied: the revision before it, from which a
     /// new watch must start again (a revision's events may span fragments).
@@ -706,17 +707,13 @@ enum Applied {
 }
 
 /// One key's entry; `None` when the key is not UTF-8 (never produced by a registrar), and a logged
-/// `Some((key, None))` when the value cannot be read.
-fn read(kv: &KeyValue) -> Option<(String, Option<Address>)> {
+/// `Some((key, Withdrawn))` when the value cannot be read.
+fn read(kv: &KeyValue) -> Option<(String, Entry)> {
     let key = kv.key_str().ok()?.to_string();
-    let entry = match value::parse(kv.value()) {
-        Ok(Entry::Add(endpoint)) => Some(endpoint),
-        Ok(Entry::Withdrawn) => None,
-        Err(reason) => {
-            tracing::warn!("etcd key '{key}' skipped: {reason}");
-            None
-        }
-    };
+    let entry = value::parse(kv.value()).unwrap_or_else(|reason| {
+        tracing::warn!("etcd key '{key}' skipped: {reason}");
+        Entry::Withdrawn
+    });
     Some((key, entry))
 }
 

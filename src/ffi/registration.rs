@@ -9,6 +9,7 @@ use super::panic::with_status;
 use super::plumbing::{borrow, borrow_opt_str, borrow_str, edit_options, free_handle, new_handle, on_handle, Out};
 use crate::error::Error;
 use crate::etcd::registration::{Registration, RegistrationOptions, RegistrationState, MIN_TTL};
+use crate::etcd::value::ValueFormat;
 
 /// Where a registration stands.
 #[repr(C)]
@@ -125,6 +126,40 @@ pub extern "C" fn gn_registration_options_set_raw_value(
 ) -> gn_status {
     edit_options(options, err_out, |o| {
         o.inner.raw_value = raw;
+        Ok(())
+    })
+}
+
+/// The document and key layout the registration writes, by name, so that a Go framework's own
+/// discovery finds the server:
+/// - "etcd" (the default): key "<service>/<address>", etcd's naming JSON (or the raw value).
+/// - "kratos": key "<prefix>/<id>", a Kratos `registry.ServiceInstance`
+///   `{"id","name","version","metadata","endpoints":["grpc://<address>?isSecure=false"]}`.
+/// - "go-micro": key "<prefix>/<name>-<id>", a go-micro `registry.Service` with one node
+///   `{"name","version","metadata":null,"endpoints":[],"nodes":[{"id","address","metadata"}]}`.
+///
+/// For "kratos" and "go-micro" the `service` of `gn_registration_start` is a name placed under the
+/// framework's default prefix ("echo": "/microservices/echo" for Kratos, "/micro/registry/echo" for
+/// go-micro) or, when it starts with '/', the prefix itself (a Kratos namespace of one's own); the
+/// name the framework sees is its last segment, `<id>` a random UUID per registration. The metadata
+/// must then be a JSON object of strings, numbers or booleans (written as strings, since both
+/// frameworks read `map[string]string`; else `gn_registration_start` fails with
+/// `GN_STATUS_INVALID_ARGUMENT`); its "version" is also the document's version. Such registrations
+/// resolve with the target "etcd:///" followed by the prefix, e.g. "etcd:////microservices/echo".
+/// They are etcd's only: with a zk: service, or with the raw value option, `gn_registration_start`
+/// fails with `GN_STATUS_INVALID_ARGUMENT`.
+///
+/// Fails with `GN_STATUS_INVALID_ARGUMENT` for NULL or another name; the options are then unchanged.
+#[no_mangle]
+pub extern "C" fn gn_registration_options_set_format(
+    options: *mut gn_registration_options,
+    format: *const c_char,
+    err_out: *mut *mut gn_error,
+) -> gn_status {
+    edit_options(options, err_out, |o| {
+        // SAFETY: NULL or a NUL-terminated string, as documented.
+        let name = unsafe { borrow_str(format, "format") }?;
+        o.inner.format = ValueFormat::from_name(name).map_err(Error::invalid_argument)?;
         Ok(())
     })
 }

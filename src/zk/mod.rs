@@ -15,7 +15,6 @@ use crate::etcd::backoff::Backoff;
 use crate::etcd::value::Entry;
 use crate::resolver::{BackendTask, ResolverContext};
 use crate::target::ZkTarget;
-use crate::update::Address;
 
 /// The ensemble when neither the target nor `GNAMING_ZK_SERVERS` names one.
 pub const DEFAULT_SERVERS: &str = "127.0.0.1:2181";
@@ -60,7 +59,7 @@ struct Node {
     servers: String,
     path: String,
     copies: u32,
-    children: BTreeMap<String, Option<Address>>,
+    children: BTreeMap<String, Entry>,
 }
 
 /// What a session has still to do after the events applied so far.
@@ -291,7 +290,7 @@ impl Node {
                     MultiReadResult::Error { err: zookeeper_client::Error::NoNode } => {}
                     MultiReadResult::Error { err } => {
                         tracing::warn!("zk node '{}/{name}' skipped: {err}", self.path);
-                        children.insert(name.clone(), None);
+                        children.insert(name.clone(), Entry::Withdrawn);
                     }
                     other => return Err(zookeeper_client::Error::UnexpectedError(format!("{other:?}"))),
                 }
@@ -301,21 +300,17 @@ impl Node {
         Ok(())
     }
 
-    fn read(&self, child: &str, data: &[u8]) -> Option<Address> {
-        match node::parse(data) {
-            Ok(Entry::Add(endpoint)) => Some(endpoint),
-            Ok(Entry::Withdrawn) => None,
-            Err(reason) => {
-                tracing::warn!("zk node '{}/{child}' skipped: {reason}", self.path);
-                None
-            }
-        }
+    fn read(&self, child: &str, data: &[u8]) -> Entry {
+        node::parse(data).unwrap_or_else(|reason| {
+            tracing::warn!("zk node '{}/{child}' skipped: {reason}", self.path);
+            Entry::Withdrawn
+        })
     }
 
     /// Publishes the children's addresses in child-name order.
     fn publish(&self, ctx: &mut ResolverContext) {
         let mut endpoints = Vec::new();
-        for endpoint in self.children.values().flatten() {
+        for endpoint in self.children.values().flat_map(Entry::addresses) {
             endpoint.clone().push_copies(self.copies, &mut endpoints);
         }
         ctx.publish(endpoints, None);

@@ -1,6 +1,6 @@
 //! What a child of a ZooKeeper service node holds: Curator ServiceDiscovery's JSON instance
-//! (`{"name","id","address","port","sslPort","payload",...}`), or any value an etcd registration takes
-//! (etcd's Go naming JSON, a bare `host:port`), read with the etcd reader.
+//! (`{"name","id","address","port","sslPort","payload",...}`), or any value the etcd reader takes
+//! (etcd's Go naming JSON, a bare `host:port`, a Kratos instance, a go-micro service).
 
 use std::net::Ipv6Addr;
 
@@ -73,6 +73,15 @@ mod tests {
         let e = add(r#"{"Op":0,"Addr":"10.0.0.2:80","Metadata":{"zone":"b"}}"#);
         assert_eq!((e.address.as_str(), e.metadata.as_deref()), ("10.0.0.2:80", Some(r#"{"zone":"b"}"#)));
         assert_eq!(parse(br#"{"Op":1,"Addr":"10.0.0.2:80"}"#), Ok(Entry::Withdrawn));
+    }
+
+    #[test]
+    fn kratos_instances_from_its_zookeeper_registry_give_every_grpc_endpoint() {
+        let data = br#"{"id":"k1","name":"echo","version":"v1","metadata":null,
+            "endpoints":["grpc://10.0.0.1:9000?isSecure=false","http://10.0.0.1:8000","grpc://10.0.0.1:9001"]}"#;
+        let entry = parse(data).expect("a Kratos instance");
+        let read: Vec<_> = entry.addresses().iter().map(|a| a.address.to_string()).collect();
+        assert_eq!(read, ["10.0.0.1:9000", "10.0.0.1:9001"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind};
 use crate::etcd::backoff::Backoff;
 use crate::etcd::registration::{RegistrationOptions, RegistrationState, StateCell, DEFAULT_CLOSE_TIMEOUT, MIN_TTL};
 use crate::etcd::stats::{bump, Gauge, STATS};
-use crate::etcd::value;
+use crate::etcd::value::{self, ValueFormat};
 use crate::runtime::{self, Closable};
 use crate::target::{Target, ZkTarget};
 
@@ -63,6 +63,11 @@ impl Registration {
                 "cluster '{}' names an etcd cluster; a zk:// service names its ZooKeeper servers itself",
                 options.cluster
             )));
+        }
+        if options.format != ValueFormat::Etcd {
+            return Err(Error::invalid_argument(
+                "the Kratos and go-micro formats are etcd's; a zk:// service writes Curator's JSON",
+            ));
         }
         if options.ttl < MIN_TTL {
             return Err(Error::invalid_argument(format!("TTL {:?} is below the minimum {MIN_TTL:?}", options.ttl)));

@@ -310,6 +310,14 @@ static void registration_calls_refuse_nulls_and_bad_values(void) {
   EXPECT_ERROR(gn_registration_options_set_metadata_json(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
   EXPECT_OK(gn_registration_options_set_metadata_json(o, NULL, err_out));
   EXPECT_OK(gn_registration_options_set_raw_value(o, false, err_out));
+  COVER(gn_registration_options_set_format);
+  EXPECT_ERROR(gn_registration_options_set_format(NULL, "kratos", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_registration_options_set_format(o, NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "format");
+  EXPECT_ERROR(gn_registration_options_set_format(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_ERROR(gn_registration_options_set_format(o, "Kratos", err_out), GN_STATUS_INVALID_ARGUMENT,
+               "etcd, kratos, go-micro");
+  EXPECT_OK(gn_registration_options_set_format(o, "go-micro", err_out));
+  EXPECT_OK(gn_registration_options_set_format(o, "etcd", err_out));
 
   gn_registration *r = SENTINEL;
   EXPECT_ERROR(gn_registration_start(NULL, "127.0.0.1:9", o, &r, err_out), GN_STATUS_INVALID_ARGUMENT, "service");

@@ -1,7 +1,8 @@
 /* The registration C API against a real etcd cluster (GNAMING_TEST_ETCD_ENDPOINTS, set by
  * tests/harness/etcd_cluster.py run): NULL arguments and bad options, start → wait → resolved with
  * metadata and weight, close from any thread (another thread, 8 at once, inside a resolver callback),
- * close then free, free without close, state transitions, an unreachable cluster, the stats JSON, and
+ * close then free, free without close, state transitions, an unreachable cluster, the stats JSON, the
+ * Kratos and go-micro formats resolved under their key prefixes, and
  * warm-up and drain (the key's appearance delayed, removed before a drain returns, nothing written by a
  * close during the warm-up, no drain inside a callback).
  * Built with -Wall -Wextra -Werror and run under ASan+UBSan and valgrind. */
@@ -199,6 +200,37 @@ static void a_registration_is_resolved_with_metadata_and_weight_and_gone_after_c
   CHECK(wait_list(r, "", observed, sizeof observed), "expected [] after close, observed [%s]", observed);
   gn_registration_free(reg);
   gn_resolver_free(r);
+}
+
+/* A registration in `format` ("kratos", "go-micro") resolved by `target`, the framework's key prefix. */
+static void a_framework_format_registration_resolves_under_its_prefix(const char *format, const char *target) {
+  gn_registration_options *o = gn_registration_options_new();
+  gn_registration_options_set_cluster(o, "c", NULL);
+  gn_registration_options_set_ttl_ms(o, 2000, NULL);
+  CHECK(gn_registration_options_set_metadata_json(o, "{\"version\":\"v2\",\"weight\":3}", NULL) == GN_STATUS_OK,
+        "metadata");
+  CHECK(gn_registration_options_set_format(o, format, NULL) == GN_STATUS_OK, "format %s", format);
+  gn_registration *reg = NULL;
+  gn_error *err = NULL;
+  gn_status s = gn_registration_start("creg-fw", "127.0.0.1:7120", o, &reg, &err);
+  CHECK(s == GN_STATUS_OK, "start in %s: %s", format, gn_error_message(err));
+  gn_error_free(err);
+  gn_registration_options_free(o);
+  if (!reg) return;
+  wait_registered(reg);
+  gn_resolver *r = pull_resolver(target);
+  char observed[512];
+  CHECK(wait_list(r, "127.0.0.1:7120 w=3", observed, sizeof observed), "%s: expected [127.0.0.1:7120 w=3], observed [%s]",
+        target, observed);
+  CHECK(gn_registration_close(reg, 5000, NULL) == GN_STATUS_OK, "close");
+  CHECK(wait_list(r, "", observed, sizeof observed), "%s: expected [] after close, observed [%s]", target, observed);
+  gn_registration_free(reg);
+  gn_resolver_free(r);
+}
+
+static void kratos_and_go_micro_registrations_resolve_under_their_prefixes(void) {
+  a_framework_format_registration_resolves_under_its_prefix("kratos", "etcd://c//microservices/creg-fw");
+  a_framework_format_registration_resolves_under_its_prefix("go-micro", "etcd://c//micro/registry/creg-fw");
 }
 
 /* One closing thread's registration and what its close returned. */
@@ -470,6 +502,7 @@ int main(void) {
   configure_clusters();
   RUN(null_arguments_and_bad_options_fail_clearly_and_frees_of_null_are_no_ops);
   RUN(a_registration_is_resolved_with_metadata_and_weight_and_gone_after_close);
+  RUN(kratos_and_go_micro_registrations_resolve_under_their_prefixes);
   RUN(a_close_from_another_thread_racing_the_main_thread_closes_once);
   RUN(eight_threads_closing_at_once_all_succeed);
   RUN(free_without_close_removes_the_address);

@@ -197,6 +197,7 @@ _SIGNATURES = {
     "gn_registration_options_set_ttl_ms": (c_int, [c_void_p, c_uint32, _err]),
     "gn_registration_options_set_metadata_json": (c_int, [c_void_p, c_char_p, _err]),
     "gn_registration_options_set_raw_value": (c_int, [c_void_p, c_bool, _err]),
+    "gn_registration_options_set_format": (c_int, [c_void_p, c_char_p, _err]),
     "gn_registration_start": (c_int, [c_char_p, c_char_p, c_void_p, POINTER(c_void_p), _err]),
     "gn_registration_wait": (c_int, [c_void_p, c_int64, _err]),
     "gn_registration_get_state": (c_int, [c_void_p]),

@@ -68,7 +68,9 @@ class Registration:
     block until registered. `cluster` is "" (default cluster), a name given to
     `configure_cluster`, or a single "host:port" endpoint. `ttl` (seconds, at least 1) bounds how
     long the address outlives a crashed process. `metadata` is stored as JSON next to the address;
-    `raw_value=True` stores the bare address instead (go-zero's format). `warmup` (seconds) delays
+    `raw_value=True` stores the bare address instead (go-zero's format). `format` writes another
+    framework's document and key layout instead of etcd's: "kratos" or "go-micro" (the library checks
+    the name; see `gn_registration_options_set_format` in gnaming.h for the layouts). `warmup` (seconds) delays
     every write to etcd, so clients reach the server only once it is warm; `drain()` takes the
     address out of discovery before the server stops.
     """
@@ -76,7 +78,8 @@ class Registration:
     _EXIT_ORDER = 0
 
     def __init__(self, service: str, address: str, *, cluster: str = "", ttl: float = 10.0,
-                 metadata: Any = None, raw_value: bool = False, warmup: float = 0.0) -> None:
+                 metadata: Any = None, raw_value: bool = False, format: str = "etcd",
+                 warmup: float = 0.0) -> None:
         self.service = service
         self.address = address
         self._handle: Optional[CountedHandle] = None
@@ -91,6 +94,7 @@ class Registration:
                 _ffi.call(lib.gn_registration_options_set_metadata_json, opts,
                           _ffi.encode(json.dumps(metadata), "metadata"))
             _ffi.call(lib.gn_registration_options_set_raw_value, opts, bool(raw_value))
+            _ffi.call(lib.gn_registration_options_set_format, opts, _ffi.encode(format, "format"))
             _ffi.call(lib.gn_registration_options_set_warmup_ms, opts, _ms(warmup, "warmup"))
             _lifecycle.track(self)
             out = ctypes.c_void_p()

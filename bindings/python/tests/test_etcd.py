@@ -89,6 +89,23 @@ def test_registration_is_seen_with_its_metadata_and_removed_on_close(etcd, servi
     assert isinstance(gnaming.stats(), dict)
 
 
+def test_a_kratos_format_registration_resolves_under_kratos_layout_and_unknown_formats_are_refused(
+        etcd, service, backends):
+    (a,) = backends(1)
+    with gnaming.Resolver(f"etcd:////microservices/{service}") as r:
+        with gnaming.Registration(service, a.address, metadata={"version": "v2"}, format="kratos") as reg:
+            reg.wait(10)
+            deadline = time.monotonic() + 10
+            update = r.next(10)
+            while [x.addr for x in update.addresses] != [a.address] and time.monotonic() < deadline:
+                update = r.next(10)
+            assert [x.addr for x in update.addresses] == [a.address], f"observed {update.addresses}"
+            metadata = update.addresses[0].metadata
+            assert (metadata["version"], metadata["isSecure"]) == ("v2", False), f"observed {metadata}"
+    with pytest.raises(gnaming.InvalidArgumentError, match="etcd, kratos, go-micro"):
+        gnaming.Registration(service, a.address, format="micro")
+
+
 def test_three_servers_share_traffic_and_removing_one_mid_traffic_loses_no_rpc(etcd, service, backends):
     servers = backends(3)
     regs = register(service, servers)

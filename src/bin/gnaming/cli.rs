@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueHint};
+use gnaming::etcd::value::ValueFormat;
 use serde_json::Value;
 
 const EXIT_CODES: &str = "exit codes: 0 ok, 1 failure, 2 bad usage or bad target, 3 server unavailable";
@@ -119,17 +120,22 @@ object a line.",
     #[command(
         override_usage = "\
 gnaming register SERVICE ADDR [--ttl SECONDS] [--metadata JSON] [--wait SECONDS] [--etcd ENDPOINTS]
-                        [--warmup SECONDS] [--drain SECONDS] [--metrics IP:PORT [--metrics-allow-remote]]",
+                        [--format etcd|kratos|go-micro] [--warmup SECONDS] [--drain SECONDS]
+                        [--metrics IP:PORT [--metrics-allow-remote]]",
         long_about = "\
 Registers ADDR (host:port) under SERVICE in etcd, keeps the lease alive, and on Ctrl-C (or SIGTERM)
 deletes the key so that watchers see the removal at once. Exits 3 when not registered within --wait
 seconds (counted after --warmup). With --warmup it writes nothing to etcd for that long first; with
 --drain, on Ctrl-C or SIGTERM it deletes the key, then waits that long before exiting, so that clients
-stop picking ADDR while the server behind it still answers.",
+stop picking ADDR while the server behind it still answers. --format kratos or go-micro writes that
+framework's document under its key layout instead (/microservices/SERVICE/<id>, or
+/micro/registry/SERVICE/SERVICE-<id>; a SERVICE starting with '/' is the key prefix itself), so that
+its own discovery finds ADDR; etcd:////microservices/SERVICE resolves it.",
         after_help = format!(
             "{METRICS_HELP}\n\nexamples:\n  gnaming register echo 127.0.0.1:50051\n  \
              gnaming register echo 127.0.0.1:50051 --ttl 5 --metadata '{{\"weight\":3}}' --etcd 127.0.0.1:2379\n  \
-             gnaming register echo 127.0.0.1:50051 --warmup 5 --drain 2\n\n\
+             gnaming register echo 127.0.0.1:50051 --warmup 5 --drain 2\n  \
+             gnaming register echo 127.0.0.1:50051 --format kratos --metadata '{{\"version\":\"v2\"}}'\n\n\
              {EXIT_CODES}"
         )
     )]
@@ -149,6 +155,9 @@ stop picking ADDR while the server behind it still answers.",
         /// Exit 3 when not registered within this long
         #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds, allow_negative_numbers = true)]
         wait: Duration,
+        /// The document and key layout to write: etcd (etcd's naming JSON), kratos or go-micro
+        #[arg(long, value_name = "FORMAT", default_value = "etcd", value_parser = value_format)]
+        format: ValueFormat,
         /// Write nothing to etcd for this long first, while the server warms up
         #[arg(long, value_name = "SECONDS", value_parser = seconds, allow_negative_numbers = true)]
         warmup: Option<Duration>,
@@ -284,6 +293,10 @@ fn seconds(text: &str) -> Result<Duration, String> {
 
 fn json(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))
+}
+
+fn value_format(text: &str) -> Result<ValueFormat, String> {
+    ValueFormat::from_name(text)
 }
 
 fn nameserver(text: &str) -> Result<SocketAddr, String> {

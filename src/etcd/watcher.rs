@@ -322,7 +322,9 @@ impl Watcher {
         let max_keys = pause.as_ref().map_or(MAX_PAGE_KEYS, |p| p.page_keys);
         let end = prefix_end(self.prefix.as_bytes());
         for _ in 0..LIST_STARTS {
-            let mut entries = BTreeMap::new();
+            // Pages come in key order: the map is built from them in one pass at the end, rather than
+            // searched once per key.
+            let mut entries = Vec::new();
             // 0 reads the newest revision, which the first page then pins.
             let mut revision = 0;
             let mut from = self.prefix.as_bytes().to_vec();
@@ -376,7 +378,7 @@ impl Watcher {
                 continue;
             }
             self.revision = revision;
-            self.entries = Arc::new(entries);
+            self.entries = Arc::new(entries.into_iter().collect());
             self.fragment_base = None;
             // A guarded key missing from a fresh list was deleted while no watch was running.
             for (key, deletions) in self.guards.lock().iter() {

@@ -96,6 +96,10 @@ fn socket_fields(address: &str, family: AddressFamily) -> ([u8; 16], u16, u32) {
     if !matches!(family, AddressFamily::Ipv4 | AddressFamily::Ipv6) {
         return (ip, 0, 0);
     }
+    if let Some((octets, port)) = ipv4_with_port(address) {
+        ip[..4].copy_from_slice(&octets);
+        return (ip, port, 0);
+    }
     match address.parse::<SocketAddr>() {
         Ok(SocketAddr::V4(a)) => {
             ip[..4].copy_from_slice(&a.ip().octets());
@@ -104,6 +108,36 @@ fn socket_fields(address: &str, family: AddressFamily) -> ([u8; 16], u16, u32) {
         Ok(SocketAddr::V6(a)) => (a.ip().octets(), a.port(), a.scope_id()),
         Err(_) => (ip, 0, 0),
     }
+}
+
+/// `a.b.c.d:port` as `Display` writes an IPv4 socket address (no leading zeros, port 1 and up), read
+/// by hand: an update of 100,000 entries reads every one, and the general parser took a quarter of
+/// a change's CPU there. Anything else is `None`, for the general parser.
+fn ipv4_with_port(text: &str) -> Option<([u8; 4], u16)> {
+    fn number(digits: &[u8], max: u32) -> Option<u32> {
+        if digits.is_empty() || digits.len() > 5 || (digits.len() > 1 && digits[0] == b'0') {
+            return None;
+        }
+        let mut value = 0u32;
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u32::from(d - b'0');
+        }
+        (value <= max).then_some(value)
+    }
+    let (ip, port) = text.split_once(':')?;
+    let mut octets = [0u8; 4];
+    let mut parts = ip.split('.');
+    for octet in &mut octets {
+        *octet = number(parts.next()?.as_bytes(), 255)? as u8;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    let port = number(port.as_bytes(), 65535)?;
+    (port > 0).then_some((octets, port as u16))
 }
 
 /// C strings written one after the other into a buffer allocated once at its final size, so that
@@ -229,4 +263,52 @@ pub extern "C" fn gn_update_service_config(update: *const gn_update) -> *const c
 #[no_mangle]
 pub extern "C" fn gn_update_free(update: *mut gn_update) {
     free_handle(update)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ipv4_reader_agrees_with_the_general_parser_and_reads_what_display_writes() {
+        let odd = [
+            "1.2.3.4:5",
+            "255.255.255.255:65535",
+            "0.0.0.0:1",
+            "01.2.3.4:5",
+            "1.2.3.4:05",
+            "1.2.3.4:0",
+            "1.2.3.4:65536",
+            "256.1.1.1:80",
+            "1.2.3:80",
+            "1.2.3.4.5:80",
+            "1.2.3.4",
+            "1.2.3.4:",
+            ":80",
+            "1..3.4:80",
+            "1.2.3.4:8a",
+            "+1.2.3.4:80",
+            "1.2.3.4:+80",
+            "[::1]:80",
+            "1.2.3.4:80:1",
+            "١.2.3.4:80",
+            "1.2.3.4:999999",
+        ];
+        let canonical = (0..2000u32).map(|i| {
+            let ip = std::net::Ipv4Addr::from(i.wrapping_mul(2_654_435_761));
+            SocketAddr::from((ip, (i % 65535 + 1) as u16)).to_string()
+        });
+        for text in odd.iter().map(|s| s.to_string()).chain(canonical) {
+            let general = match text.parse::<SocketAddr>() {
+                Ok(SocketAddr::V4(a)) if a.port() > 0 => Some((a.ip().octets(), a.port())),
+                _ => None,
+            };
+            let by_hand = ipv4_with_port(&text);
+            if by_hand.is_some() || text.parse::<SocketAddr>().is_ok_and(|a| a.to_string() == text && a.port() > 0) {
+                assert_eq!(by_hand, general, "{text}");
+            }
+            assert!(by_hand.is_none() || by_hand == general, "{text}");
+        }
+        assert_eq!(ipv4_with_port("10.0.0.1:80"), Some(([10, 0, 0, 1], 80)));
+    }
 }

@@ -1,7 +1,7 @@
 # Python binding: a venv in build/venv with grpcio, pytest and the package installed from
 # bindings/python (pip builds it with setuptools-rust, as for users), then the pytest
-# suite against a real 3-member etcd cluster from tests/harness (with grpcio's own xDS client fed
-# by gnaming.xds and by `gnaming xds-agent`).
+# suite against a real 3-member etcd cluster and a 3-server ZooKeeper ensemble from tests/harness (with
+# grpcio's own xDS client fed by gnaming.xds and by `gnaming xds-agent`).
 TEST_TARGETS += test-python
 APT_PACKAGES += python3-venv
 
@@ -26,7 +26,8 @@ python-deps: $(PY)
 python-install: lib python-deps
 	$(PIP_INSTALL) --no-index --no-build-isolation --no-deps --force-reinstall ./bindings/python
 
-# pytest exits non-zero also when it collects no test. The CLI is for the xDS agent test.
+# pytest exits non-zero also when it collects no test. The CLI is for the xDS agent test; the
+# ZooKeeper ensemble (tests/harness/zk_ensemble.py) for test_zk.py.
 test-python: python-install cli
-	$(ETCD_RUN) \
+	$(ETCD_RUN) $(ZK_RUN) \
 	  $(PY) -m pytest -p no:cacheprovider -q bindings/python/tests

@@ -10,6 +10,7 @@ pub mod dns;
 pub mod error;
 pub mod etcd;
 pub mod log;
+pub mod registration;
 pub mod resolver;
 pub mod runtime;
 pub mod target;

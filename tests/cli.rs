@@ -7,6 +7,7 @@
 #![cfg(feature = "cli")]
 
 mod common;
+mod zk_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Output, Stdio};
@@ -316,6 +317,26 @@ fn watch_sees_a_registration_made_by_register_and_its_removal_on_sigterm() {
     let status = register.terminate();
     assert!(status.success(), "register exited with {status}");
     watch.wait_line(Duration::from_secs(2), "with the address removed", |l| addresses(l).is_empty());
+    assert!(watch.terminate().success());
+}
+
+#[test]
+fn register_with_a_zk_service_registers_in_zookeeper_and_sigterm_removes_the_node() {
+    let ensemble = zk_support::Ensemble::start(1);
+    let service = format!("zk://{}/cli/zecho", ensemble.servers);
+    let watch = Running::start(&["watch", &service, "--json"]);
+    watch.wait_line(Duration::from_secs(15), "with the empty start list", |l| addresses(l).is_empty());
+
+    let register = Running::start(&["register", &service, "127.0.0.1:7004", "--metadata", r#"{"weight":2}"#]);
+    register.wait_line(Duration::from_secs(15), "saying registered under the service's node", |l| {
+        l.contains("registered /cli/zecho/")
+    });
+    let expected = vec![("127.0.0.1:7004".to_string(), 2)];
+    watch.wait_line(Duration::from_secs(10), "with the registered address of weight 2", |l| addresses(l) == expected);
+
+    let status = register.terminate();
+    assert!(status.success(), "register exited with {status}");
+    watch.wait_line(Duration::from_secs(10), "with the node removed", |l| addresses(l).is_empty());
     assert!(watch.terminate().success());
 }
 

@@ -133,3 +133,32 @@ fn after_its_session_expires_the_node_is_put_back_replacing_a_stale_one_in_the_w
     reg.close(Duration::from_secs(5)).expect("closed");
     updates.wait_list(WAIT, &[]);
 }
+
+#[test]
+fn through_a_20_second_outage_of_the_whole_ensemble_the_list_is_kept_and_the_node_is_back_within_2_s() {
+    let zk = Ensemble::start(3);
+    let service = format!("zk://{}/outage/echo", zk.servers);
+    let reg = Registration::start(&service, "127.0.0.1:7801", &RegistrationOptions::default()).expect("starts");
+    reg.wait(Some(WAIT)).expect("registered");
+    let mut updates = resolve(&service);
+    updates.wait_list(WAIT, &sorted(&["127.0.0.1:7801"]));
+    let listed = updates.seen.len();
+
+    zk.stop_all();
+    std::thread::sleep(Duration::from_secs(20));
+    zk.start_all();
+    let recovered = Instant::now();
+    // The session outlived the outage or was replaced: either way the node is there again soon.
+    let w = Writer::connect(&zk.servers);
+    while w.node(reg.path()).is_none() {
+        assert!(recovered.elapsed() < Duration::from_secs(2), "the node was not back within 2 s of recovery");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reg.wait(Some(Duration::from_secs(2))).expect("registered again within 2 s of recovery");
+    updates.wait_for(WAIT, "a fresh list with the node", |u| {
+        u.state == gnaming::ResolverState::Ok && addrs(u) == ["127.0.0.1:7801"]
+    });
+    let during: Vec<_> = updates.seen[listed..].iter().map(|u| addrs(u)).collect();
+    assert!(during.iter().all(|l| !l.is_empty()), "an empty list during or after the outage: {during:?}");
+    reg.close(Duration::from_secs(5)).expect("closed");
+}

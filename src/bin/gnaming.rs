@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{CommandFactory, Parser};
-use gnaming::etcd::{ClusterConfig, Registration, RegistrationOptions};
+use gnaming::etcd::{ClusterConfig, RegistrationOptions};
+use gnaming::registration::Registration;
 use gnaming::update::{AddressFamily, AddressKind};
 use gnaming::xds::{XdsOptions, XdsServer};
 use gnaming::{Error, ErrorKind, Resolver, ResolverOptions, Update};
@@ -186,7 +187,10 @@ fn register(
             Err(e) => {
                 let _ = registration.close(Duration::from_secs(1));
                 return Err(match e.kind() {
-                    ErrorKind::Timeout => Failure(3, format!("not registered within {wait:?}: is etcd reachable?")),
+                    ErrorKind::Timeout => Failure(
+                        3,
+                        format!("not registered within {wait:?}: is the registry (etcd or ZooKeeper) reachable?"),
+                    ),
                     _ => e.into(),
                 });
             }

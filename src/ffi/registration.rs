@@ -8,7 +8,7 @@ use super::error::{gn_error, gn_status};
 use super::panic::with_status;
 use super::plumbing::{borrow, borrow_opt_str, borrow_str, edit_options, free_handle, new_handle, on_handle, Out};
 use crate::error::Error;
-use crate::etcd::registration::{Registration, RegistrationOptions, RegistrationState, MIN_TTL};
+use crate::etcd::registration::{RegistrationOptions, RegistrationState, MIN_TTL};
 use crate::etcd::value::ValueFormat;
 
 /// Where a registration stands.
@@ -186,7 +186,7 @@ pub extern "C" fn gn_registration_options_set_warmup_ms(
 /// `gn_registration_get_state` and `gn_registration_close` may be called from any thread, also at
 /// the same time; `gn_registration_free` must be the last call on it.
 pub struct gn_registration {
-    inner: AnyRegistration,
+    inner: crate::registration::Registration,
 }
 
 /// Registers `address` ("host:port", "[v6]:port") under `service` in etcd, as key
@@ -230,7 +230,7 @@ pub extern "C" fn gn_registration_start(
         let address = unsafe { borrow_str(address, "address") }?;
         let options = unsafe { options.as_ref() }.map(|o| o.inner.clone()).unwrap_or_default();
         let out = unsafe { Out::new(registration_out, "registration_out") }?;
-        out.put(gn_registration { inner: AnyRegistration::start(service, address, &options)? })
+        out.put(gn_registration { inner: crate::registration::Registration::start(service, address, &options)? })
     })
 }
 
@@ -324,53 +324,4 @@ pub extern "C" fn gn_registration_drain(
             None => Ok(()),
         }
     })
-}
-
-// ZooKeeper registrations. A service written as a zk: target ("zk://host:port,.../path/to/service" or
-// "zk:///path/to/service") registers in ZooKeeper, so that a server registers under the very string
-// its clients resolve, the servers named the one way zk: targets name them; everything else is an etcd
-// prefix. The same handle and calls serve both.
-
-/// The registration behind a `gn_registration`: etcd's or ZooKeeper's.
-enum AnyRegistration {
-    Etcd(Registration),
-    Zk(crate::zk::registration::Registration),
-}
-
-impl AnyRegistration {
-    fn start(service: &str, address: &str, options: &RegistrationOptions) -> Result<Self, Error> {
-        if crate::zk::registration::is_zk_service(service) {
-            crate::zk::registration::Registration::start(service, address, options).map(AnyRegistration::Zk)
-        } else {
-            Registration::start(service, address, options).map(AnyRegistration::Etcd)
-        }
-    }
-
-    fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
-        match self {
-            AnyRegistration::Etcd(r) => r.wait(timeout),
-            AnyRegistration::Zk(r) => r.wait(timeout),
-        }
-    }
-
-    fn state(&self) -> RegistrationState {
-        match self {
-            AnyRegistration::Etcd(r) => r.state(),
-            AnyRegistration::Zk(r) => r.state(),
-        }
-    }
-
-    fn close(&self, timeout: Duration) -> Result<(), Error> {
-        match self {
-            AnyRegistration::Etcd(r) => r.close(timeout),
-            AnyRegistration::Zk(r) => r.close(timeout),
-        }
-    }
-
-    fn drain(&self, drain: Duration, timeout: Duration) -> Result<(), Error> {
-        match self {
-            AnyRegistration::Etcd(r) => r.drain(drain, timeout),
-            AnyRegistration::Zk(r) => r.drain(drain, timeout),
-        }
-    }
 }

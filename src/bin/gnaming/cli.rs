@@ -116,7 +116,7 @@ object a line.",
         common: Common,
     },
 
-    /// Register ADDR under SERVICE in etcd until Ctrl-C, then deregister
+    /// Register ADDR under SERVICE in etcd (or ZooKeeper) until Ctrl-C, then deregister
     #[command(
         override_usage = "\
 gnaming register SERVICE ADDR [--ttl SECONDS] [--metadata JSON] [--wait SECONDS] [--etcd ENDPOINTS]
@@ -130,17 +130,21 @@ seconds (counted after --warmup). With --warmup it writes nothing to etcd for th
 stop picking ADDR while the server behind it still answers. --format kratos or go-micro writes that
 framework's document under its key layout instead (/microservices/SERVICE/<id>, or
 /micro/registry/SERVICE/SERVICE-<id>; a SERVICE starting with '/' is the key prefix itself), so that
-its own discovery finds ADDR; etcd:////microservices/SERVICE resolves it.",
+its own discovery finds ADDR; etcd:////microservices/SERVICE resolves it. A SERVICE written as a zk:
+target (zk://host:port,.../path/to/service, or zk:///path/to/service with GNAMING_ZK_SERVERS)
+registers an ephemeral Curator node under that path in ZooKeeper instead, removed on exit; the same
+string resolves it.",
         after_help = format!(
             "{METRICS_HELP}\n\nexamples:\n  gnaming register echo 127.0.0.1:50051\n  \
              gnaming register echo 127.0.0.1:50051 --ttl 5 --metadata '{{\"weight\":3}}' --etcd 127.0.0.1:2379\n  \
              gnaming register echo 127.0.0.1:50051 --warmup 5 --drain 2\n  \
-             gnaming register echo 127.0.0.1:50051 --format kratos --metadata '{{\"version\":\"v2\"}}'\n\n\
+             gnaming register echo 127.0.0.1:50051 --format kratos --metadata '{{\"version\":\"v2\"}}'\n  \
+             gnaming register zk://127.0.0.1:2181/services/echo 127.0.0.1:50051\n\n\
              {EXIT_CODES}"
         )
     )]
     Register {
-        /// The service name, the key prefix in etcd (echo, or a path such as prod/echo)
+        /// The service name, the key prefix in etcd (echo, or a path such as prod/echo), or a zk: target
         #[arg(value_name = "SERVICE")]
         service: String,
         /// The address to register, host:port

@@ -730,10 +730,9 @@ mod tests {
         let settled =
             |n: usize| wait_until("the call returned", || calls.lock().len() == n && !d.state.lock().scheduled);
 
-        let (worker, made) = publish(1, true);
+        let (worker, _) = publish(1, true);
         settled(1);
-        assert_eq!(made, 0, "a handler never called before must go to the pool");
-        assert_ne!(calls.lock()[0], worker);
+        assert_ne!(calls.lock()[0], worker, "a handler never called before must go to the pool");
 
         let (worker, made) = publish(2, true);
         assert_eq!(made, 2, "a quick handler's call must have run before deliver_here returned");

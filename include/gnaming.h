@@ -274,6 +274,13 @@ typedef struct gn_xds_options gn_xds_options;
 typedef struct gn_xds_server gn_xds_server;
 
 /**
+ * How to reach one ZooKeeper ensemble and what registrations create there: servers, digest
+ * credentials, node ACL. Made by `gn_zk_options_new`, freed by `gn_zk_options_free`. Not
+ * thread-safe: do not change one object from two threads at once. `gn_zk_register` copies it.
+ */
+typedef struct gn_zk_options gn_zk_options;
+
+/**
  * A closure that receives log events: `call(user_data, level, target, message)`; `target` names
  * the library module and `message` is the text, both NUL-terminated UTF-8 borrowed for the call.
  * Calls may come from several library threads at once. `drop(user_data)` runs exactly once, after
@@ -1221,6 +1228,66 @@ enum gn_status gn_xds_default_bootstrap_json(char **json_out, struct gn_error **
  * reading or writing the environment.
  */
 enum gn_status gn_xds_install_bootstrap(struct gn_error **err_out);
+
+/**
+ * A new options object: servers "127.0.0.1:2181", no credentials, the open ACL. Never NULL (NULL
+ * only if the process is out of memory).
+ */
+struct gn_zk_options *gn_zk_options_new(void);
+
+/**
+ * Frees an options object. NULL is a no-op.
+ */
+void gn_zk_options_free(struct gn_zk_options *options);
+
+/**
+ * The ensemble as a ZooKeeper connect string: "host:port[,host:port]" and an optional chroot
+ * ("zk1:2181,zk2:2181/apps/prod"), below which every node path of a target or a registration lies.
+ * On error (`GN_STATUS_INVALID_ARGUMENT`) the options are unchanged.
+ */
+enum gn_status gn_zk_options_set_servers(struct gn_zk_options *options,
+                                         const char *connect_string,
+                                         struct gn_error **err_out);
+
+/**
+ * Authenticates every session as `user` with `password` (ZooKeeper's "digest" scheme), before its
+ * first request, so nodes whose ACL names `digest:user:...` can be read and written. ZooKeeper
+ * never refuses digest credentials themselves: wrong ones show as nodes that cannot be read
+ * ("not authorized" in the resolver's error). The password is kept in memory only and never appears
+ * in logs or errors. A user may not contain ':'. On error the options are unchanged.
+ */
+enum gn_status gn_zk_options_set_digest(struct gn_zk_options *options,
+                                        const char *user,
+                                        const char *password,
+                                        struct gn_error **err_out);
+
+/**
+ * The ACL of the nodes registrations create on this ensemble (the instance node, and the service
+ * node and its parents when missing), by name:
+ * - "open" (the default): anyone may do anything, as Curator and ZooKeeper's OPEN_ACL_UNSAFE.
+ * - "creator-all": only sessions with these digest credentials may read, change or delete them.
+ * - "creator-all-anyone-read": these credentials may do anything, anyone may read (clients need no
+ *   credentials, only servers do).
+ *
+ * The creator ACLs need digest credentials: `gn_zk_register` refuses them without
+ * (`GN_STATUS_INVALID_ARGUMENT`). Fails with `GN_STATUS_INVALID_ARGUMENT` for another name; the
+ * options are then unchanged.
+ */
+enum gn_status gn_zk_options_set_node_acl(struct gn_zk_options *options,
+                                          const char *acl,
+                                          struct gn_error **err_out);
+
+/**
+ * Configures the ensemble called `name` for `zk://NAME/path` targets and registrations. The name
+ * "" configures the default ensemble (`zk:///path`; otherwise from `GNAMING_ZK_SERVERS`, else
+ * 127.0.0.1:2181), whose credentials and ACL also serve `zk://host:port/path`. Registering a name
+ * again replaces its configuration for resolvers and registrations started afterwards; running
+ * ones keep theirs. `options` is copied. Names hold only letters, digits, '-', '_' and '.'
+ * (a name is the authority of a target without a port). Thread-safe.
+ */
+enum gn_status gn_zk_register(const char *name,
+                              const struct gn_zk_options *options,
+                              struct gn_error **err_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,11 +1,11 @@
 # Go binding: the cgo package in bindings/go links target/release/libgnaming.so (found again at run
-# time through its rpath). Its tests run with the race detector against real grpc-go servers and a
-# real 3-member etcd cluster from tests/harness; the Build/Close cycle tests run a second time without
-# the race detector, whose shadow memory hides leaks from the RSS bound; then the example in
+# time through its rpath). Its tests run with the race detector against real grpc-go servers, a real
+# 3-member etcd cluster and a ZooKeeper server from tests/harness; the Build/Close cycle tests run a
+# second time without the race detector, whose shadow memory hides leaks from the RSS bound; then the example in
 # examples/go runs against the same cluster. Go 1.26 (grpc-go's minimum; an older go fetches it
 # through GOTOOLCHAIN) and the modules in go.sum come from the Go module proxy; cgo needs gcc.
 TEST_TARGETS += test-go
-APT_PACKAGES += gcc etcd-server
+APT_PACKAGES += gcc etcd-server zookeeper
 
 GO_DIR := bindings/go
 GO_TEST_FLAGS ?= -race -count=1 -timeout 8m
@@ -21,7 +21,7 @@ go-deps:
 	@for m in $(GO_MODULES); do (cd $$m && $(GO) list -deps -test ./... >/dev/null) || exit 1; done
 
 test-go: lib
-	CGO_ENABLED=1 GO="$(GO)" $(ETCD_RUN) bash -c '\
+	CGO_ENABLED=1 GO="$(GO)" $(ETCD_RUN) $(ZK_RUN_1) bash -c '\
 	  set -e; cd $(GO_DIR); \
 	  $(GO) test $(GO_TEST_FLAGS) ./...; \
 	  $(GO) test -count=1 -timeout 4m -run Cycles ./...; \

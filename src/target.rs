@@ -41,7 +41,7 @@ pub enum Target {
     Etcd(EtcdTarget),
     /// `dns://[server]/host[:port]`, `dns:host[:port]`, or a bare `host[:port]`.
     Dns(DnsTarget),
-    /// `zk://[host:port,...]/path/to/service[#N]`
+    /// `zk://[host:port,...|NAME]/path/to/service[#N]`
     Zk(ZkTarget),
 }
 
@@ -87,12 +87,22 @@ pub struct DnsTarget {
     pub port: u16,
 }
 
+/// Which ZooKeeper ensemble a target names in its authority.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EnsembleRef {
+    /// Empty authority: the process default (configured as "", else `GNAMING_ZK_SERVERS`, a connect
+    /// string that may end in a chroot, else 127.0.0.1:2181).
+    Default,
+    /// `host:port,...` (IPv6 in brackets), in the order written, with the default's credentials.
+    Servers(Vec<String>),
+    /// A name configured through the ZooKeeper ensemble API (`gn_zk_register`).
+    Named(String),
+}
+
 /// A ZooKeeper service: the children of its node are its instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZkTarget {
-    /// The ensemble's servers as `host:port` (IPv6 in brackets), in the order written; empty: the
-    /// process default (`GNAMING_ZK_SERVERS`, a ZooKeeper connect string that may end in a chroot).
-    pub servers: Vec<String>,
+    pub ensemble: EnsembleRef,
     /// The service's node, from the ensemble's root (or the default's chroot): `/services/echo`.
     pub path: String,
     pub copies: u32,
@@ -481,13 +491,24 @@ fn parse_etcd(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
     Ok(Target::Etcd(EtcdTarget { cluster, service: service.to_string(), copies }))
 }
 
-/// `zk://host:port[,host:port]/path[#N]` or `zk:///path[#N]`. The whole path after the authority is
-/// the node's, from the ensemble's root: a URL cannot tell a chroot from the path below it, and for
-/// reading they add up to the same node; a chroot belongs to the connect string (`GNAMING_ZK_SERVERS`).
+/// `zk://host:port[,host:port]/path[#N]`, `zk://NAME/path[#N]` or `zk:///path[#N]`. The whole path
+/// after the authority is the node's, from the ensemble's root: a URL cannot tell a chroot from the
+/// path below it, and for reading they add up to the same node; a chroot belongs to the connect
+/// string (a named ensemble's, or `GNAMING_ZK_SERVERS`). An authority without a ':' and without a ','
+/// is a name, as in `etcd://NAME/svc`: a server is always written with its port.
 fn parse_zk(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
-    let Some(authority) = authority else { return bad("zk: write zk://host:port[,host:port]/path or zk:///path") };
-    let mut servers: Vec<String> = Vec::new();
-    if !authority.is_empty() {
+    let Some(authority) = authority else {
+        return bad("zk: write zk://host:port[,host:port]/path, zk://NAME/path or zk:///path");
+    };
+    let ensemble = if authority.is_empty() {
+        EnsembleRef::Default
+    } else if !authority.contains([':', ',', '[']) {
+        if !authority.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return bad(format!("zk: ensemble name '{authority}' may hold only letters, digits, '-', '_' and '.'"));
+        }
+        EnsembleRef::Named(authority.to_string())
+    } else {
+        let mut servers: Vec<String> = Vec::new();
         for (i, item) in authority.split(',').enumerate() {
             if item.is_empty() {
                 return bad(format!("zk: server #{} is empty (stray comma?)", i + 1));
@@ -500,7 +521,8 @@ fn parse_zk(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
             }
             servers.push(server);
         }
-    }
+        EnsembleRef::Servers(servers)
+    };
     let (path, copies) =
         split_copies(endpoint).map_err(|m| (ErrorKind::InvalidTarget, format!("zk: '{endpoint}': {m}")))?;
     if path.is_empty() {
@@ -521,7 +543,7 @@ fn parse_zk(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
     if path.contains('#') {
         return bad(format!("zk: path '/{path}' contains '#'"));
     }
-    Ok(Target::Zk(ZkTarget { servers, path: format!("/{path}"), copies }))
+    Ok(Target::Zk(ZkTarget { ensemble, path: format!("/{path}"), copies }))
 }
 
 fn parse_dns_endpoint(authority: Option<&str>, endpoint: &str) -> ParseResult<Target> {
@@ -927,9 +949,14 @@ mod tests {
     }
 
     #[test]
-    fn zk_targets_name_servers_or_the_default_and_an_absolute_node_path() {
+    fn zk_targets_name_servers_an_ensemble_or_the_default_and_an_absolute_node_path() {
         let zk = |servers: &[&str], path: &str, copies| {
-            Target::Zk(ZkTarget { servers: servers.iter().map(|s| s.to_string()).collect(), path: path.into(), copies })
+            let ensemble = if servers.is_empty() {
+                EnsembleRef::Default
+            } else {
+                EnsembleRef::Servers(servers.iter().map(|s| s.to_string()).collect())
+            };
+            Target::Zk(ZkTarget { ensemble, path: path.into(), copies })
         };
         assert_eq!(ok("zk://127.0.0.1:2181/services/echo"), zk(&["127.0.0.1:2181"], "/services/echo", 1));
         assert_eq!(
@@ -939,12 +966,17 @@ mod tests {
         assert_eq!(ok("zk:///services/echo"), zk(&[], "/services/echo", 1));
         assert_eq!(ok("ZK:///echo?empty=keep"), zk(&[], "/echo", 1));
         assert_eq!(ok("zk:///echo").scheme(), "zk");
+        let named = |name: &str, path: &str| {
+            Target::Zk(ZkTarget { ensemble: EnsembleRef::Named(name.into()), path: path.into(), copies: 1 })
+        };
+        assert_eq!(ok("zk://prod/services/echo"), named("prod", "/services/echo"));
+        assert_eq!(ok("zk://zk-east.internal/echo"), named("zk-east.internal", "/echo"));
     }
 
     #[test]
     fn bad_zk_targets_are_rejected_naming_the_part() {
         let cases: &[(&str, &str)] = &[
-            ("zk:echo", "zk: write zk://host:port[,host:port]/path or zk:///path"),
+            ("zk:echo", "zk: write zk://host:port[,host:port]/path, zk://NAME/path or zk:///path"),
             ("zk:///", "zk: the node path is empty (write zk://host:port/path/to/service)"),
             ("zk://127.0.0.1:2181", "zk: the node path is empty (write zk://host:port/path/to/service)"),
             ("zk:///echo/", "zk: path '/echo/' ends with '/'"),
@@ -953,7 +985,9 @@ mod tests {
             ("zk:///a/./b", "zk: path '/a/./b' has a '.' segment; ZooKeeper paths are absolute"),
             ("zk:///echo#0", "zk: 'echo#0': '#0': the number of connections must be from 1 to 1000"),
             ("zk:///a#b#2", "zk: path '/a#b' contains '#'"),
-            ("zk://prod/echo", "zk: server 'prod': needs a port, as in host:80"),
+            ("zk://prod,zk2:2181/echo", "zk: server 'prod': needs a port, as in host:80"),
+            ("zk://[::1]/echo", "zk: server '[::1]': needs a port, as in host:80"),
+            ("zk://pr*d/echo", "zk: ensemble name 'pr*d' may hold only letters, digits, '-', '_' and '.'"),
             ("zk://127.0.0.1:2181,/echo", "zk: server #2 is empty (stray comma?)"),
             ("zk://127.0.0.1:99999/echo", "zk: server '127.0.0.1:99999': port '99999' is larger than 65535"),
             ("zk://a:1,a:1/echo", "zk: server 'a:1' is listed twice"),

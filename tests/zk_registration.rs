@@ -162,3 +162,74 @@ fn through_a_20_second_outage_of_the_whole_ensemble_the_list_is_kept_and_the_nod
     assert!(during.iter().all(|l| !l.is_empty()), "an empty list during or after the outage: {during:?}");
     reg.close(Duration::from_secs(5)).expect("closed");
 }
+
+#[test]
+fn digest_credentials_and_the_node_acl_guard_registrations_on_a_named_ensemble() {
+    use gnaming::zk::ensemble::{self, EnsembleConfig, NodeAcl};
+    let zk = Ensemble::start(1);
+    let digest = |user: &str, password: &str| Some((user.to_string(), password.to_string()));
+    let named = |name: &str, credentials, node_acl| {
+        let config = EnsembleConfig { servers: zk.servers.clone(), digest: credentials, node_acl };
+        ensemble::register(name, config).expect("ensemble configured");
+    };
+    named("zk-owner", digest("svc", "right"), NodeAcl::CreatorAll);
+    named("zk-wrong-password", digest("svc", "wrong"), NodeAcl::Open);
+    named("zk-public-read", digest("svc", "right"), NodeAcl::CreatorAllAnyoneRead);
+    let options = RegistrationOptions::default();
+
+    // Creator-only: the nodes the registration creates are the credentials' alone.
+    let private = Registration::start("zk://zk-owner/secure/echo", "127.0.0.1:7100", &options).expect("starts");
+    private.wait(Some(WAIT)).expect("registered with digest credentials");
+    let mut owner = resolve("zk://zk-owner/secure/echo");
+    owner.wait_list(WAIT, &sorted(&["127.0.0.1:7100"]));
+    let refused = |u: &gnaming::update::Update| u.error_message().is_some_and(|m| m.contains("not authorized"));
+    for target in [format!("zk://{}/secure/echo", zk.servers), "zk://zk-wrong-password/secure/echo".to_string()] {
+        let mut stranger = resolve(&target);
+        let seen = stranger.wait_for(WAIT, "a 'not authorized' error", refused);
+        assert!(seen.addresses.is_empty(), "{target}: a stranger read {:?}", addrs(&seen));
+        std::thread::sleep(Duration::from_millis(300));
+        stranger.drain();
+        assert!(stranger.seen.iter().all(|u| u.addresses.is_empty()), "{target}: a stranger read the list");
+    }
+    let anonymous = Writer::connect(&zk.servers);
+    let read = anonymous.rt.block_on(anonymous.client.get_data(private.path()));
+    assert_eq!(read.err(), Some(zookeeper_client::Error::NoAuth), "an anonymous session read the node");
+    // ZooKeeper shows a node's ACL only to who may read it (CVE-2019-0201).
+    let owner_writer = Writer::connect(&zk.servers);
+    owner_writer.rt.block_on(owner_writer.client.auth("digest", b"svc:right")).expect("auth");
+    let (acl, _) = owner_writer.rt.block_on(owner_writer.client.get_acl(private.path())).expect("the ACL");
+    assert_eq!(acl.len(), 1, "{acl:?}");
+    assert_eq!((acl[0].scheme(), acl[0].id().split(':').next()), ("digest", Some("svc")), "{acl:?}");
+    assert_eq!(acl[0].permission(), zookeeper_client::Permission::ALL);
+
+    // Deleted by a session with the same credentials: put back, with the same ACL.
+    owner_writer.delete(private.path());
+    owner.wait_list(WAIT, &[]);
+    owner.wait_list(WAIT, &sorted(&["127.0.0.1:7100"]));
+    wait_state(&private, RegistrationState::Registered);
+
+    // Creator-all, anyone-read: clients need no credentials, and still cannot remove the node.
+    let public = Registration::start("zk://zk-public-read/public/echo", "127.0.0.1:7101", &options).expect("starts");
+    public.wait(Some(WAIT)).expect("registered");
+    let mut reader = resolve(&format!("zk://{}/public/echo", zk.servers));
+    reader.wait_list(WAIT, &sorted(&["127.0.0.1:7101"]));
+    let stranger = Writer::connect(&zk.servers);
+    let removed = stranger.rt.block_on(stranger.client.delete(public.path(), None));
+    assert_eq!(removed.err(), Some(zookeeper_client::Error::NoAuth), "an anonymous session removed the node");
+
+    // Closing deletes with the credentials.
+    private.close(Duration::from_secs(5)).expect("closed");
+    public.close(Duration::from_secs(5)).expect("closed");
+    owner.wait_list(WAIT, &[]);
+    reader.wait_list(WAIT, &[]);
+
+    // A creator ACL without credentials is refused at configuration, not node by node.
+    let e = ensemble::register(
+        "zk-no-credentials",
+        EnsembleConfig { servers: zk.servers.clone(), digest: None, node_acl: NodeAcl::CreatorAll },
+    )
+    .unwrap_err();
+    assert!(e.message().contains("needs digest credentials"), "{e}");
+    let unknown = Registration::start("zk://zk-nowhere/echo", "127.0.0.1:7102", &options).err().expect("refused");
+    assert_eq!(unknown.kind(), gnaming::error::ErrorKind::NotFound, "{unknown}");
+}

@@ -8,8 +8,10 @@ mod zk_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{addrs, resolve, sorted};
+use common::{addrs, resolve, resolve_with, sorted};
 use gnaming::log::{Level, LogSink};
+use gnaming::resolver::cache::CacheOptions;
+use gnaming::resolver::ResolverOptions;
 use gnaming::Update;
 use parking_lot::Mutex;
 use zk_support::{Ensemble, Writer};
@@ -193,6 +195,8 @@ fn killing_the_leader_during_200_changes_loses_none_and_pushes_no_empty_list() {
     updates.wait_list(WAIT, &expected);
 }
 
+/// Also the cold-start cache: a resolver started during the outage serves the list an earlier one
+/// wrote, then the live list.
 #[test]
 fn a_stopped_ensemble_keeps_the_last_list_as_a_transient_error_then_the_live_list_comes_back() {
     let zk = Ensemble::start(3);
@@ -200,9 +204,20 @@ fn a_stopped_ensemble_keeps_the_last_list_as_a_transient_error_then_the_live_lis
     w.mkdir("/outage");
     w.create("/outage/a", "127.0.0.1:5001");
     w.create("/outage/b", "127.0.0.1:5002");
-    let mut updates = resolve(&format!("zk://{}/outage", zk.servers));
+    let cache_dir = zk.dir.join("cache");
+    let options = ResolverOptions {
+        cache: CacheOptions { dir: Some(cache_dir.clone()), ..CacheOptions::default() },
+        ..ResolverOptions::default()
+    };
+    // The servers in another order: the same ensemble, the same cache file.
+    let mut reversed: Vec<&str> = zk.servers.split(',').collect();
+    reversed.reverse();
+    let mut updates = resolve_with(&format!("zk://{}/outage", zk.servers), &options);
     updates.wait_list(WAIT, &sorted(&["127.0.0.1:5001", "127.0.0.1:5002"]));
     drop(w);
+    updates.resolver.close();
+    let mut updates = resolve(&format!("zk://{}/outage", zk.servers));
+    updates.wait_list(WAIT, &sorted(&["127.0.0.1:5001", "127.0.0.1:5002"]));
 
     zk.stop_all();
     let stopped = Instant::now();
@@ -213,12 +228,19 @@ fn a_stopped_ensemble_keeps_the_last_list_as_a_transient_error_then_the_live_lis
     let last = updates.seen.last().expect("updates");
     assert!(!last.is_ok() && addrs(last) == addrs(&kept), "5 s into the outage: {}", show(last));
     assert!(updates.seen.iter().all(|u| !u.addresses.is_empty()), "an empty list was pushed");
+    let mut cold = resolve_with(&format!("zk://{}/outage", reversed.join(",")), &options);
+    let cached = cold.wait_for(WAIT, "the cached list", |u| !u.is_ok());
+    assert_eq!(addrs(&cached), sorted(&["127.0.0.1:5001", "127.0.0.1:5002"]), "{}", show(&cached));
+    let message = cached.error_message().unwrap_or_default();
+    assert!(message.starts_with("serving the cached list written"), "{message}");
 
     zk.start_all();
     let w = Writer::connect(&zk.servers);
     updates.wait_list(Duration::from_secs(20), &sorted(&["127.0.0.1:5001", "127.0.0.1:5002"]));
     w.create("/outage/c", "127.0.0.1:5003");
-    updates.wait_list(WAIT, &sorted(&["127.0.0.1:5001", "127.0.0.1:5002", "127.0.0.1:5003"]));
+    let live = sorted(&["127.0.0.1:5001", "127.0.0.1:5002", "127.0.0.1:5003"]);
+    updates.wait_list(WAIT, &live);
+    cold.wait_list(Duration::from_secs(20), &live);
 }
 
 #[test]

@@ -95,6 +95,9 @@ type Registration struct {
 // cluster ("" for the default cluster, a name given to RegisterCluster, or a single "host:port"
 // endpoint), with metadata (anything encoding/json can marshal, or nil; a numeric "weight" in it sets
 // the entry's weight) under a lease of ttl (0 for libgnaming's default of 10 s; at least 1 s).
+// A service written as a zk: target ("zk://host:port/path", "zk://NAME/path" on an ensemble given
+// to RegisterZkEnsemble, "zk:///path") registers an ephemeral Curator node in ZooKeeper instead,
+// cluster then "" and ttl the session timeout.
 //
 // It returns once the entry is in etcd (after the warm-up of WithWarmup, if given: ctx must leave time
 // for it). If ctx ends first, the registration is withdrawn and ctx's error returned. After that

@@ -32,7 +32,7 @@ var liveHandles atomic.Int64
 
 // Schemes lists the libgnaming schemes RegisterResolvers installs. DNS is left to grpc-go's own
 // resolver unless asked for with NewBuilder("dns", ...).
-var Schemes = []string{"etcd", "pass"}
+var Schemes = []string{"etcd", "pass", "zk"}
 
 // BuilderOption changes a Builder made by NewBuilder.
 type BuilderOption func(*Builder)

@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod stats;
 pub mod update;
 pub mod xds;
+pub mod zk;
 
 use std::ffi::c_char;
 

@@ -100,6 +100,24 @@ impl Source {
                 }
                 Some(Source { target: format!("dns:///{name}:{}", t.port), against })
             }
+            Target::Zk(t) => {
+                let ensemble = crate::zk::ensemble::for_ref(&t.ensemble).ok()?;
+                let (servers, chroot) =
+                    ensemble.servers.split_at(ensemble.servers.find('/').unwrap_or(ensemble.servers.len()));
+                // The same servers named in another order are the same ensemble; credentials may
+                // see other nodes, so the user is part of the source (never the password).
+                let mut servers: Vec<&str> = servers.split(',').collect();
+                servers.sort_unstable();
+                let mut against = format!("servers {}", servers.join(","));
+                if !chroot.is_empty() {
+                    against.push_str(&format!(", chroot {chroot}"));
+                }
+                if let Some((user, _)) = &ensemble.digest {
+                    against.push_str(&format!(", digest user {user}"));
+                }
+                let copies = if t.copies > 1 { format!("#{}", t.copies) } else { String::new() };
+                Some(Source { target: format!("zk:///{}{copies}", t.path.trim_start_matches('/')), against })
+            }
             _ => None,
         }
     }
@@ -608,7 +626,7 @@ mod tests {
     }
 
     #[test]
-    fn sources_name_the_cluster_and_static_targets_have_none() {
+    fn sources_name_the_cluster_or_ensemble_and_static_targets_have_none() {
         let dns = crate::dns::DnsOptions::default();
         let members = || Some(vec!["http://127.0.0.1:2".to_string(), "http://127.0.0.1:1".to_string()]);
         let etcd = Source::of(&Target::parse("etcd://prod/echo#2?empty=keep").unwrap(), &dns, members).unwrap();
@@ -631,6 +649,25 @@ mod tests {
             (dns_source.target.as_str(), dns_source.against.as_str()),
             ("dns:///echo.test:50051", "nameserver 127.0.0.1:53")
         );
+        let zk = |t: &str| Source::of(&Target::parse(t).unwrap(), &dns, || None).unwrap();
+        let zk_source = zk("zk://127.0.0.2:2,127.0.0.1:1/services/echo#2?empty=keep");
+        assert_eq!(
+            (zk_source.target.as_str(), zk_source.against.as_str()),
+            ("zk:///services/echo#2", "servers 127.0.0.1:1,127.0.0.2:2")
+        );
+        assert_eq!(zk_source.file_name(), zk("zk://127.0.0.1:1,127.0.0.2:2/services/echo#2").file_name());
+        crate::zk::ensemble::register(
+            "cache-unit",
+            crate::zk::ensemble::EnsembleConfig {
+                servers: "127.0.0.1:1/apps".into(),
+                digest: Some(("svc".into(), "secret".into())),
+                node_acl: Default::default(),
+            },
+        )
+        .unwrap();
+        assert_eq!(zk("zk://cache-unit/echo").against, "servers 127.0.0.1:1, chroot /apps, digest user svc");
+        assert_ne!(zk("zk://cache-unit/echo").file_name(), zk("zk://127.0.0.1:1/echo").file_name());
+        assert_eq!(Source::of(&Target::parse("zk://cache-unknown/echo").unwrap(), &dns, || None), None);
         for t in ["pass:///127.0.0.1:1", "ipv4:127.0.0.1:1", "unix:/x", "passthrough:///x", "dns:///127.0.0.1:1"] {
             assert_eq!(Source::of(&Target::parse(t).unwrap(), &dns, || None), None, "{t}");
         }

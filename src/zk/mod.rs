@@ -1,10 +1,12 @@
 //! ZooKeeper: `zk:` targets resolved from the children of a node, kept current by a persistent
 //! recursive watch, re-listed after every reconnect and on a new session after expiry.
 
+pub mod ensemble;
 pub mod node;
 pub mod registration;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -15,9 +17,8 @@ use crate::etcd::backoff::Backoff;
 use crate::etcd::value::Entry;
 use crate::resolver::{BackendTask, ResolverContext};
 use crate::target::ZkTarget;
+use ensemble::EnsembleConfig;
 
-/// The ensemble when neither the target nor `GNAMING_ZK_SERVERS` names one.
-pub const DEFAULT_SERVERS: &str = "127.0.0.1:2181";
 /// Asked of the ensemble, which bounds it by its own minimum and maximum (2 and 20 ticks). A client
 /// cut off for 7/5 of it (8.4 s) takes its session for expired and starts a new one.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
@@ -29,34 +30,14 @@ const READ_BATCH: usize = 200;
 
 /// Starts the watch of the target's node.
 pub(crate) fn resolver_task(target: &ZkTarget, ctx: ResolverContext) -> Result<BackendTask, Error> {
-    let servers = if target.servers.is_empty() { default_servers() } else { target.servers.join(",") };
-    let node = Node { servers, path: target.path.clone(), copies: target.copies, children: BTreeMap::new() };
+    let ensemble = ensemble::for_ref(&target.ensemble)?;
+    let node = Node { ensemble, path: target.path.clone(), copies: target.copies, children: BTreeMap::new() };
     Ok(Box::pin(node.run(ctx)))
-}
-
-/// `GNAMING_ZK_SERVERS` (a ZooKeeper connect string: `host:port,...` and an optional chroot), else
-/// [`DEFAULT_SERVERS`].
-fn default_servers() -> String {
-    let Some(value) = std::env::var("GNAMING_ZK_SERVERS").ok().filter(|v| !v.trim().is_empty()) else {
-        return DEFAULT_SERVERS.to_string();
-    };
-    let value = value.trim().to_string();
-    let (servers, chroot) = value.split_once('/').map_or((value.as_str(), ""), |(s, c)| (s, c));
-    let valid_server =
-        |s: &str| s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-    if servers.split(',').all(valid_server) && !chroot.ends_with('/') && !chroot.contains("//") {
-        value
-    } else {
-        tracing::warn!(
-            "GNAMING_ZK_SERVERS '{value}' ignored: not host:port[,host:port][/chroot]; using {DEFAULT_SERVERS}"
-        );
-        DEFAULT_SERVERS.to_string()
-    }
 }
 
 /// One resolver's view of its node: child name → its address (`None`: withdrawn or unreadable).
 struct Node {
-    servers: String,
+    ensemble: Arc<EnsembleConfig>,
     path: String,
     copies: u32,
     children: BTreeMap<String, Entry>,
@@ -85,10 +66,10 @@ impl Node {
     async fn run(mut self, mut ctx: ResolverContext) {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
-            let client = match connect(&self.servers).await {
+            let client = match self.ensemble.connect(SESSION_TIMEOUT).await {
                 Ok(client) => client,
                 Err(e) => {
-                    let message = format!("ZooKeeper {}: {e}", self.servers);
+                    let message = format!("ZooKeeper {}: {e}", self.ensemble.servers);
                     tracing::warn!("zk watch on '{}': {message}", self.path);
                     ctx.publish_error(message);
                     tokio::select! {
@@ -105,7 +86,7 @@ impl Node {
                 SessionEnd::Terminated(m) | SessionEnd::Failed(m) => m,
             };
             tracing::warn!("zk watch on '{}': {message}; starting a new session", self.path);
-            ctx.publish_error(format!("ZooKeeper {}: {message}", self.servers));
+            ctx.publish_error(format!("ZooKeeper {}: {message}", self.ensemble.servers));
             drop(client);
             tokio::time::sleep(backoff.next()).await;
         }
@@ -119,7 +100,7 @@ impl Node {
     async fn session(&mut self, client: &Client, ctx: &mut ResolverContext) -> SessionEnd {
         let mut watcher = match client.watch(&self.path, AddWatchMode::PersistentRecursive).await {
             Ok(watcher) => watcher,
-            Err(e) => return SessionEnd::Failed(format!("watch of '{}' not set: {e}", self.path)),
+            Err(e) => return SessionEnd::Failed(format!("watch of '{}' not set: {}", self.path, describe(&e))),
         };
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let mut pending = Pending { list: true, ..Pending::default() };
@@ -148,7 +129,12 @@ impl Node {
                         self.publish(ctx);
                     }
                     Err(e) => {
-                        ctx.publish_error(format!("ZooKeeper {}: list of '{}': {e}", self.servers, self.path));
+                        ctx.publish_error(format!(
+                            "ZooKeeper {}: list of '{}': {}",
+                            self.ensemble.servers,
+                            self.path,
+                            describe(&e)
+                        ));
                         // A lost connection ends in a session event that lists again; other errors retry.
                         if e != zookeeper_client::Error::ConnectionLoss {
                             retry_at = Some(tokio::time::Instant::now() + backoff.next());
@@ -208,7 +194,7 @@ impl Node {
                 SessionState::Disconnected => {
                     ctx.publish_error(format!(
                         "ZooKeeper {}: connection lost, reconnecting; the list is the last one read",
-                        self.servers
+                        self.ensemble.servers
                     ));
                 }
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
@@ -317,8 +303,16 @@ impl Node {
     }
 }
 
-async fn connect(servers: &str) -> Result<Client, zookeeper_client::Error> {
-    Client::connector().with_session_timeout(SESSION_TIMEOUT).with_fail_eagerly().connect(servers).await
+/// A ZooKeeper error as a message, saying what to check where the library's own words do not.
+pub(crate) fn describe(e: &zookeeper_client::Error) -> String {
+    match e {
+        zookeeper_client::Error::NoAuth => {
+            "not authorized: the node's ACL refuses this session's credentials (an ensemble's digest \
+             credentials are set with gn_zk_options_set_digest)"
+                .to_string()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The newest session of each watched path, for tests that expire it.

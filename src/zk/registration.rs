@@ -7,8 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use tokio::task::AbortHandle;
-use zookeeper_client::{Acls, Client, CreateMode, EventType, OneshotWatcher, SessionInfo, SessionState};
+use zookeeper_client::{Client, CreateMode, EventType, OneshotWatcher, SessionInfo, SessionState};
 
+use super::ensemble::EnsembleConfig;
 use crate::error::{Error, ErrorKind};
 use crate::etcd::backoff::Backoff;
 use crate::etcd::registration::{RegistrationOptions, RegistrationState, StateCell, DEFAULT_CLOSE_TIMEOUT, MIN_TTL};
@@ -33,7 +34,7 @@ pub struct Registration {
 }
 
 struct Core {
-    servers: String,
+    ensemble: Arc<EnsembleConfig>,
     /// `<service node>/<instance id>`.
     path: String,
     data: Vec<u8>,
@@ -52,7 +53,8 @@ struct Core {
 
 impl Registration {
     /// Starts registering `address` under the service node `service` names (`zk://host:port,.../path`,
-    /// or `zk:///path` on `GNAMING_ZK_SERVERS`) and returns at once; see [`Registration::wait`].
+    /// `zk://NAME/path` on a configured ensemble, or `zk:///path` on the default one) and returns at
+    /// once; see [`Registration::wait`]. The node's ACL is the ensemble's.
     /// The options' TTL is the session timeout asked of the ensemble; `raw_value` writes a bare
     /// `host:port` instead of Curator's JSON; the cluster option is etcd's and must be empty.
     pub fn start(service: &str, address: &str, options: &RegistrationOptions) -> Result<Self, Error> {
@@ -60,7 +62,8 @@ impl Registration {
         value::validate_address(address).map_err(Error::invalid_argument)?;
         if !options.cluster.is_empty() {
             return Err(Error::invalid_argument(format!(
-                "cluster '{}' names an etcd cluster; a zk:// service names its ZooKeeper servers itself",
+                "cluster '{}' names an etcd cluster; a zk:// service names its ZooKeeper ensemble itself \
+                 (zk://NAME/path)",
                 options.cluster
             )));
         }
@@ -73,7 +76,7 @@ impl Registration {
             return Err(Error::invalid_argument(format!("TTL {:?} is below the minimum {MIN_TTL:?}", options.ttl)));
         }
         let home = runtime::home()?;
-        let servers = if target.servers.is_empty() { super::default_servers() } else { target.servers.join(",") };
+        let ensemble = super::ensemble::for_ref(&target.ensemble)?;
         let id = instance_id();
         let data = if options.raw_value {
             address.to_string()
@@ -82,7 +85,7 @@ impl Registration {
             curator_instance(name, &id, address, options.metadata.as_ref(), unix_ms())
         };
         let core = Arc::new(Core {
-            servers,
+            ensemble,
             path: format!("{}/{id}", target.path),
             data: data.into_bytes(),
             session_timeout: options.ttl,
@@ -258,16 +261,16 @@ async fn run(core: Arc<Core>, warmup: Duration) {
     }
     let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
     loop {
-        let connected = Client::connector()
-            .with_session_timeout(core.session_timeout)
-            .with_fail_eagerly()
-            .connect(&core.servers)
-            .await;
+        let connected = core.ensemble.connect(core.session_timeout).await;
         let client = match connected {
             Ok(client) => client,
             Err(e) => {
                 let pause = backoff.next();
-                tracing::warn!("registering '{}': ZooKeeper {}: {e}; retrying in {pause:?}", core.path, core.servers);
+                tracing::warn!(
+                    "registering '{}': ZooKeeper {}: {e}; retrying in {pause:?}",
+                    core.path,
+                    core.ensemble.servers
+                );
                 core.lost();
                 tokio::time::sleep(pause).await;
                 continue;
@@ -313,7 +316,7 @@ async fn hold(core: &Core, client: &Client, backoff: &mut Backoff) -> String {
             Err(e) => {
                 // A lost connection is followed by a session event; other errors are retried.
                 let pause = backoff.next();
-                tracing::warn!("registering '{}': {e}; retrying in {pause:?}", core.path);
+                tracing::warn!("registering '{}': {}; retrying in {pause:?}", core.path, super::describe(&e));
                 if let Some(end) = settle(core, &mut states, pause).await {
                     return end;
                 }
@@ -370,7 +373,8 @@ async fn settle(core: &Core, states: &mut zookeeper_client::StateWatcher, pause:
 /// nodes go only once the ensemble has processed the expiry): it is deleted and created again, since it
 /// would vanish with that session.
 async fn place(core: &Core, client: &Client) -> Result<OneshotWatcher, zookeeper_client::Error> {
-    let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    let acls = core.ensemble.node_acl.acls();
+    let ephemeral = CreateMode::Ephemeral.with_acls(acls);
     for _ in 0..PLACE_ATTEMPTS {
         let (stat, watcher) = client.check_and_watch_stat(&core.path).await?;
         match stat {
@@ -394,7 +398,7 @@ async fn place(core: &Core, client: &Client) -> Result<OneshotWatcher, zookeeper
             Ok(_) | Err(zookeeper_client::Error::NodeExists) => {}
             Err(zookeeper_client::Error::NoNode) => {
                 let parent = &core.path[..core.path.rfind('/').unwrap_or(0)];
-                client.mkdir(parent, &CreateMode::Persistent.with_acls(Acls::anyone_all())).await?;
+                client.mkdir(parent, &CreateMode::Persistent.with_acls(acls)).await?;
             }
             Err(e) => return Err(e),
         }
@@ -499,7 +503,8 @@ mod tests {
         };
         refused("zk:///echo#2", "without '?' or '#'");
         refused("zk:///echo?select.zone=a", "without '?' or '#'");
-        refused("zk://prod/echo", "needs a port");
+        refused("zk://prod,zk2:2181/echo", "needs a port");
+        assert!(service_target("zk://prod/echo").is_ok(), "a named ensemble");
         refused("zk://127.0.0.1:2181", "the node path is empty");
     }
 }

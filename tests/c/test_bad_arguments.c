@@ -216,6 +216,38 @@ static void cluster_options_refuse_nulls_and_bad_values(void) {
   gn_cluster_options_free(o);
 }
 
+static void zk_options_refuse_nulls_and_bad_values(void) {
+  COVER(gn_zk_options_new);
+  COVER(gn_zk_options_free);
+  COVER(gn_zk_options_set_servers);
+  COVER(gn_zk_options_set_digest);
+  COVER(gn_zk_options_set_node_acl);
+  COVER(gn_zk_register);
+  gn_zk_options_free(NULL);
+  EXPECT_ERROR(gn_zk_options_set_servers(NULL, "127.0.0.1:2181", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_zk_options_set_digest(NULL, "u", "p", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_zk_options_set_node_acl(NULL, "open", err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+
+  gn_zk_options *o = gn_zk_options_new();
+  CHECK(o != NULL, "zk options");
+  EXPECT_ERROR(gn_zk_options_set_servers(o, NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "connect_string");
+  EXPECT_ERROR(gn_zk_options_set_servers(o, bad_utf8, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_ERROR(gn_zk_options_set_servers(o, "", err_out), GN_STATUS_INVALID_ARGUMENT, "is not host:port");
+  EXPECT_ERROR(gn_zk_options_set_servers(o, "a:1/", err_out), GN_STATUS_INVALID_ARGUMENT, "chroot");
+  EXPECT_ERROR(gn_zk_options_set_digest(o, NULL, "p", err_out), GN_STATUS_INVALID_ARGUMENT, "user");
+  EXPECT_ERROR(gn_zk_options_set_digest(o, "u", NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "password");
+  EXPECT_ERROR(gn_zk_options_set_digest(o, "", "p", err_out), GN_STATUS_INVALID_ARGUMENT, "user");
+  EXPECT_ERROR(gn_zk_options_set_digest(o, bad_utf8, "p", err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_ERROR(gn_zk_options_set_node_acl(o, NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "acl");
+  EXPECT_ERROR(gn_zk_options_set_node_acl(o, "OPEN", err_out), GN_STATUS_INVALID_ARGUMENT, "is not one of");
+
+  EXPECT_ERROR(gn_zk_register(NULL, o, err_out), GN_STATUS_INVALID_ARGUMENT, "name");
+  EXPECT_ERROR(gn_zk_register("z", NULL, err_out), GN_STATUS_INVALID_ARGUMENT, "options");
+  EXPECT_ERROR(gn_zk_register(bad_utf8, o, err_out), GN_STATUS_INVALID_ARGUMENT, "UTF-8");
+  EXPECT_ERROR(gn_zk_register("a/b", o, err_out), GN_STATUS_INVALID_ARGUMENT, "may hold only");
+  gn_zk_options_free(o);
+}
+
 static void dns_options_refuse_nulls_and_out_of_range_values(void) {
   COVER(gn_resolver_options_set_dns_nameserver);
   COVER(gn_resolver_options_set_dns_min_resolve_interval_ms);
@@ -618,6 +650,7 @@ int main(void) {
   RUN(runtime_configure_refuses_out_of_range_sizes);
   RUN(log_levels_out_of_range_are_invalid_arguments_and_the_closure_is_dropped_once);
   RUN(cluster_options_refuse_nulls_and_bad_values);
+  RUN(zk_options_refuse_nulls_and_bad_values);
   RUN(dns_options_refuse_nulls_and_out_of_range_values);
   RUN(registration_calls_refuse_nulls_and_bad_values);
   RUN(resolver_calls_refuse_nulls_and_bad_values_and_drop_the_closure_once);

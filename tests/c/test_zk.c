@@ -2,7 +2,9 @@
  * (a bare host:port and a Curator ServiceDiscovery instance) and removed, skips a child holding
  * garbage, a chroot in GNAMING_ZK_SERVERS roots the zk:/// targets, and bad zk: targets fail with
  * GN_STATUS_INVALID_TARGET naming the part. Registrations with a zk:// service are resolved and gone
- * once closed; bad ones fail with GN_STATUS_INVALID_ARGUMENT naming the part. The test starts
+ * once closed; bad ones fail with GN_STATUS_INVALID_ARGUMENT naming the part. A named ensemble
+ * (gn_zk_register) with digest credentials and a creator-only ACL keeps its nodes from resolvers
+ * without them; its options refuse bad values. The test starts
  * its own single-server ensemble through tests/harness/zk_ensemble.py (run from the repository root,
  * as make does) and changes it with ZooKeeper's own zkCli.sh; GNAMING_TEST_ZKCLI names zkCli.sh when
  * it is not where Debian puts it. */
@@ -68,8 +70,10 @@ static void describe(const gn_update *u, char *out, size_t size) {
   }
 }
 
-/* Takes updates until one reads `expected` (see describe), for at most `timeout_ms`. */
-static bool next_until(gn_resolver *r, const char *expected, double timeout_ms, char *last, size_t size) {
+/* Takes updates until one reads `expected` (see describe), or contains it with `partly`, for at most
+ * `timeout_ms`. */
+static bool next_matching(gn_resolver *r, const char *expected, bool partly, double timeout_ms, char *last,
+                          size_t size) {
   double end = now_ms() + timeout_ms;
   snprintf(last, size, "(no update)");
   while (now_ms() < end) {
@@ -82,9 +86,13 @@ static bool next_until(gn_resolver *r, const char *expected, double timeout_ms, 
     }
     describe(u, last, size);
     gn_update_free(u);
-    if (strcmp(last, expected) == 0) return true;
+    if (partly ? strstr(last, expected) != NULL : strcmp(last, expected) == 0) return true;
   }
   return false;
+}
+
+static bool next_until(gn_resolver *r, const char *expected, double timeout_ms, char *last, size_t size) {
+  return next_matching(r, expected, false, timeout_ms, last, size);
 }
 
 static void children_added_and_removed_reach_a_pull_resolver_and_garbage_is_skipped(void) {
@@ -145,7 +153,8 @@ static void a_chroot_in_gnaming_zk_servers_roots_targets_without_servers(void) {
 
 static void bad_zk_targets_fail_naming_the_part(void) {
   const char *cases[][2] = {
-      {"zk://prod/echo", "server 'prod': needs a port"},
+      {"zk://prod,zk2:2181/echo", "server 'prod': needs a port"},
+      {"zk://pr*d/echo", "ensemble name 'pr*d' may hold only"},
       {"zk:///a//b", "path '/a//b' has an empty segment"},
       {"zk://127.0.0.1:2181", "the node path is empty"},
   };
@@ -160,6 +169,15 @@ static void bad_zk_targets_fail_naming_the_part(void) {
           err ? gn_error_message(err) : "(none)");
     gn_error_free(err);
   }
+  /* A name without a configuration is known only when the resolver starts. */
+  gn_resolver *r = NULL;
+  gn_error *err = NULL;
+  gn_update_callback pull = {NULL, NULL, NULL};
+  gn_status s = gn_resolver_start("zk://nowhere/echo", NULL, pull, &r, &err);
+  CHECK(s == GN_STATUS_NOT_FOUND && r == NULL, "zk://nowhere/echo gave %s", gn_status_name(s));
+  CHECK(err && strstr(gn_error_message(err), "no ZooKeeper ensemble named 'nowhere'"), "message %s",
+        err ? gn_error_message(err) : "(none)");
+  gn_error_free(err);
 }
 
 /* Starts a registration of `address` under `service`; NULL on failure (checked). */
@@ -253,7 +271,7 @@ static void bad_zk_registrations_fail_naming_the_part(void) {
   } cases[] = {
       {"zk:///reg/echo#2", NULL, "without '?' or '#'"},
       {"zk:///reg/echo?select.zone=a", NULL, "without '?' or '#'"},
-      {"zk://prod/reg/echo", NULL, "needs a port"},
+      {"zk://prod,zk2:2181/reg/echo", NULL, "needs a port"},
       {"zk:///reg/echo", prod, "cluster 'prod' names an etcd cluster"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -267,6 +285,80 @@ static void bad_zk_registrations_fail_naming_the_part(void) {
     gn_error_free(err);
   }
   gn_registration_options_free(prod);
+  gn_registration *reg = NULL;
+  gn_error *err = NULL;
+  gn_status s = gn_registration_start("zk://nowhere/reg/echo", "127.0.0.1:7399", NULL, &reg, &err);
+  CHECK(s == GN_STATUS_NOT_FOUND && reg == NULL, "zk://nowhere/reg/echo gave %s", gn_status_name(s));
+  gn_error_free(err);
+}
+
+/* Each setter of the ensemble options refuses what it cannot take, naming it, and leaves the options
+ * as they were; gn_zk_register refuses a creator ACL without credentials and a bad name. */
+static void the_ensemble_options_refuse_bad_values(void) {
+  gn_zk_options *o = gn_zk_options_new();
+  CHECK(o != NULL, "gn_zk_options_new");
+  struct {
+    gn_status status;
+    const char *part;
+  } results[7];
+  gn_error *errs[7] = {NULL};
+  results[0].status = gn_zk_options_set_servers(o, "zk1", &errs[0]);
+  results[0].part = "ZooKeeper server 'zk1' in 'zk1' is not host:port";
+  results[1].status = gn_zk_options_set_servers(o, "a:1/apps/", &errs[1]);
+  results[1].part = "ZooKeeper chroot '/apps/'";
+  results[2].status = gn_zk_options_set_digest(o, "a:b", "pw", &errs[2]);
+  results[2].part = "user must be non-empty and without ':'";
+  results[3].status = gn_zk_options_set_digest(o, "svc", NULL, &errs[3]);
+  results[3].part = "password";
+  results[4].status = gn_zk_options_set_node_acl(o, "creator", &errs[4]);
+  results[4].part = "node ACL 'creator' is not one of";
+  CHECK(gn_zk_options_set_node_acl(o, "creator-all", NULL) == GN_STATUS_OK, "set_node_acl(creator-all)");
+  results[5].status = gn_zk_register("acl-without-credentials", o, &errs[5]);
+  results[5].part = "a creator ACL needs digest credentials";
+  CHECK(gn_zk_options_set_node_acl(o, "open", NULL) == GN_STATUS_OK, "set_node_acl(open)");
+  results[6].status = gn_zk_register("a/b", o, &errs[6]);
+  results[6].part = "ZooKeeper ensemble name 'a/b' may hold only";
+  for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
+    CHECK(results[i].status == GN_STATUS_INVALID_ARGUMENT, "case %zu gave %s", i, gn_status_name(results[i].status));
+    CHECK(errs[i] && strstr(gn_error_message(errs[i]), results[i].part), "case %zu: message %s", i,
+          errs[i] ? gn_error_message(errs[i]) : "(none)");
+    gn_error_free(errs[i]);
+  }
+  CHECK(gn_zk_register(NULL, o, NULL) == GN_STATUS_INVALID_ARGUMENT, "a NULL name");
+  CHECK(gn_zk_register("x", NULL, NULL) == GN_STATUS_INVALID_ARGUMENT, "NULL options");
+  gn_zk_options_free(o);
+  gn_zk_options_free(NULL);
+}
+
+/* A named ensemble with digest credentials and the creator-only ACL: its registration is resolved
+ * through the name, while a resolver without the credentials gets a "not authorized" error and no
+ * address. */
+static void a_named_ensemble_with_digest_credentials_keeps_its_nodes_to_itself(void) {
+  gn_zk_options *o = gn_zk_options_new();
+  CHECK(gn_zk_options_set_servers(o, zk_servers, NULL) == GN_STATUS_OK, "set_servers");
+  CHECK(gn_zk_options_set_digest(o, "svc", "right", NULL) == GN_STATUS_OK, "set_digest");
+  CHECK(gn_zk_options_set_node_acl(o, "creator-all", NULL) == GN_STATUS_OK, "set_node_acl");
+  gn_error *err = NULL;
+  gn_status s = gn_zk_register("secured", o, &err);
+  gn_zk_options_free(o);
+  CHECK(s == GN_STATUS_OK, "gn_zk_register gave %s: %s", gn_status_name(s), err ? gn_error_message(err) : "");
+  gn_error_free(err);
+
+  gn_registration *reg = register_at("zk://secured/auth/echo", "127.0.0.1:7311");
+  gn_resolver *owner = pull_resolver("zk://secured/auth/echo");
+  char target[320], last[512];
+  snprintf(target, sizeof target, "zk://%s/auth/echo", zk_servers);
+  gn_resolver *stranger = pull_resolver(target);
+  if (!reg || !owner || !stranger) goto out;
+  CHECK(next_until(owner, "127.0.0.1:7311", 10000, last, sizeof last), "expected 127.0.0.1:7311; last: %s", last);
+  CHECK(next_matching(stranger, "not authorized", true, 10000, last, sizeof last),
+        "expected a 'not authorized' error; last observed: %s", last);
+  CHECK(gn_registration_close(reg, 5000, NULL) == GN_STATUS_OK, "close");
+  CHECK(next_until(owner, "", 10000, last, sizeof last), "expected an empty list; last observed: %s", last);
+out:
+  gn_resolver_free(owner);
+  gn_resolver_free(stranger);
+  gn_registration_free(reg);
 }
 
 int main(void) {
@@ -279,6 +371,7 @@ int main(void) {
   }
   RUN(bad_zk_targets_fail_naming_the_part);
   RUN(bad_zk_registrations_fail_naming_the_part);
+  RUN(the_ensemble_options_refuse_bad_values);
   if (!started) {
     CHECK(false, "the ZooKeeper ensemble did not start (tests/harness/zk_ensemble.py)");
     return check_summary();
@@ -286,6 +379,7 @@ int main(void) {
   RUN(children_added_and_removed_reach_a_pull_resolver_and_garbage_is_skipped);
   RUN(a_chroot_in_gnaming_zk_servers_roots_targets_without_servers);
   RUN(zk_service_registrations_are_resolved_and_gone_after_close);
+  RUN(a_named_ensemble_with_digest_credentials_keeps_its_nodes_to_itself);
   stop_ensemble();
   gn_runtime_shutdown(5000, NULL);
   return check_summary();

@@ -121,12 +121,15 @@ pub struct Updates {
 }
 
 pub fn resolve(target: &str) -> Updates {
+    resolve_with(target, &ResolverOptions::default())
+}
+
+pub fn resolve_with(target: &str, options: &ResolverOptions) -> Updates {
     let (tx, rx) = channel();
     let handler = move |u: &Arc<Update>| {
         let _ = tx.send((Instant::now(), Arc::clone(u)));
     };
-    let resolver =
-        Resolver::start(target, &ResolverOptions::default(), Some(Box::new(handler))).expect("resolver starts");
+    let resolver = Resolver::start(target, options, Some(Box::new(handler))).expect("resolver starts");
     Updates { rx, seen: Vec::new(), arrivals: Vec::new(), resolver }
 }
 

@@ -29,7 +29,7 @@ from ._ffi import (
     version,
 )
 from ._log import log_to_python, stop_logging_to_python
-from ._registration import Registration, RegistrationState, configure_cluster, stats
+from ._registration import Registration, RegistrationState, configure_cluster, configure_zk, stats
 from ._resolver import Address, AddressFamily, AddressKind, AsyncResolver, Resolver, Update
 from . import xds
 from .xds import XdsServer, xds_target
@@ -39,6 +39,6 @@ __all__ = [
     "ClosedError", "GnamingError", "InternalError", "InvalidArgumentError", "InvalidTargetError",
     "LibraryNotFoundError", "NotFoundError", "PermissionDeniedError", "Registration",
     "RegistrationState", "Resolver", "RuntimeStartError", "TimeoutError", "UnavailableError",
-    "UnsupportedSchemeError", "Update", "XdsServer", "configure_cluster", "library_path", "log_to_python", "stats",
+    "UnsupportedSchemeError", "Update", "XdsServer", "configure_cluster", "configure_zk", "library_path", "log_to_python", "stats",
     "stop_logging_to_python", "version", "xds", "xds_target",
 ]

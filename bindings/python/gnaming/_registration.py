@@ -52,6 +52,28 @@ def configure_cluster(name: str = "", *, endpoints: str, dial_timeout: Optional[
         lib.gn_cluster_options_free(opts)
 
 
+def configure_zk(name: str = "", *, servers: str, digest: Optional[tuple[str, str]] = None,
+                 node_acl: str = "open") -> None:
+    """Defines ZooKeeper ensemble `name` ("" is the default ensemble, used by `zk:///path`; other
+    names by `zk://NAME/path`, for resolvers and registrations alike). `servers` is a connect string,
+    "host:port,host:port" with an optional chroot ("/apps/prod"); `digest` is a (user, password)
+    pair sent on every session; `node_acl` is the ACL of the nodes registrations create: "open",
+    "creator-all" or "creator-all-anyone-read" (see `gn_zk_options_set_node_acl` in gnaming.h)."""
+    lib = _ffi.lib
+    opts = lib.gn_zk_options_new()
+    if not opts:
+        raise MemoryError("gn_zk_options_new")
+    try:
+        _ffi.call(lib.gn_zk_options_set_servers, opts, _ffi.encode(servers, "servers"))
+        if digest is not None:
+            user, password = digest
+            _ffi.call(lib.gn_zk_options_set_digest, opts, _ffi.encode(user, "user"), _ffi.encode(password, "password"))
+        _ffi.call(lib.gn_zk_options_set_node_acl, opts, _ffi.encode(node_acl, "node_acl"))
+        _ffi.call(lib.gn_zk_register, _ffi.encode(name, "name"), opts)
+    finally:
+        lib.gn_zk_options_free(opts)
+
+
 class RegistrationState(enum.IntEnum):
     REGISTERING = 0  #: the first registration attempt is under way
     REGISTERED = 1  #: the key exists under a live lease

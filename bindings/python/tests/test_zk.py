@@ -1,7 +1,8 @@
 """ZooKeeper through the Python binding, against a real 3-server ensemble (GNAMING_TEST_ZK_SERVERS, from
 tests/harness/zk_ensemble.py run): registrations are ephemeral Curator nodes that a `zk://` resolver
 lists as they come and go, with their metadata; the ensemble's leader killed while registrations are
-made loses none of them and pushes no empty list."""
+made loses none of them and pushes no empty list; a named ensemble with digest credentials keeps its
+nodes from resolvers without them, or lets anyone read them, as its node ACL says."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import threading
 
 import gnaming
+import pytest
 
 from conftest import wait_until
 
@@ -31,12 +33,14 @@ class Lists:
 
     def __init__(self, target: str) -> None:
         self.seen: list[list[str]] = []
+        self.errors: list[str] = []
         self.metadata: dict[str, object] = {}
         self._lock = threading.Lock()
         self.resolver = gnaming.Resolver(target, self._on_update)
 
     def _on_update(self, update: gnaming.Update) -> None:
         with self._lock:
+            self.errors.append(update.error or "")
             self.seen.append(sorted(a.addr for a in update.addresses))
             for a in update.addresses:
                 self.metadata[a.addr] = json.loads(a.metadata_json) if a.metadata_json else None
@@ -100,3 +104,28 @@ def test_killing_the_leader_loses_no_registration_and_pushes_no_empty_list() -> 
     lists.resolver.close()
     up = lists.seen.index(["127.0.0.1:7501"])
     assert all(lists.seen[up:-1]), f"an empty list while registered: {lists.seen}"
+
+
+def test_a_named_ensemble_with_digest_credentials_guards_its_nodes_as_its_acl_says() -> None:
+    gnaming.configure_zk("py-private", servers=servers(), digest=("svc", "right"), node_acl="creator-all")
+    gnaming.configure_zk("py-public", servers=servers(), digest=("svc", "right"), node_acl="creator-all-anyone-read")
+    with gnaming.Registration("zk://py-private/python/private", "127.0.0.1:7421") as private, \
+            gnaming.Registration("zk://py-public/python/public", "127.0.0.1:7422") as public:
+        private.wait(WAIT)
+        public.wait(WAIT)
+        owner = Lists("zk://py-private/python/private")
+        owner.wait_for(["127.0.0.1:7421"])
+        stranger = Lists(f"zk://{servers()}/python/private")
+        wait_until(lambda: any("not authorized" in e for e in stranger.errors), WAIT, "a 'not authorized' error",
+                   lambda: stranger.errors[-1:])
+        assert all(seen == [] for seen in stranger.seen), stranger.seen
+        reader = Lists(f"zk://{servers()}/python/public")
+        reader.wait_for(["127.0.0.1:7422"])
+        for lists in (owner, stranger, reader):
+            lists.resolver.close()
+    with pytest.raises(gnaming.InvalidArgumentError, match="a creator ACL needs digest credentials"):
+        gnaming.configure_zk("py-no-credentials", servers=servers(), node_acl="creator-all")
+    with pytest.raises(gnaming.InvalidArgumentError, match="node ACL 'secret' is not one of"):
+        gnaming.configure_zk("py-bad-acl", servers=servers(), digest=("svc", "right"), node_acl="secret")
+    with pytest.raises(gnaming.InvalidArgumentError, match="is not host:port"):
+        gnaming.configure_zk("py-bad-servers", servers="zk1")

@@ -15,6 +15,9 @@ using internal::Check;
 struct ClusterOptionsDeleter {
   void operator()(gn_cluster_options* o) const { gn_cluster_options_free(o); }
 };
+struct ZkOptionsDeleter {
+  void operator()(gn_zk_options* o) const { gn_zk_options_free(o); }
+};
 struct RegistrationOptionsDeleter {
   void operator()(gn_registration_options* o) const { gn_registration_options_free(o); }
 };
@@ -42,10 +45,42 @@ void RegisterCluster(const std::string& name, const ClusterOptions& options) {
   Check(gn_cluster_register(name.c_str(), o.get(), &err), err, "gn_cluster_register");
 }
 
+void RegisterZkEnsemble(const std::string& name, const ZkEnsembleOptions& options) {
+  std::unique_ptr<gn_zk_options, ZkOptionsDeleter> o(gn_zk_options_new());
+  if (!o) throw Error(GN_STATUS_INTERNAL, "gn_zk_options_new: out of memory");
+  gn_error* err = nullptr;
+  Check(gn_zk_options_set_servers(o.get(), options.servers.c_str(), &err), err, "ZooKeeper servers");
+  if (!options.digest_user.empty()) {
+    Check(gn_zk_options_set_digest(o.get(), options.digest_user.c_str(), options.digest_password.c_str(), &err), err,
+          "ZooKeeper digest credentials");
+  }
+  if (!options.node_acl.empty()) {
+    Check(gn_zk_options_set_node_acl(o.get(), options.node_acl.c_str(), &err), err, "ZooKeeper node ACL");
+  }
+  Check(gn_zk_register(name.c_str(), o.get(), &err), err, "gn_zk_register");
+}
+
 Registration::Registration(const std::string& service, const std::string& address)
     : Registration(service, address, Options{}) {}
 
-Registration::Registration(const std::string& service, const std::string& address, const Options& options) {
+Registration::Registration(const std::string& service, const std::string& address, const Options& options)
+    : Registration(service, address, options, Format::kEtcd) {}
+
+Registration::Registration(const std::string& service, const std::string& address, const Options& options,
+                           Format format) {
+  const char* format_name = nullptr;
+  switch (format) {
+    case Format::kEtcd:
+      break;
+    case Format::kKratos:
+      format_name = "kratos";
+      break;
+    case Format::kGoMicro:
+      format_name = "go-micro";
+      break;
+    default:
+      throw Error(GN_STATUS_INVALID_ARGUMENT, "registration format: not a Registration::Format value");
+  }
   std::unique_ptr<gn_registration_options, RegistrationOptionsDeleter> o(gn_registration_options_new());
   if (!o) throw Error(GN_STATUS_INTERNAL, "gn_registration_options_new: out of memory");
   gn_error* err = nullptr;
@@ -58,6 +93,9 @@ Registration::Registration(const std::string& service, const std::string& addres
   if (options.warmup.count() > 0) {
     Check(gn_registration_options_set_warmup_ms(o.get(), Millis32(options.warmup), &err), err,
           "registration warm-up");
+  }
+  if (format_name != nullptr) {
+    Check(gn_registration_options_set_format(o.get(), format_name, &err), err, "registration format");
   }
   Check(gn_registration_start(service.c_str(), address.c_str(), o.get(), &handle_, &err), err,
         "gn_registration_start");

@@ -345,6 +345,54 @@ TEST(Etcd, AWarmUpDelaysTheEntryAndADrainRemovesItBeforeReturningAfterItsPeriod)
   EXPECT_LT(std::chrono::steady_clock::now() - start, 300ms) << "a second Drain waited";
 }
 
+// Registrations in the Kratos and go-micro layouts land under the framework's prefix, where the
+// plugin's "etcd:///" target on that prefix reaches the servers with real RPCs.
+TEST(Etcd, KratosAndGoMicroRegistrationsAreReachedThroughTheFrameworksPrefixes) {
+  const std::string name = ServiceName();
+  GreeterServer kratos, micro;
+  Registration::Options o;
+  o.metadata_json = "{\"version\":\"v1\",\"zone\":\"a\"}";
+  Registration rk(name, kratos.address(), o, Registration::Format::kKratos);
+  Registration rm(name, micro.address(), o, Registration::Format::kGoMicro);
+  ASSERT_TRUE(rk.Wait(10s));
+  ASSERT_TRUE(rm.Wait(10s));
+  const std::pair<const GreeterServer*, std::string> cases[] = {{&kratos, "etcd:////microservices/" + name},
+                                                                {&micro, "etcd:////micro/registry/" + name}};
+  for (const auto& [server, target] : cases) {
+    auto stub = Greeter::NewStub(RoundRobinChannel(target));
+    std::set<std::string> want{server->address()};
+    auto seen = ReachedServers(*stub, want, 10s);
+    EXPECT_EQ(seen, want) << target << ": expected " << Join(want) << ", observed " << Join(seen);
+  }
+  // A format is etcd's only, and a value outside the enum is refused before anything is written.
+  try {
+    Registration bad("zk:///cpp/echo", kratos.address(), o, Registration::Format::kKratos);
+    ADD_FAILURE() << "a Kratos registration on a zk: service was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status(), GN_STATUS_INVALID_ARGUMENT) << e.what();
+  }
+  EXPECT_THROW(Registration(name, kratos.address(), o, static_cast<Registration::Format>(7)), Error);
+}
+
+// ZooKeeper ensembles are checked by libgnaming, which names what it refuses.
+TEST(Etcd, BadZooKeeperEnsemblesAreRefusedNamingThePart) {
+  ZkEnsembleOptions o;
+  o.servers = "127.0.0.1:2181";
+  o.node_acl = "creator-all";
+  try {
+    RegisterZkEnsemble("cpp-no-credentials", o);
+    ADD_FAILURE() << "a creator ACL without credentials was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status(), GN_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("a creator ACL needs digest credentials"), std::string::npos) << e.what();
+  }
+  o.digest_user = "svc";
+  o.digest_password = "right";
+  EXPECT_NO_THROW(RegisterZkEnsemble("cpp-secured", o));
+  o.servers = "zk1";
+  EXPECT_THROW(RegisterZkEnsemble("cpp-bad-servers", o), Error);
+}
+
 }  // namespace
 }  // namespace gnaming::test
 

@@ -94,6 +94,21 @@ struct ClusterOptions {
 // Registers (or replaces) cluster `name`. Throws gnaming::Error. Thread-safe.
 GNAMING_GRPCPP_API void RegisterCluster(const std::string& name, const ClusterOptions& options);
 
+// Options of a ZooKeeper ensemble named in targets and registration services as "zk://NAME/path";
+// the name "" configures the default ensemble ("zk:///path"), whose credentials and ACL also serve
+// "zk://host:port/path".
+struct ZkEnsembleOptions {
+  std::string servers;          // a connect string: "host:port,host:port", optionally ending in a chroot
+  std::string digest_user;      // "" for none; else every session authenticates with ZooKeeper's digest
+  std::string digest_password;  // with digest_user
+  std::string node_acl;         // of the nodes registrations create: "" or "open", "creator-all",
+                                // "creator-all-anyone-read" (the creator ACLs need digest credentials)
+};
+
+// Registers (or replaces) ensemble `name` for resolvers and registrations started afterwards.
+// Throws gnaming::Error (GN_STATUS_INVALID_ARGUMENT naming the bad part). Thread-safe.
+GNAMING_GRPCPP_API void RegisterZkEnsemble(const std::string& name, const ZkEnsembleOptions& options);
+
 // A server's entry in etcd under "<service>/<address>", kept alive by a lease for as long as the
 // object lives. Construction returns at once; registration (and re-registration after etcd
 // outages) goes on in the background. Destroying it deregisters (waiting at most one second):
@@ -112,8 +127,17 @@ class GNAMING_GRPCPP_API Registration {
     std::chrono::milliseconds warmup{0};   // write nothing to etcd for this long, while the server warms up
   };
 
+  // The document and key layout written in etcd (gn_registration_options_set_format in gnaming.h):
+  // etcd's own, a Kratos ServiceInstance or a go-micro Service, which the framework's own discovery
+  // reads. With kKratos and kGoMicro, `service` is the framework's service name (placed under its
+  // default prefix) or, starting with '/', the prefix itself; the metadata is a JSON object of strings,
+  // numbers or booleans. Resolve them with "etcd:///" and the prefix ("etcd:////microservices/echo").
+  enum class Format { kEtcd, kKratos, kGoMicro };
+
   // Throws gnaming::Error when the arguments are invalid.
   Registration(const std::string& service, const std::string& address, const Options& options);
+  // As above, in `format`'s layout. (Not an Options field, so that the layer's ABI stays as it was.)
+  Registration(const std::string& service, const std::string& address, const Options& options, Format format);
   Registration(const std::string& service, const std::string& address);
   Registration(Registration&& other) noexcept;
   Registration& operator=(Registration&& other) noexcept;

@@ -1,8 +1,9 @@
 # grpc-go's own xDS client (google.golang.org/grpc/xds, v1.85) on xds:///SERVICE through `gnaming
 # xds-agent`, against greeter servers registered through the Go binding in a real 3-member etcd from
-# tests/harness: following changes, connections kept across 50 changes, weights, an etcd outage and an
-# empty service. tests/xds/go is a module of its own so that bindings/go does not pull grpc-go's xDS
-# dependency tree; its modules come from the Go module proxy, etcdctl (etcd-client) checks lease expiry.
+# tests/harness: following changes, connections kept across 50 changes, weights, an etcd outage, an
+# empty service and Kratos and go-micro registrations under prefixes at etcd's root. tests/xds/go is a
+# module of its own so that bindings/go does not pull grpc-go's xDS dependency tree; its modules come
+# from the Go module proxy, etcdctl (etcd-client) checks lease expiry.
 # `make bench-xds-go` measures registration put → first RPC answered by the new backend through xDS
 # (p50/p90/p99 over 30 samples) and writes them to build/xds-go/bench.json as well.
 TEST_TARGETS += test-xds-go

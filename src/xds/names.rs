@@ -11,7 +11,7 @@
 //! through all three resource types.
 
 use crate::error::Error;
-use crate::target::{PassEntry, Target, SCHEMES};
+use crate::target::{EtcdTarget, PassEntry, Target, ZkTarget, SCHEMES};
 
 /// The scheme a bare name resolves with unless the server is told otherwise.
 pub const DEFAULT_SCHEME: &str = "etcd";
@@ -58,12 +58,12 @@ pub struct XdsChannel {
 pub fn xds_channels_for(target: &str, default_scheme: &str) -> Result<Vec<XdsChannel>, Error> {
     let one = |t: &str, share: u32| xds_target_for(t, default_scheme).map(|target| XdsChannel { target, share });
     match Target::parse(target)? {
-        Target::Etcd(etcd) if etcd.copies > 1 => {
-            // Every address of an etcd target gets the same N: N equal channels on the target without
-            // its `#N` (which may stand before or after a `?query`, which stays).
+        Target::Etcd(EtcdTarget { copies, .. }) | Target::Zk(ZkTarget { copies, .. }) if copies > 1 => {
+            // Every address of an etcd or zk target gets the same N: N equal channels on the target
+            // without its `#N` (which may stand before or after a `?query`, which stays).
             let (before, after) = target.rsplit_once('#').expect("the parser read a #N");
             let channel = one(&format!("{before}{}", after.trim_start_matches(|c: char| c.is_ascii_digit())), 1)?;
-            Ok(vec![channel; etcd.copies as usize])
+            Ok(vec![channel; copies as usize])
         }
         Target::Pass(entries) if entries.iter().any(|e| e.copies > 1) => {
             let layers = entries.iter().map(|e| e.copies).max().unwrap_or(1);
@@ -157,6 +157,8 @@ mod tests {
         assert_eq!(xds_channels_for("etcd:///echo", "dns").unwrap()[0].target, "xds:///etcd:///echo");
         assert_eq!(xds_channels_for("dns:///h:1", "etcd").unwrap().len(), 1);
         assert!(xds_channels_for("etcd:///echo#0", "etcd").is_err());
+        let zk = xds_channels_for("zk://prod/services/echo#2?empty=keep", "etcd").unwrap();
+        assert_eq!(zk, vec![XdsChannel { target: "xds:///zk://prod/services/echo%3Fempty=keep".into(), share: 1 }; 2]);
     }
 
     #[test]
@@ -195,6 +197,10 @@ mod tests {
         assert_eq!(xds_target_for("etcd://prod/echo", "etcd").unwrap(), "xds:///etcd://prod/echo");
         assert_eq!(xds_target_for("etcd:///echo#2", "etcd").unwrap(), "xds:///etcd:///echo%232");
         assert_eq!(xds_target_for("pass:///[::1]:1", "etcd").unwrap(), "xds:///pass:///%5B::1%5D:1");
+        assert_eq!(
+            xds_target_for("etcd:////microservices/echo", "etcd").unwrap(),
+            "xds:///etcd:////microservices/echo"
+        );
     }
 
     #[test]
@@ -214,6 +220,12 @@ mod tests {
             ("etcd:///echo?health=*#2", "etcd"),
             ("pass:///127.0.0.1:1,127.0.0.1:2?subset=1", "dns"),
             ("pass:///127.0.0.1:1?health=echo.Echo", "dns"),
+            // Prefixes at etcd's root, where Kratos and go-micro register.
+            ("etcd:////microservices/echo", "etcd"),
+            ("etcd://prod//micro/registry/echo#2", "etcd"),
+            ("zk://prod/services/echo", "etcd"),
+            ("zk://127.0.0.1:2181,[::1]:2182/services/echo#2?empty=keep", "etcd"),
+            ("zk:///services/echo", "zk"),
         ] {
             let xds = xds_target_for(target, scheme).unwrap();
             let name = xds.strip_prefix("xds:///").unwrap();

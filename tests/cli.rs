@@ -321,7 +321,7 @@ fn watch_sees_a_registration_made_by_register_and_its_removal_on_sigterm() {
 }
 
 #[test]
-fn register_with_a_zk_service_registers_in_zookeeper_and_sigterm_removes_the_node() {
+fn register_with_a_zk_service_registers_in_zookeeper_sigterm_removes_the_node_and_sigkill_lets_it_expire() {
     let ensemble = zk_support::Ensemble::start(1);
     let service = format!("zk://{}/cli/zecho", ensemble.servers);
     let watch = Running::start(&["watch", &service, "--json"]);
@@ -337,6 +337,17 @@ fn register_with_a_zk_service_registers_in_zookeeper_and_sigterm_removes_the_nod
     let status = register.terminate();
     assert!(status.success(), "register exited with {status}");
     watch.wait_line(Duration::from_secs(10), "with the node removed", |l| addresses(l).is_empty());
+
+    // SIGKILL closes nothing: the node goes when ZooKeeper expires the session, a TTL (2 s) later.
+    let killed = Running::start(&["register", &service, "127.0.0.1:7005", "--ttl", "2"]);
+    killed.wait_line(Duration::from_secs(15), "saying registered", |l| l.contains("registered /cli/zecho/"));
+    let expected = vec![("127.0.0.1:7005".to_string(), 1)];
+    watch.wait_line(Duration::from_secs(10), "with the second registration", |l| addresses(l) == expected);
+    let at = Instant::now();
+    killed.stop(libc::SIGKILL);
+    watch.wait_line(Duration::from_secs(10), "with the killed process's node expired", |l| addresses(l).is_empty());
+    let gone = at.elapsed();
+    assert!(gone >= Duration::from_secs(1), "the node went {gone:?} after SIGKILL, before its session could expire");
     assert!(watch.terminate().success());
 }
 

@@ -8,28 +8,17 @@ use std::sync::mpsc::channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{addrs, rt, sorted, EtcdCluster};
-use gnaming::log::{Level, LogSink};
+use common::{addrs, rt, sorted, EtcdCluster, LogCapture};
+use gnaming::log::Level;
 use gnaming::{Resolver, ResolverOptions, Update};
-use parking_lot::Mutex;
 
 const WAIT: Duration = Duration::from_secs(15);
 /// Longer than the watch's stall limit (5 s of silence).
 const BLOCKED_FOR: Duration = Duration::from_secs(6);
 
-#[derive(Default)]
-struct Capture(Mutex<Vec<String>>);
-
-impl LogSink for Capture {
-    fn log(&self, level: Level, target: &str, message: &str) {
-        self.0.lock().push(format!("{level:?} {target}: {message}"));
-    }
-}
-
 #[test]
 fn a_callback_that_blocks_past_the_stall_limit_is_not_taken_for_a_dead_stream() {
-    let capture = Arc::new(Capture::default());
-    gnaming::log::set_sink(Some(capture.clone()), Level::Warn);
+    let capture = LogCapture::start(Level::Warn);
     let etcd = EtcdCluster::start(3);
     etcd.register_as("inline");
     let rt = rt();
@@ -85,13 +74,8 @@ fn a_callback_that_blocks_past_the_stall_limit_is_not_taken_for_a_dead_stream() 
     more.push("127.0.0.1:9007");
     wait_for(&more);
 
-    let stalls: Vec<String> = capture
-        .0
-        .lock()
-        .iter()
-        .filter(|line| line.contains("'blocked/'") || line.contains("stalled"))
-        .cloned()
-        .collect();
+    let stalls: Vec<String> =
+        capture.lines().into_iter().filter(|line| line.contains("'blocked/'") || line.contains("stalled")).collect();
     assert!(stalls.is_empty(), "the watch was judged dead while its callback ran: {stalls:?}");
     drop(resolver);
     gnaming::log::set_sink(None, Level::Off);

@@ -6,32 +6,20 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{resolve, rt, sorted, EtcdCluster};
+use common::{resolve, rt, sorted, EtcdCluster, LogCapture};
 use etcd_client::{Certificate, ConnectOptions, Identity, Permission, TlsOptions};
 use gnaming::etcd::cluster::{self, ClusterConfig, TlsConfig};
 use gnaming::etcd::{Registration, RegistrationOptions, RegistrationState};
-use gnaming::log::{Level, LogSink};
+use gnaming::log::Level;
 use gnaming::ResolverState;
-use parking_lot::Mutex;
 
 const WAIT: Duration = Duration::from_secs(15);
 const USER: &str = "svc-user";
 const PASSWORD: &str = "pw-7Hq2-sEcReT-xK9";
 const WRONG_PASSWORD: &str = "pw-wrong-9Lm4-NoPe";
 const ROOT_PASSWORD: &str = "root-pw-3Vd8-qQ1z";
-
-/// Every log line the library (and the crates under it) emitted, up to debug level.
-#[derive(Default)]
-struct Capture(Mutex<Vec<String>>);
-
-impl LogSink for Capture {
-    fn log(&self, level: Level, target: &str, message: &str) {
-        self.0.lock().push(format!("{level:?} {target}: {message}"));
-    }
-}
 
 /// Runs `openssl` in `dir` with whitespace-separated arguments.
 fn openssl(dir: &Path, args: &str) {
@@ -107,8 +95,7 @@ fn key_lines(pem: &[u8]) -> Vec<String> {
 
 #[test]
 fn with_client_certificates_and_a_password_registration_and_resolution_work_and_secrets_never_leak() {
-    let capture = Arc::new(Capture::default());
-    gnaming::log::set_sink(Some(capture.clone()), Level::Debug);
+    let capture = LogCapture::start(Level::Debug);
     let pki: PathBuf = std::env::temp_dir().join(format!("gnaming-etcd-tls-{}", std::process::id()));
     make_pki(&pki);
     let etcd = EtcdCluster::start_with(3, &["--tls-dir", pki.to_str().unwrap()]);
@@ -171,7 +158,7 @@ fn with_client_certificates_and_a_password_registration_and_resolution_work_and_
     drop(wrong);
     gnaming::log::set_sink(None, Level::Off);
 
-    let logs = capture.0.lock().clone();
+    let logs = capture.lines();
     assert!(
         logs.iter().any(|l| l.contains("authentication failed")),
         "the registration's retries should log why; {} lines captured",

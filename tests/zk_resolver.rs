@@ -5,15 +5,13 @@
 mod common;
 mod zk_support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{addrs, resolve, resolve_with, sorted};
-use gnaming::log::{Level, LogSink};
+use common::{addrs, resolve, resolve_with, sorted, LogCapture};
+use gnaming::log::Level;
 use gnaming::resolver::cache::CacheOptions;
 use gnaming::resolver::ResolverOptions;
 use gnaming::Update;
-use parking_lot::Mutex;
 use zk_support::{Ensemble, Writer};
 use zookeeper_client::{Client, SessionState};
 
@@ -54,20 +52,9 @@ fn children_coming_going_and_changing_reach_the_resolver_even_before_the_node_ex
     );
 }
 
-/// Log lines the library wrote.
-#[derive(Default)]
-struct Capture(Mutex<Vec<String>>);
-
-impl LogSink for Capture {
-    fn log(&self, level: Level, _target: &str, message: &str) {
-        self.0.lock().push(format!("{level:?} {message}"));
-    }
-}
-
 #[test]
 fn curator_plain_and_etcd_json_children_are_read_and_garbage_is_skipped_with_a_warning() {
-    let capture = Arc::new(Capture::default());
-    gnaming::log::set_sink(Some(capture.clone()), Level::Warn);
+    let capture = LogCapture::start(Level::Warn);
     let zk = Ensemble::start(1);
     let w = Writer::connect(&zk.servers);
     w.mkdir("/formats");
@@ -87,14 +74,14 @@ fn curator_plain_and_etcd_json_children_are_read_and_garbage_is_skipped_with_a_w
     assert_eq!((curator.weight, curator.metadata.as_deref()), (4, Some(r#"{"weight":4,"zone":"a"}"#)));
     assert_eq!(by_address("127.0.0.1:7002").metadata, None);
     assert_eq!(by_address("127.0.0.1:7003").metadata.as_deref(), Some(r#"{"zone":"b"}"#));
-    let warned = |child: &str| capture.0.lock().iter().any(|l| l.starts_with("Warn") && l.contains(child));
-    assert!(warned("'/formats/garbage' skipped"), "no warning names the garbage child: {:?}", capture.0.lock());
-    assert!(!warned("/formats/plain"), "{:?}", capture.0.lock());
+    let warned = |child: &str| capture.lines().iter().any(|l| l.starts_with("Warn") && l.contains(child));
+    assert!(warned("'/formats/garbage' skipped"), "no warning names the garbage child: {:?}", capture.lines());
+    assert!(!warned("/formats/plain"), "{:?}", capture.lines());
 
     // Garbage written over a good child takes it out, with a warning; good data brings it back.
     w.set("/formats/plain", "{\"Addr\":");
     updates.wait_list(WAIT, &sorted(&["127.0.0.1:7001", "127.0.0.1:7003"]));
-    assert!(warned("'/formats/plain' skipped"), "{:?}", capture.0.lock());
+    assert!(warned("'/formats/plain' skipped"), "{:?}", capture.lines());
     w.set("/formats/garbage", "127.0.0.1:7004");
     updates.wait_list(WAIT, &sorted(&["127.0.0.1:7001", "127.0.0.1:7003", "127.0.0.1:7004"]));
     gnaming::log::set_sink(None, Level::Off);

@@ -106,6 +106,29 @@ fn unique() -> u64 {
 }
 
 /// A tokio runtime for the test's own etcd client calls.
+/// Every log line the library (and the crates under it) emits from now on at `level` and above, as
+/// "Level target: message"; the process's one sink, so a test binary uses one capture at a time.
+#[derive(Default)]
+pub struct LogCapture(parking_lot::Mutex<Vec<String>>);
+
+impl gnaming::log::LogSink for LogCapture {
+    fn log(&self, level: gnaming::log::Level, target: &str, message: &str) {
+        self.0.lock().push(format!("{level:?} {target}: {message}"));
+    }
+}
+
+impl LogCapture {
+    pub fn start(level: gnaming::log::Level) -> Arc<LogCapture> {
+        let capture = Arc::new(LogCapture::default());
+        gnaming::log::set_sink(Some(capture.clone()), level);
+        capture
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().clone()
+    }
+}
+
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }

@@ -9,7 +9,7 @@ TEST_TARGETS += test-fuzz
 
 FUZZ_TARGETS := target_parser etcd_value dns_service_config c_api_sequence
 FUZZ_SECONDS ?= 300
-FUZZ_TEST_SECONDS ?= 30
+FUZZ_TEST_SECONDS ?= 20
 FUZZ_TIMEOUT ?= 20
 # Extra libFuzzer flags for `make fuzz`, e.g. FUZZ_FLAGS=-runs=10000000
 FUZZ_FLAGS ?=

@@ -1014,14 +1014,15 @@ enum gn_status gn_runtime_shutdown(uint32_t timeout_ms,
 /**
  * Writes the process-wide counters as a JSON object to `*json_out` (free it with `gn_string_free`):
  * `updates_delivered` (updates published by every resolver), `watch_restarts`, `relists`,
- * `compactions_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
+ * `compactions_seen`, `rewinds_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
  * current `watches_active`, `keepalive_streams`, `registrations_active`,
  * `registrations_registered`, `clusters_connected`; for the xDS servers `xds_streams_total`,
  * `xds_pushes`, `xds_acks`, `xds_nacks` and the current `xds_servers_active`, `xds_streams_active`,
  * `xds_resolvers_active`. New keys may appear in later versions.
  * `*json_out` is written on success only. Thread-safe.
  */
-enum gn_status gn_stats_json(char **json_out, struct gn_error **err_out);
+enum gn_status gn_stats_json(char **json_out,
+                             struct gn_error **err_out);
 
 /**
  * Writes the same counters as `gn_stats_json` to `*text_out` (free it with `gn_string_free`) in the

@@ -1,5 +1,6 @@
 //! etcd scenarios that watch process-wide gauges or whole-cluster outages, one at a time in this
-//! binary: shared watches, a registrar killed with SIGKILL, and every member down longer than the TTL.
+//! binary: shared watches, a registrar killed with SIGKILL, every member down longer than the TTL, and a
+//! cluster restored from an older snapshot.
 
 mod common;
 
@@ -128,4 +129,66 @@ fn with_every_member_down_past_the_ttl_resolvers_keep_their_list_and_registratio
     // Once etcd answers again, an old key whose lease ran out may briefly be really gone.
     updates.wait_list(WAIT, &sorted(&["127.0.0.1:8500"]));
     assert!(updates.seen.len() > during_outage);
+}
+
+/// A cluster restored from an older snapshot on the same addresses is back at an older revision. A
+/// watch resumed from the revision after the last one seen would wait for revisions that already
+/// passed and miss every change made until then: the resolver must notice and list again, and
+/// registrations must put their keys back, so that the list ends equal to etcd's.
+#[test]
+fn a_cluster_restored_from_an_older_snapshot_is_listed_again_and_registrations_put_their_keys_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let etcd = EtcdCluster::start(3);
+    etcd.register_as("restored");
+    let rt = rt();
+    let mut client = rt.block_on(etcd.client());
+    let put = |client: &mut etcd_client::Client, key: &str| {
+        rt.block_on(client.put(format!("restore/{key}"), key, None)).expect("put");
+    };
+    let long = RegistrationOptions { cluster: "restored".into(), ttl: Duration::from_secs(5), ..Default::default() };
+    let before = Registration::start("restore", "127.0.0.1:8601", &long).unwrap();
+    before.wait(Some(WAIT)).unwrap();
+    put(&mut client, "127.0.0.1:8602");
+    put(&mut client, "127.0.0.1:8603");
+    let mut updates = resolve("etcd://restored/restore");
+    updates.wait_list(WAIT, &sorted(&["127.0.0.1:8601", "127.0.0.1:8602", "127.0.0.1:8603"]));
+    let snapshot = etcd.dir.join("backup.db");
+    etcd.snapshot(&snapshot);
+
+    // After the backup: a key deleted, one added, a registration, and revisions far ahead of it.
+    rt.block_on(client.delete("restore/127.0.0.1:8602", None)).expect("delete");
+    put(&mut client, "127.0.0.1:8604");
+    let after = Registration::start("restore", "127.0.0.1:8605", &long).unwrap();
+    after.wait(Some(WAIT)).unwrap();
+    for i in 0..50 {
+        rt.block_on(client.put(format!("elsewhere/{i}"), "x", None)).expect("put");
+    }
+    updates.wait_list(WAIT, &sorted(&["127.0.0.1:8601", "127.0.0.1:8603", "127.0.0.1:8604", "127.0.0.1:8605"]));
+    let rewinds = STATS.rewinds_seen.load(Ordering::Relaxed);
+
+    etcd.restore(&snapshot);
+    // The restored cluster holds what the backup held; the registration made after it puts its key
+    // back; nothing written only after the backup by someone else comes back.
+    let expected = sorted(&["127.0.0.1:8601", "127.0.0.1:8602", "127.0.0.1:8603", "127.0.0.1:8605"]);
+    after.wait(Some(WAIT)).unwrap();
+    updates.wait_list(Duration::from_secs(20), &expected);
+    let mut client = rt.block_on(etcd.client());
+    let in_etcd = rt.block_on(client.get("restore/", Some(etcd_client::GetOptions::new().with_prefix()))).unwrap();
+    let mut keys: Vec<String> =
+        in_etcd.kvs().iter().map(|kv| kv.key_str().unwrap().trim_start_matches("restore/").to_string()).collect();
+    keys.sort();
+    assert_eq!(keys, expected, "the resolver's list must equal etcd's");
+    assert!(STATS.rewinds_seen.load(Ordering::Relaxed) > rewinds, "the rewind is counted");
+    // A resolver started now joins the same watch: the registrations' writes before the restore, at
+    // revisions the restored cluster has not reached, must not hold its first list back.
+    let mut late = resolve("etcd://restored/restore");
+    late.wait_list(WAIT, &expected);
+    // Later changes reach the resolver too: it watches the restored cluster's revisions.
+    put(&mut client, "127.0.0.1:8606");
+    let mut more = expected.clone();
+    more.push("127.0.0.1:8606".to_string());
+    more.sort();
+    updates.wait_list(WAIT, &more);
+    before.close(Duration::from_secs(5)).unwrap();
+    after.close(Duration::from_secs(5)).unwrap();
 }

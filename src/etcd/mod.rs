@@ -30,14 +30,14 @@ pub(crate) fn resolver_task(target: &EtcdTarget, mut ctx: ResolverContext) -> Re
     let copies = target.copies;
     // A registration of this process may have put a key the shared watch has not applied yet: the
     // first list must not be older than what that registration's caller already saw confirmed.
-    let floor = watch.written();
+    let (history, floor) = watch.written();
     let resolve_now = ctx.resolve_now_signal();
     Ok(Box::pin(async move {
         let _attached = watch.attach(move |snapshot| {
             // `publish` and `publish_error` drop what changes nothing; no second check is kept here.
             match &snapshot.error {
                 Some(message) => ctx.publish_error(message.clone()),
-                None if snapshot.listed && snapshot.revision >= floor => {
+                None if snapshot.listed && (snapshot.history != history || snapshot.revision >= floor) => {
                     let mut endpoints = Vec::with_capacity(snapshot.entries.len() * copies.max(1) as usize);
                     for endpoint in snapshot.endpoints() {
                         endpoint.clone().push_copies(copies, &mut endpoints);

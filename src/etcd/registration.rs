@@ -460,6 +460,11 @@ async fn hold(core: Arc<Core>, group: Arc<LeaseGroup>, watch: Arc<SharedWatch>, 
                 }
                 deleted = deletions.deleted() => {
                     let Some(revision) = deleted else { return };
+                    if revision == watcher::REWOUND {
+                        // The put's revision belongs to a past the cluster no longer has.
+                        tracing::warn!("'{}': etcd went back to an older revision; putting it again", core.key);
+                        break;
+                    }
                     // A deletion older than our put (say, of the key under a lost lease) is history.
                     if revision > put_revision {
                         tracing::warn!("'{}' was deleted from etcd by someone else; putting it back", core.key);

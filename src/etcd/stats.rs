@@ -68,6 +68,8 @@ stats! {
     relists: Counter, "Full reads of a watched etcd prefix after its first one.";
     compactions_seen: Counter,
         "Times etcd compacted away a revision a watch or a paged read still needed, forcing a new read.";
+    rewinds_seen: Counter,
+        "Times an etcd cluster answered at a revision behind one a watch had already seen (a cluster restored from a backup), forcing a new read.";
     lease_grants: Counter, "etcd leases granted for registrations.";
     lease_renewals: Counter, "etcd lease keep-alives that renewed a registration's lease.";
     lease_losses: Counter, "etcd leases of registrations that expired or could not be renewed.";

@@ -5,7 +5,6 @@
 //! size fits the receive limit.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -54,6 +53,9 @@ pub struct Snapshot {
     pub listed: bool,
     /// Set while etcd cannot be read; `entries` are then the last known.
     pub error: Option<String>,
+    /// How many times the watch found the cluster gone back to an older revision (restored from a
+    /// backup): revisions of different histories do not compare.
+    pub history: u64,
 }
 
 impl Snapshot {
@@ -64,8 +66,17 @@ impl Snapshot {
 }
 
 /// Keys whose deletion someone in this process must hear of (registrations guarding their own key),
-/// each with the revision of the latest deletion seen.
+/// each with the revision of the latest deletion seen, or [`REWOUND`].
 type Guards = Arc<Mutex<HashMap<String, watch::Sender<i64>>>>;
+
+/// What a key guard hears when the cluster went back to an older revision (restored from a backup):
+/// every write made before is history, whether or not the key is still there, and revisions start
+/// over.
+pub const REWOUND: i64 = i64::MAX;
+
+/// The newest write this process made under a prefix: (history, revision); see
+/// [`SharedWatch::written`].
+type Written = Arc<Mutex<(u64, i64)>>;
 
 /// Most watch responses already waiting that are applied before one publish: a burst of changes
 /// becomes a few complete lists instead of one per event, while a lone change is published at once.
@@ -95,9 +106,9 @@ pub struct SharedWatch {
     relist: Arc<Notify>,
     last_relist: Mutex<Option<Instant>>,
     task: AbortHandle,
-    /// The newest revision at which this process wrote under the prefix (a registration's put): a
-    /// subscriber that joins later waits for a state at least this new.
-    written: AtomicI64,
+    /// The newest revision at which this process wrote under the prefix (a registration's put), in
+    /// the watch's current history: a subscriber that joins later waits for a state at least this new.
+    written: Written,
     _active: Gauge,
 }
 
@@ -118,7 +129,15 @@ pub fn subscribe(cluster: &Arc<Cluster>, prefix: &str) -> Result<Arc<SharedWatch
     let hub = SharedHub::default();
     let relist = Arc::new(Notify::new());
     let guards = Guards::default();
-    let body = run(Arc::clone(cluster), prefix.to_string(), Arc::clone(&hub), Arc::clone(&relist), Arc::clone(&guards));
+    let written = Written::default();
+    let body = run(
+        Arc::clone(cluster),
+        prefix.to_string(),
+        Arc::clone(&hub),
+        Arc::clone(&relist),
+        Arc::clone(&guards),
+        Arc::clone(&written),
+    );
     let task = runtime.spawn(body).abort_handle();
     let shared = Arc::new(SharedWatch {
         key: key.clone(),
@@ -127,7 +146,7 @@ pub fn subscribe(cluster: &Arc<Cluster>, prefix: &str) -> Result<Arc<SharedWatch
         relist,
         last_relist: Mutex::new(None),
         task,
-        written: AtomicI64::new(0),
+        written,
         _active: Gauge::up(&STATS.watches_active),
     });
     watches.retain(|_, w| w.strong_count() > 0);
@@ -161,13 +180,16 @@ impl SharedWatch {
     /// Records a write this process made under the prefix at `revision`, which etcd has confirmed
     /// but the watch may not have applied yet.
     pub fn saw_write(&self, revision: i64) {
-        self.written.fetch_max(revision, Ordering::Relaxed);
+        let mut written = self.written.lock();
+        written.1 = written.1.max(revision);
     }
 
-    /// The newest revision this process wrote at (0: none). A state older than that is real but
-    /// stale to anyone who saw the write confirmed: a subscriber joining now skips it.
-    pub fn written(&self) -> i64 {
-        self.written.load(Ordering::Relaxed)
+    /// The watch's current history and the newest revision this process wrote at in it (0: none).
+    /// A state of that history older than that revision is real but stale to anyone who saw the write
+    /// confirmed: a subscriber joining now skips it. A state of a later history is newer whatever its
+    /// revision.
+    pub fn written(&self) -> (u64, i64) {
+        *self.written.lock()
     }
 
     /// Asks for a fresh list (rate limited).
@@ -240,7 +262,17 @@ impl Drop for KeyGuard {
 enum End {
     Compacted,
     RelistRequested,
-    Failed { established: bool, message: String },
+    /// The member answered the watch at a revision behind the one already seen: either it has not
+    /// applied that revision yet, or the cluster went back in time (restored from a backup), where a
+    /// watch from the next revision would wait for revisions that already passed and miss every
+    /// change made until then.
+    Behind {
+        revision: i64,
+    },
+    Failed {
+        established: bool,
+        message: String,
+    },
 }
 
 struct Watcher {
@@ -249,6 +281,9 @@ struct Watcher {
     hub: SharedHub,
     relist: Arc<Notify>,
     guards: Guards,
+    written: Written,
+    /// Rewinds seen so far: see [`Snapshot::history`].
+    history: u64,
     /// Shared with the published snapshot, which the hub gives up before a change so that the
     /// change is made in place (except while a fragmented response is half applied).
     entries: Arc<BTreeMap<String, Entry>>,
@@ -258,9 +293,26 @@ struct Watcher {
     fragment_base: Option<i64>,
 }
 
-async fn run(cluster: Arc<Cluster>, prefix: String, hub: SharedHub, relist: Arc<Notify>, guards: Guards) {
-    let mut w =
-        Watcher { cluster, prefix, hub, relist, guards, entries: Arc::default(), revision: 0, fragment_base: None };
+async fn run(
+    cluster: Arc<Cluster>,
+    prefix: String,
+    hub: SharedHub,
+    relist: Arc<Notify>,
+    guards: Guards,
+    written: Written,
+) {
+    let mut w = Watcher {
+        cluster,
+        prefix,
+        hub,
+        relist,
+        guards,
+        written,
+        history: 0,
+        entries: Arc::default(),
+        revision: 0,
+        fragment_base: None,
+    };
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut listed_once = false;
     loop {
@@ -294,6 +346,35 @@ async fn run(cluster: Arc<Cluster>, prefix: String, hub: SharedHub, relist: Arc<
                     break;
                 }
                 End::RelistRequested => break,
+                End::Behind { revision } => match w.cluster_revision().await {
+                    // A member catching up: the watch from the next revision gets every change.
+                    Ok(now) if now >= w.revision => {
+                        tracing::debug!(
+                            "etcd watch on '{}' via {}: answered at revision {revision} while at {}; the cluster \
+                             is at {now}: watching again once the member caught up",
+                            w.prefix,
+                            w.cluster.member_url(member),
+                            w.revision
+                        );
+                        tokio::time::sleep(backoff.next()).await;
+                    }
+                    Ok(now) => {
+                        bump(&STATS.rewinds_seen);
+                        tracing::warn!(
+                            "etcd watch on '{}': the cluster is at revision {now}, behind revision {} already seen \
+                             (restored from a backup?); listing again",
+                            w.prefix,
+                            w.revision
+                        );
+                        w.rewound();
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!("etcd watch on '{}': {e}", w.prefix);
+                        w.publish(Some(e.message().to_string()));
+                        tokio::time::sleep(backoff.next()).await;
+                    }
+                },
                 End::Failed { established, message } => {
                     bump(&STATS.watch_restarts);
                     tracing::warn!("etcd watch on '{}' via {}: {message}", w.prefix, w.cluster.member_url(member));
@@ -312,6 +393,16 @@ async fn run(cluster: Arc<Cluster>, prefix: String, hub: SharedHub, relist: Arc<
 }
 
 impl Watcher {
+    /// Starts a new history: the revisions seen so far, this process's writes among them, belong to
+    /// a past the cluster no longer has. Registrations guarding a key write it again.
+    fn rewound(&mut self) {
+        self.history += 1;
+        *self.written.lock() = (self.history, 0);
+        for deletions in self.guards.lock().values() {
+            deletions.send_replace(REWOUND);
+        }
+    }
+
     /// Lists the prefix in pages (a Get with a limit, continued after the last key), every page
     /// after the first pinned to the first one's revision, as Kubernetes' API server lists etcd: the
     /// entries are one real state of etcd however large the prefix, and only one page's response is
@@ -394,6 +485,22 @@ impl Watcher {
         ))
     }
 
+    /// The cluster's current revision, from a linearizable read (which the leader confirms), so a
+    /// member that has not caught up yet does not answer with an older one.
+    async fn cluster_revision(&self) -> Result<i64, Error> {
+        let key = self.prefix.as_bytes().to_vec();
+        self.cluster
+            .call("revision", move |client| {
+                let key = key.clone();
+                async move {
+                    let options = GetOptions::new().with_count_only().with_limit(1);
+                    let resp = cluster::kv_client(&client).get(key, Some(options)).await?;
+                    Ok(resp.header().map_or(0, |h| h.revision()))
+                }
+            })
+            .await
+    }
+
     /// Reads up to `limit` keys of `[from, end)` at `revision` (0: the newest).
     async fn page(&self, from: &[u8], end: &[u8], revision: i64, limit: i64) -> Result<Page, Error> {
         let (from, end) = (from.to_vec(), end.to_vec());
@@ -428,7 +535,13 @@ impl Watcher {
                 let last = hub.current.as_deref().cloned().unwrap_or_default();
                 Snapshot { error: Some(error), ..last }
             } else {
-                Snapshot { revision: self.revision, entries: Arc::clone(&self.entries), listed: true, error }
+                Snapshot {
+                    revision: self.revision,
+                    entries: Arc::clone(&self.entries),
+                    listed: true,
+                    error,
+                    history: self.history,
+                }
             };
             for (_, subscriber) in hub.subscribers.iter_mut() {
                 subscriber(&snapshot);
@@ -546,6 +659,9 @@ impl Watcher {
             });
         }
         if resp.created() && !*established {
+            if let Some(h) = resp.header().filter(|h| h.revision() < self.revision) {
+                return Applied::End(End::Behind { revision: h.revision() });
+            }
             *established = true;
             // A watch that works again ends any error state, with the list as it is.
             self.publish(None);

@@ -10,7 +10,7 @@ use crate::error::Error;
 
 /// Writes the process-wide counters as a JSON object to `*json_out` (free it with `gn_string_free`):
 /// `updates_delivered` (updates published by every resolver), `watch_restarts`, `relists`,
-/// `compactions_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
+/// `compactions_seen`, `rewinds_seen`, `lease_grants`, `lease_renewals`, `lease_losses`, `reregistrations`, and the
 /// current `watches_active`, `keepalive_streams`, `registrations_active`,
 /// `registrations_registered`, `clusters_connected`; for the xDS servers `xds_streams_total`,
 /// `xds_pushes`, `xds_acks`, `xds_nacks` and the current `xds_servers_active`, `xds_streams_active`,

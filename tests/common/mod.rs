@@ -75,6 +75,17 @@ impl EtcdCluster {
         self.cli(&["compact"]).trim().parse().expect("compact prints the revision")
     }
 
+    /// Saves a snapshot of the cluster's data into `file` (etcdctl snapshot save).
+    pub fn snapshot(&self, file: &std::path::Path) {
+        self.cli(&["snapshot", "--file", file.to_str().expect("a UTF-8 path")]);
+    }
+
+    /// Restarts every member from the snapshot in `file`, on the same ports: the cluster goes back
+    /// to the snapshot's revision, as after a restore from backup.
+    pub fn restore(&self, file: &std::path::Path) {
+        self.cli(&["restore", "--file", file.to_str().expect("a UTF-8 path")]);
+    }
+
     /// Registers this cluster under `name` for targets `etcd://name/...` and registrations.
     pub fn register_as(&self, name: &str) {
         let config = ClusterConfig {
@@ -105,7 +116,6 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A tokio runtime for the test's own etcd client calls.
 /// Every log line the library (and the crates under it) emits from now on at `level` and above, as
 /// "Level target: message"; the process's one sink, so a test binary uses one capture at a time.
 #[derive(Default)]
@@ -129,6 +139,7 @@ impl LogCapture {
     }
 }
 
+/// A tokio runtime for the test's own etcd client calls.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }

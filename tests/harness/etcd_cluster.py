@@ -18,6 +18,10 @@ CLI (members are numbered from 0, in the order of the endpoints list):
   etcd_cluster.py restart --dir DIR --member I     (kill if running, start again on the same ports)
   etcd_cluster.py stop-all --dir DIR / start-all --dir DIR   (keep data and ports)
   etcd_cluster.py compact --dir DIR                (compact to the current revision)
+  etcd_cluster.py snapshot --dir DIR --file F      (etcdctl snapshot save F from a healthy member)
+  etcd_cluster.py restore --dir DIR --file F       (stop every member, replace each one's data with
+      `etcdctl snapshot restore F` under the same names, peer URLs and token, start them again on
+      the same ports: the cluster is back at the snapshot's revision, as after a restore from backup)
   etcd_cluster.py endpoints --dir DIR
 
 TLS: --tls-dir D must hold ca.pem, server.pem and server-key.pem; clients then connect with
@@ -32,7 +36,9 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import ssl
+import subprocess
 import sys
 import urllib.request
 
@@ -42,6 +48,7 @@ import members as base  # noqa: E402
 from members import pid_state  # noqa: E402
 
 ETCD = os.environ.get("GNAMING_TEST_ETCD_BIN", "etcd")
+ETCDCTL = os.environ.get("GNAMING_TEST_ETCDCTL_BIN", "etcdctl")
 
 
 class EtcdCluster(base.Cluster):
@@ -51,22 +58,31 @@ class EtcdCluster(base.Cluster):
     KIND = "etcd cluster"
     PREFIX = "gnaming-etcd-"
 
-    def __init__(self, members=3, dir=None, tls_dir=None):
+    def __init__(self, members=3, dir=None, tls_dir=None, netns=None):
         super().__init__(members=members, dir=dir)
         self.tls_dir = os.path.abspath(tls_dir) if tls_dir else None
+        # [(namespace, address)] per member: each member runs in a network namespace the caller made
+        # (tests/chaos/netns.py), on that address with etcd's own ports, and is reached from a
+        # namespace that routes to it.
+        self.netns = netns
 
     def _loaded(self):
         self.tls_dir = self.state.get("tls_dir")
+        self.netns = self.state.get("netns")
 
     def _plan(self):
         ports = base.free_ports(2 * self.members)
         scheme = "https" if self.tls_dir else "http"
         planned = []
         for i in range(self.members):
+            if self.netns:
+                host, client_port, peer_port = self.netns[i][1], 2379, 2380
+            else:
+                host, client_port, peer_port = "127.0.0.1", ports[2 * i], ports[2 * i + 1]
             planned.append({
                 "name": f"m{i}",
-                "client_url": f"{scheme}://127.0.0.1:{ports[2 * i]}",
-                "peer_url": f"http://127.0.0.1:{ports[2 * i + 1]}",
+                "client_url": f"{scheme}://{host}:{client_port}",
+                "peer_url": f"http://{host}:{peer_port}",
                 "data_dir": os.path.join(self.dir, f"m{i}.data"),
                 "log": os.path.join(self.dir, f"m{i}.log"),
                 "pid": None,
@@ -75,6 +91,7 @@ class EtcdCluster(base.Cluster):
             "members": planned,
             "token": f"gnaming-{os.getpid()}-{ports[0]}",
             "tls_dir": self.tls_dir,
+            "netns": self.netns,
             "own_dir": self._own_dir,
         }
         self._save()
@@ -97,6 +114,9 @@ class EtcdCluster(base.Cluster):
                 "--trusted-ca-file", os.path.join(self.tls_dir, "ca.pem"),
                 "--client-cert-auth",
             ]
+        if self.netns:
+            # `ip netns exec` enters the namespace and execs etcd: the PID recorded is etcd's.
+            cmd = ["ip", "netns", "exec", self.netns[int(m["name"][1:])][0], *cmd]
         return cmd
 
     def _ssl_context(self):
@@ -148,6 +168,36 @@ class EtcdCluster(base.Cluster):
         self._gateway("/v3/kv/compaction", {"revision": rev, "physical": True})
         return rev
 
+    def _etcdctl(self, *args):
+        env = dict(os.environ, ETCDCTL_API="3")
+        out = subprocess.run([ETCDCTL, *args], env=env, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"etcdctl {' '.join(args)}: {out.stderr.strip()}")
+        return out.stdout
+
+    def snapshot(self, path):
+        """Saves a snapshot of the data from the first healthy member into `path`."""
+        self._reload()
+        if self.tls_dir:
+            raise RuntimeError("snapshots of TLS clusters are not supported by the harness")
+        for i, m in enumerate(self.state["members"]):
+            if self._alive(i) and pid_state(m["pid"]) != "T" and self._healthy(i):
+                self._etcdctl("--endpoints", m["client_url"], "snapshot", "save", path)
+                return
+        raise RuntimeError("no healthy member to take a snapshot from")
+
+    def restore(self, path):
+        """Stops every member and restarts the cluster from the snapshot at `path`, on the same ports."""
+        self._reload()
+        self._kill_all()
+        initial = ",".join(f"{x['name']}={x['peer_url']}" for x in self.state["members"])
+        for m in self.state["members"]:
+            shutil.rmtree(m["data_dir"], ignore_errors=True)
+            self._etcdctl("snapshot", "restore", path, "--name", m["name"], "--data-dir", m["data_dir"],
+                          "--initial-cluster", initial, "--initial-cluster-token", self.state["token"],
+                          "--initial-advertise-peer-urls", m["peer_url"])
+        self.start_all()
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Real etcd clusters on loopback for tests.")
@@ -162,6 +212,10 @@ def main(argv=None):
     start.add_argument("--tls-dir")
     start.add_argument("--watch-pid", type=int)
     base.add_member_commands(sub, "member", ("compact", "endpoints"))
+    for name in ("snapshot", "restore"):
+        snap = sub.add_parser(name)
+        snap.add_argument("--dir", required=True)
+        snap.add_argument("--file", required=True)
     args = p.parse_args(argv)
 
     if args.command == "run":
@@ -178,6 +232,10 @@ def main(argv=None):
         print(c.endpoints)
     elif args.command == "compact":
         print(c.compact())
+    elif args.command == "snapshot":
+        c.snapshot(os.path.abspath(args.file))
+    elif args.command == "restore":
+        c.restore(os.path.abspath(args.file))
     return 0
 
 

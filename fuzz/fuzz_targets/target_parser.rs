@@ -5,7 +5,7 @@
 #![no_main]
 
 use gnaming::resolver::policy::Policy;
-use gnaming::target::{ClusterRef, Target, MAX_TARGET_LEN};
+use gnaming::target::{ClusterRef, EnsembleRef, Target, MAX_TARGET_LEN};
 use gnaming::xds::names;
 use gnaming::ErrorKind;
 use libfuzzer_sys::fuzz_target;
@@ -68,7 +68,14 @@ fn canonical(target: &Target) -> String {
             let server = t.server.map(|s| s.to_string()).unwrap_or_default();
             format!("dns://{server}/{}", t.host.with_port(t.port))
         }
-        Target::Zk(t) => format!("zk://{}{}{}", t.servers.join(","), t.path, copies(t.copies)),
+        Target::Zk(t) => {
+            let authority = match &t.ensemble {
+                EnsembleRef::Default => String::new(),
+                EnsembleRef::Servers(servers) => servers.join(","),
+                EnsembleRef::Named(name) => name.clone(),
+            };
+            format!("zk://{authority}{}{}", t.path, copies(t.copies))
+        }
     }
 }
 

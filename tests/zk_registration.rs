@@ -202,9 +202,18 @@ fn digest_credentials_and_the_node_acl_guard_registrations_on_a_named_ensemble()
     assert_eq!((acl[0].scheme(), acl[0].id().split(':').next()), ("digest", Some("svc")), "{acl:?}");
     assert_eq!(acl[0].permission(), zookeeper_client::Permission::ALL);
 
-    // Deleted by a session with the same credentials: put back, with the same ACL.
+    // Deleted by a session with the same credentials: put back, with the same ACL. (The resolver may
+    // see the deletion and the new node as one change: the node's creation is what tells.)
+    let created = |w: &Writer| w.rt.block_on(w.client.check_stat(private.path())).expect("stat").map(|stat| stat.czxid);
+    let first = created(&owner_writer).expect("the node exists");
     owner_writer.delete(private.path());
-    owner.wait_list(WAIT, &[]);
+    let deadline = Instant::now() + WAIT;
+    while created(&owner_writer).is_none_or(|czxid| czxid == first) {
+        assert!(Instant::now() < deadline, "the deleted node was not put back within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (acl, _) = owner_writer.rt.block_on(owner_writer.client.get_acl(private.path())).expect("the ACL");
+    assert_eq!((acl.len(), acl[0].scheme()), (1, "digest"), "{acl:?}");
     owner.wait_list(WAIT, &sorted(&["127.0.0.1:7100"]));
     wait_state(&private, RegistrationState::Registered);
 

@@ -130,14 +130,18 @@ pub fn subscribe(cluster: &Arc<Cluster>, prefix: &str) -> Result<Arc<SharedWatch
     let relist = Arc::new(Notify::new());
     let guards = Guards::default();
     let written = Written::default();
-    let body = run(
-        Arc::clone(cluster),
-        prefix.to_string(),
-        Arc::clone(&hub),
-        Arc::clone(&relist),
-        Arc::clone(&guards),
-        Arc::clone(&written),
-    );
+    let body = run(Watcher {
+        cluster: Arc::clone(cluster),
+        prefix: prefix.to_string(),
+        hub: Arc::clone(&hub),
+        relist: Arc::clone(&relist),
+        guards: Arc::clone(&guards),
+        written: Arc::clone(&written),
+        history: 0,
+        entries: Arc::default(),
+        revision: 0,
+        fragment_base: None,
+    });
     let task = runtime.spawn(body).abort_handle();
     let shared = Arc::new(SharedWatch {
         key: key.clone(),
@@ -293,26 +297,7 @@ struct Watcher {
     fragment_base: Option<i64>,
 }
 
-async fn run(
-    cluster: Arc<Cluster>,
-    prefix: String,
-    hub: SharedHub,
-    relist: Arc<Notify>,
-    guards: Guards,
-    written: Written,
-) {
-    let mut w = Watcher {
-        cluster,
-        prefix,
-        hub,
-        relist,
-        guards,
-        written,
-        history: 0,
-        entries: Arc::default(),
-        revision: 0,
-        fragment_base: None,
-    };
+async fn run(mut w: Watcher) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut listed_once = false;
     loop {

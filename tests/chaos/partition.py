@@ -157,29 +157,26 @@ def inside(args, net_state):
         lists = Lists(gnaming, f"etcd:///{PREFIX}")
         settle(lists, urls[1], time.monotonic())
         try:
+            def phase(name, cuts, writer):
+                """Cuts `cuts`, makes the changes through member `writer`, waits for the lists to agree."""
+                for a, b in cuts:
+                    net.cut(a, b)
+                cut_at = time.monotonic()
+                churn(urls[writer], args.changes, len(result))
+                took, final = settle(lists, urls[writer], cut_at)
+                missing = [a for a in registered if a not in final]
+                assert not missing, f"{name}: registrations lost: {missing}"
+                result[name] = {"settled_s": took, "final_entries": len(final)}
+                net.heal_all()
+
             # 1. Member 0, the first endpoint, cut off from its peers; it still answers the client.
             in_use = connected_members(addresses[:3])
             assert in_use == [0], f"before the cut the client should use member 0 only; it is connected to {in_use}"
             result["members_in_use_before_the_cut"] = in_use
-            net.cut(0, 1)
-            net.cut(0, 2)
-            cut_at = time.monotonic()
-            churn(urls[1], args.changes, 1)
-            took, final = settle(lists, urls[1], cut_at)
-            missing = [a for a in registered if a not in final]
-            assert not missing, f"registrations lost during the member's partition: {missing}"
-            result["member_cut_from_peers"] = {"settled_s": took, "final_entries": len(final)}
-            net.heal_all()
+            phase("member_cut_from_peers", [(0, 1), (0, 2)], writer=1)
             # 2. The client cut off from member 1 (where the watch went when member 0 was cut off).
             result["members_in_use_before_the_client_cut"] = connected_members(addresses[:3])
-            net.cut(3, 1)
-            cut_at = time.monotonic()
-            churn(urls[2], args.changes, 2)
-            took, final = settle(lists, urls[2], cut_at)
-            missing = [a for a in registered if a not in final]
-            assert not missing, f"registrations lost while the client was cut off from a member: {missing}"
-            result["client_cut_from_member"] = {"settled_s": took, "final_entries": len(final)}
-            net.heal_all()
+            phase("client_cut_from_member", [(3, 1)], writer=2)
             assert not lists.empties(), f"an empty list was pushed while etcd held keys: {lists.empties()}"
             states = [r.state.name for r in regs]
             assert all(s == "REGISTERED" for s in states), f"registration states at the end: {states}"

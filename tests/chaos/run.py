@@ -6,6 +6,7 @@ with its output's tail, and the run exits non-zero; one that cannot run here (no
 is reported as skipped, never as passed.
 
   run.py --out DIR --go BIN --cpp BIN [--soak-seconds 1800] [--only NAME] [--report CHAOS.md --plot PNG]
+  run.py --out DIR --go BIN --cpp BIN --from-results --report CHAOS.md --plot PNG   (the report again)
 """
 
 import argparse
@@ -82,8 +83,9 @@ def report(results, args):
                 f"equalled etcd's {m.get('settled_s')} s after the cut ({m.get('final_entries')} entries).",
                 f"- The client cut off from a member: equal {c.get('settled_s')} s after the cut "
                 f"({c.get('final_entries')} entries).",
-                f"- Updates delivered: {part.get('updates')}; no empty list; registrations kept their keys and "
-                f"ended REGISTERED. Library counters: `{json.dumps(part.get('stats'))}`."]
+                f"- Updates delivered to the resolver: {part.get('updates')} (a phase's changes are made while the "
+                f"watch moves to another member, and arrive together once it has); no empty list; registrations "
+                f"kept their keys and ended REGISTERED. Library counters: `{json.dumps(part.get('stats'))}`."]
     churn = r.get("leader kill under churn", {}).get("figures") or {}
     if churn:
         out += ["", "## Leader kill under churn", "",
@@ -133,7 +135,15 @@ def main():
     p.add_argument("--only")
     p.add_argument("--report")
     p.add_argument("--plot")
+    p.add_argument("--from-results", action="store_true",
+                   help="write the report from OUT/results.json without running anything")
     args = p.parse_args()
+    if args.from_results:
+        with open(os.path.join(args.out, "results.json")) as f:
+            results = json.load(f)
+        with open(os.path.join(REPO, args.report), "w") as f:
+            f.write(report(results, args))
+        return 0
     os.makedirs(args.out, exist_ok=True)
     py = sys.executable
     soak_csv = os.path.join(os.path.abspath(args.out), "soak.csv")
@@ -147,7 +157,7 @@ def main():
     }
     env = {"soak": dict(os.environ, GNAMING_SOAK_SECONDS=str(args.soak_seconds), GNAMING_SOAK_CSV=soak_csv)}
     results = {"date": datetime.date.today().isoformat(),
-               "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.release()}",
+               "machine": f"{os.cpu_count()} cores, {platform.system()}",
                "scenarios": {}}
     for name, cmd in scenarios.items():
         if args.only and args.only != name:

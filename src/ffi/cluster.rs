@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::error::{gn_error, gn_status};
 use super::panic::with_status;
-use super::plumbing::{borrow, borrow_str, edit_options, free_handle, new_handle};
+use super::plumbing::{borrow, borrow_credentials, borrow_str, edit_options, free_handle, new_handle};
 use crate::error::Error;
 use crate::etcd::cluster::{self, ClusterConfig, TlsConfig};
 
@@ -129,12 +129,7 @@ pub extern "C" fn gn_cluster_options_set_auth(
 ) -> gn_status {
     edit_options(options, err_out, |o| {
         // SAFETY: NULL or NUL-terminated strings, as documented.
-        let user = unsafe { borrow_str(user, "user") }?;
-        let password = unsafe { borrow_str(password, "password") }?;
-        if user.is_empty() {
-            return Err(Error::invalid_argument("user is empty"));
-        }
-        o.inner.auth = Some((user.to_string(), password.to_string()));
+        o.inner.auth = Some(unsafe { borrow_credentials(user, password) }?);
         Ok(())
     })
 }

@@ -144,3 +144,21 @@ pub(crate) fn enum_row<C: Copy + Into<c_int>, R>(
 pub(crate) fn enum_row_of<C, R: PartialEq>(table: &'static [EnumRow<C, R>], core: R) -> Option<&'static EnumRow<C, R>> {
     table.iter().find(|row| row.core == core)
 }
+
+/// A user and password pair from C (both NUL-terminated, the user non-empty), as the cluster and
+/// ZooKeeper options take them.
+///
+/// # Safety
+/// `user` and `password` are NULL or NUL-terminated strings.
+pub(crate) unsafe fn borrow_credentials(
+    user: *const c_char,
+    password: *const c_char,
+) -> Result<(String, String), Error> {
+    // SAFETY: as this function's contract says.
+    let user = unsafe { borrow_str(user, "user") }?;
+    let password = unsafe { borrow_str(password, "password") }?;
+    if user.is_empty() {
+        return Err(Error::invalid_argument("user is empty"));
+    }
+    Ok((user.to_string(), password.to_string()))
+}

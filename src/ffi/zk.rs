@@ -5,7 +5,7 @@ use std::ffi::c_char;
 
 use super::error::{gn_error, gn_status};
 use super::panic::with_status;
-use super::plumbing::{borrow, borrow_str, edit_options, free_handle, new_handle};
+use super::plumbing::{borrow, borrow_credentials, borrow_str, edit_options, free_handle, new_handle};
 use crate::error::Error;
 use crate::zk::ensemble::{self, EnsembleConfig, NodeAcl};
 
@@ -61,12 +61,11 @@ pub extern "C" fn gn_zk_options_set_digest(
 ) -> gn_status {
     edit_options(options, err_out, |o| {
         // SAFETY: NULL or NUL-terminated strings, as documented.
-        let user = unsafe { borrow_str(user, "user") }?;
-        let password = unsafe { borrow_str(password, "password") }?;
-        if user.is_empty() || user.contains(':') {
+        let (user, password) = unsafe { borrow_credentials(user, password) }?;
+        if user.contains(':') {
             return Err(Error::invalid_argument("user must be non-empty and without ':'"));
         }
-        o.inner.digest = Some((user.to_string(), password.to_string()));
+        o.inner.digest = Some((user, password));
         Ok(())
     })
 }

@@ -102,8 +102,7 @@ impl Source {
             }
             Target::Zk(t) => {
                 let ensemble = crate::zk::ensemble::for_ref(&t.ensemble).ok()?;
-                let (servers, chroot) =
-                    ensemble.servers.split_at(ensemble.servers.find('/').unwrap_or(ensemble.servers.len()));
+                let (servers, chroot) = ensemble.servers_and_chroot();
                 // The same servers named in another order are the same ensemble; credentials may
                 // see other nodes, so the user is part of the source (never the password).
                 let mut servers: Vec<&str> = servers.split(',').collect();

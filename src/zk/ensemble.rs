@@ -87,10 +87,7 @@ impl EnsembleConfig {
     /// empty, '.' or '..' segment and not ending in '/'.
     pub fn parse_servers(connect: &str) -> Result<String, Error> {
         let connect = connect.trim();
-        let (servers, chroot) = match connect.find('/') {
-            Some(at) => connect.split_at(at),
-            None => (connect, ""),
-        };
+        let (servers, chroot) = split_connect(connect);
         for server in servers.split(',') {
             let valid = server.rsplit_once(':').is_some_and(|(host, port)| {
                 !host.is_empty() && !host.contains([' ', '#', '?']) && port.parse::<u16>().is_ok_and(|p| p > 0)
@@ -108,6 +105,11 @@ impl EnsembleConfig {
             )));
         }
         Ok(connect.to_string())
+    }
+
+    /// The servers (`host:port,...`) and the chroot (`/apps/prod`, or "") of the connect string.
+    pub fn servers_and_chroot(&self) -> (&str, &str) {
+        split_connect(&self.servers)
     }
 
     /// The default ensemble from the environment.
@@ -141,6 +143,10 @@ impl EnsembleConfig {
         }
         connector.connect(&self.servers).await
     }
+}
+
+fn split_connect(connect: &str) -> (&str, &str) {
+    connect.split_at(connect.find('/').unwrap_or(connect.len()))
 }
 
 /// Configured ensembles by name; "" is the default.

@@ -4,11 +4,14 @@
  * GN_STATUS_INVALID_TARGET naming the part. Registrations with a zk:// service are resolved and gone
  * once closed; bad ones fail with GN_STATUS_INVALID_ARGUMENT naming the part. A named ensemble
  * (gn_zk_register) with digest credentials and a creator-only ACL keeps its nodes from resolvers
- * without them; its options refuse bad values. The test starts
+ * without them; its options refuse bad values; ensembles are registered and used from four threads
+ * at once. The test starts
  * its own single-server ensemble through tests/harness/zk_ensemble.py (run from the repository root,
  * as make does) and changes it with ZooKeeper's own zkCli.sh; GNAMING_TEST_ZKCLI names zkCli.sh when
  * it is not where Debian puts it. */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <unistd.h>
 
@@ -361,6 +364,45 @@ out:
   gn_registration_free(reg);
 }
 
+/* gn_zk_register is thread-safe: four threads at once each configure a name of their own and a
+ * shared one, again and again, and start and free resolvers on both between the registrations; every
+ * call succeeds. */
+#define RACE_THREADS 4
+#define RACE_ROUNDS 20
+static atomic_int race_failures;
+
+static void *register_and_resolve(void *arg) {
+  int id = (int)(intptr_t)arg;
+  char own[32], target[64];
+  snprintf(own, sizeof own, "race-%d", id);
+  for (int round = 0; round < RACE_ROUNDS; round++) {
+    gn_zk_options *o = gn_zk_options_new();
+    if (!o || gn_zk_options_set_servers(o, zk_servers, NULL) != GN_STATUS_OK ||
+        gn_zk_options_set_digest(o, round % 2 ? "a" : "b", "pw", NULL) != GN_STATUS_OK ||
+        gn_zk_register(own, o, NULL) != GN_STATUS_OK || gn_zk_register("race-shared", o, NULL) != GN_STATUS_OK)
+      atomic_fetch_add(&race_failures, 1);
+    gn_zk_options_free(o);
+    const char *names[] = {own, "race-shared"};
+    for (int i = 0; i < 2; i++) {
+      snprintf(target, sizeof target, "zk://%s/race/echo", names[i]);
+      gn_resolver *r = NULL;
+      gn_update_callback pull = {NULL, NULL, NULL};
+      if (gn_resolver_start(target, NULL, pull, &r, NULL) != GN_STATUS_OK) atomic_fetch_add(&race_failures, 1);
+      gn_resolver_free(r);
+    }
+  }
+  return NULL;
+}
+
+static void ensembles_are_registered_and_used_from_four_threads_at_once(void) {
+  pthread_t threads[RACE_THREADS];
+  for (int i = 0; i < RACE_THREADS; i++)
+    CHECK(pthread_create(&threads[i], NULL, register_and_resolve, (void *)(intptr_t)i) == 0, "pthread_create");
+  for (int i = 0; i < RACE_THREADS; i++) pthread_join(threads[i], NULL);
+  CHECK(atomic_load(&race_failures) == 0, "%d calls failed while four threads registered and resolved at once",
+        atomic_load(&race_failures));
+}
+
 int main(void) {
   bool started = start_ensemble();
   if (started) {
@@ -380,6 +422,7 @@ int main(void) {
   RUN(a_chroot_in_gnaming_zk_servers_roots_targets_without_servers);
   RUN(zk_service_registrations_are_resolved_and_gone_after_close);
   RUN(a_named_ensemble_with_digest_credentials_keeps_its_nodes_to_itself);
+  RUN(ensembles_are_registered_and_used_from_four_threads_at_once);
   stop_ensemble();
   gn_runtime_shutdown(5000, NULL);
   return check_summary();
